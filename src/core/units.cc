@@ -1,0 +1,111 @@
+#include "core/units.h"
+
+#include <charconv>
+#include <limits>
+
+#include <fmt/format.h>
+
+namespace herald {
+namespace {
+
+constexpr std::string_view kDurationExpected =
+    "a duration like \"500ms\", \"30s\", \"2m\", \"1h30m\", \"1d\" or \"1w\"";
+
+bool ParseCount(std::string_view digits, std::uint64_t& out) {
+  if (digits.empty()) return false;
+  auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), out);
+  return ec == std::errc() && end == digits.data() + digits.size();
+}
+
+}  // namespace
+
+Result<Duration> ParseDuration(std::string_view text) {
+  auto invalid = [&] {
+    return InvalidArgument(fmt::format("\"{}\" is not {}", text, kDurationExpected));
+  };
+  if (text == "0") return Duration(0);
+  if (text.empty()) return invalid();
+  std::int64_t total_ms = 0;
+  std::size_t i = 0;
+  while (i < text.size()) {
+    std::size_t digits_end = i;
+    while (digits_end < text.size() && text[digits_end] >= '0' && text[digits_end] <= '9') ++digits_end;
+    std::uint64_t value = 0;
+    if (!ParseCount(text.substr(i, digits_end - i), value)) return invalid();
+    std::size_t unit_end = digits_end;
+    while (unit_end < text.size() && (text[unit_end] < '0' || text[unit_end] > '9')) ++unit_end;
+    std::string_view unit = text.substr(digits_end, unit_end - digits_end);
+    std::int64_t unit_ms = 0;
+    if (unit == "ms") unit_ms = 1;
+    else if (unit == "s") unit_ms = 1000;
+    else if (unit == "m") unit_ms = 60'000;
+    else if (unit == "h") unit_ms = 3'600'000;
+    else if (unit == "d") unit_ms = 86'400'000;
+    else if (unit == "w") unit_ms = 7 * 86'400'000LL;
+    else return invalid();
+    constexpr std::int64_t kMax = std::numeric_limits<std::int64_t>::max() / 2;
+    if (value > static_cast<std::uint64_t>(kMax / unit_ms) || total_ms > kMax - static_cast<std::int64_t>(value) * unit_ms) {
+      return InvalidArgument(fmt::format("duration \"{}\" is too long", text));
+    }
+    total_ms += static_cast<std::int64_t>(value) * unit_ms;
+    i = unit_end;
+  }
+  return Duration(total_ms);
+}
+
+std::string FormatDuration(Duration d) {
+  std::int64_t ms = d.count();
+  if (ms == 0) return "0s";
+  std::string out;
+  if (ms < 0) {
+    out += '-';
+    ms = -ms;
+  }
+  struct Unit {
+    std::int64_t ms;
+    const char* name;
+  };
+  static constexpr Unit kUnits[] = {{86'400'000, "d"}, {3'600'000, "h"}, {60'000, "m"}, {1000, "s"}, {1, "ms"}};
+  for (const Unit& unit : kUnits) {
+    if (ms >= unit.ms) {
+      out += fmt::format("{}{}", ms / unit.ms, unit.name);
+      ms %= unit.ms;
+    }
+  }
+  return out;
+}
+
+std::string_view LimitWindowName(LimitWindow window) {
+  switch (window) {
+    case LimitWindow::kMinute: return "minute";
+    case LimitWindow::kHour: return "hour";
+    case LimitWindow::kDay: return "day";
+    case LimitWindow::kWeek: return "week";
+    case LimitWindow::kMonth: return "month";
+  }
+  return "?";
+}
+
+std::string SendingLimit::ToString() const { return fmt::format("{}/{}", count, LimitWindowName(window)); }
+
+Result<SendingLimit> ParseSendingLimit(std::string_view text) {
+  auto invalid = [&] {
+    return InvalidArgument(fmt::format(
+        "\"{}\" is not a sending limit like \"200/hour\" (count at least 1; per minute, hour, day, week or month)",
+        text));
+  };
+  std::size_t slash = text.find('/');
+  if (slash == std::string_view::npos) return invalid();
+  SendingLimit limit;
+  if (!ParseCount(text.substr(0, slash), limit.count) || limit.count == 0) return invalid();
+  std::string_view window = text.substr(slash + 1);
+  if (window == "minute") limit.window = LimitWindow::kMinute;
+  else if (window == "hour") limit.window = LimitWindow::kHour;
+  else if (window == "day") limit.window = LimitWindow::kDay;
+  else if (window == "week") limit.window = LimitWindow::kWeek;
+  else if (window == "month") limit.window = LimitWindow::kMonth;
+  else return invalid();
+  return limit;
+}
+
+}  // namespace herald
