@@ -83,7 +83,10 @@ class [[nodiscard]] Result {
   const T* operator->() const { return &value(); }
 
   // The error, or an ok Status when a value is held.
-  Status status() const { return ok() ? Status::Ok() : std::get<Status>(data_); }
+  const Status& status() const {
+    static const Status kOk;
+    return ok() ? kOk : std::get<Status>(data_);
+  }
 
  private:
   std::variant<T, Status> data_;

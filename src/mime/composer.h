@@ -1,0 +1,92 @@
+// The composer: turns a sending task's message settings into one RFC 5322 / MIME message per
+// recipient (RFC 2045-2049). Everything invariant is prepared once in Create() — attachments read
+// and base64-encoded, static body text quoted-printable-encoded, constant headers encoded and
+// folded — so Compose() only renders what is personal.
+//
+// Create() may be slow (reads files); Compose() is const and may run on many threads at once,
+// each with its own MessageData.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "address/address.h"
+#include "core/clock.h"
+#include "core/status.h"
+#include "merge/field_set.h"
+#include "merge/template.h"
+#include "mime/message_data.h"
+
+namespace herald {
+
+// RFC 2156 Sensitivity header values (Outlook's "sensitivity"). kNormal writes no header.
+enum class Sensitivity { kNormal, kPersonal, kPrivate, kCompanyConfidential };
+
+struct AttachmentSpec {
+  std::string path;          // file to attach, read once by Create()
+  std::string file_name;     // name shown to the recipient; empty: the file's own name
+  std::string content_type;  // empty: from the file name's extension (application/octet-stream if unknown)
+};
+
+struct HeaderSpec {
+  std::string name;  // validated by Create(): RFC 5322 field name, not one herald writes itself
+  Template value;
+};
+
+struct ComposerSpec {
+  std::string task_title;  // value of {%task_title%}
+  Address from_address;
+  std::optional<Template> from_name;  // display name of From
+  std::optional<Mailbox> reply_to;
+  std::optional<Template> to_name;    // display name of To; none: the bare address
+  Template subject;                   // may not use {%subject%}
+  std::optional<Template> text_body;  // at least one of text_body and html_body
+  std::optional<Template> html_body;  // values are HTML-escaped here
+  std::vector<AttachmentSpec> attachments;
+  std::vector<HeaderSpec> extra_headers;
+  Sensitivity sensitivity = Sensitivity::kNormal;
+};
+
+// What the account chosen for a recipient changes in its message (DESIGN.md, per account).
+struct AccountOverrides {
+  std::optional<Mailbox> default_reply_to;  // used when the task sets no Reply-To
+  std::string default_sender_name;          // used when the task sets no From display name
+  // Replaces the From address, except for messages with Sensitivity: Private.
+  std::optional<Address> fixed_sender;
+};
+
+// What varies per recipient.
+struct RecipientParts {
+  // Values of the CSV columns, one per FieldSet column (built-ins are filled in by Compose()).
+  FieldValues column_values;
+  const Address* to = nullptr;
+  // Message-ID without angle brackets ("id@domain"); the engine keeps it stable across retries.
+  std::string_view message_id;
+  TimePoint date;
+  const AccountOverrides* account = nullptr;  // none: the task's settings as they are
+};
+
+class MessageComposer {
+ public:
+  // Prepares the invariant parts. `fields` is the task's FieldSet (the templates in `spec` were
+  // compiled against it). Errors: an attachment that cannot be read (names the file), an
+  // invalid extra header name, no body at all, {%subject%} used in the subject.
+  static Result<std::shared_ptr<const MessageComposer>> Create(ComposerSpec spec, FieldSet fields);
+
+  ~MessageComposer();
+
+  // Writes one recipient's message into `out` (cleared first). Fails for this recipient only —
+  // with a message naming the field — when a value would put CR, LF or NUL into a header, or a
+  // header value or body value is not valid UTF-8.
+  Status Compose(const RecipientParts& recipient, MessageData& out) const;
+
+ private:
+  struct Impl;
+  explicit MessageComposer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace herald
