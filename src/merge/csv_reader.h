@@ -1,8 +1,22 @@
 // A streaming reader for recipient lists in CSV (RFC 4180): quoted fields with embedded
 // delimiters, doubled quotes and line breaks; UTF-8 with or without a byte-order mark; CRLF or
 // LF line ends; comma, semicolon or tab as delimiter, detected from the header row or set.
-// Memory is bounded by the largest record (capped by CsvOptions::max_record_bytes), never by the
-// size of the file. One reader is used by one thread.
+// The input is read in 64 KiB blocks; memory is bounded by about CsvOptions::max_record_bytes
+// plus one block, never by the size of the file. One reader is used by one thread.
+//
+// How the reader treats what RFC 4180 leaves open or forbids:
+// - Record ends: CRLF, LF and a lone CR (old Mac exports) each end a record and count as one
+//   line. Inside quotes they are kept in the value exactly as written.
+// - Values are kept as written: `a, b` gives "a" and " b"; nothing is trimmed. Header names are
+//   trimmed of spaces and tabs, because placeholders (`{% city %}`) are.
+// - Blanks before an opening quote or after a closing one are dropped: `a, "b, c" ` gives "a"
+//   and "b, c".
+// - A quote inside an unquoted field is kept as a character: `5" screen` gives `5" screen`.
+// - Anything but blanks between a closing quote and the delimiter (`"ab"c`, often an undoubled
+//   quote inside a quoted value) makes the record bad.
+// - Lines holding nothing or only spaces (and tabs, unless tab is the delimiter) are skipped.
+//   `,,` is a record of empty values.
+// - A UTF-8 byte-order mark is stripped; a UTF-16 one is an error of Open.
 #pragma once
 
 #include <cstddef>
@@ -19,22 +33,31 @@ struct CsvOptions {
   // ',', ';' or '\t'; '\0' detects it from the header row (the candidate occurring most often
   // outside quotes; a comma when there is none).
   char delimiter = '\0';
-  // A record longer than this is reported as a bad record (and skipped over) instead of read.
+  // A record whose text (quotes and delimiters included, line end excluded) is longer than this
+  // is reported as a bad record and skipped over without being stored. Must be at least 1.
   std::size_t max_record_bytes = 1 << 20;
 };
 
+// Pass the same CsvRecord to every Next() call: its strings are reused, so reading a file of
+// records of similar shape allocates nothing after the first records.
 struct CsvRecord {
-  std::size_t line = 0;             // 1-based line on which the record starts
-  std::vector<std::string> fields;  // unquoted values
-  // Empty for a good record. Otherwise why the record is bad — wrong number of fields, invalid
-  // UTF-8 (with the byte offset), too large — and the record must not be used; reading can go on.
+  // 1-based physical line on which the record starts, counting line breaks inside quoted fields,
+  // as an editor shows it.
+  std::size_t line = 0;
+  std::vector<std::string> fields;  // unquoted values; one per header column in a good record
+  // Empty for a good record. Otherwise why the record is bad — wrong number of fields (expected N,
+  // got M), invalid UTF-8 (field and byte), too large, an unterminated quote at the end of the
+  // file, text after a closing quote — and `fields` are incomplete and must not be used; reading
+  // can go on with the next record.
   std::string problem;
 };
 
 class CsvReader {
  public:
-  // Reads the header row of `path`. Errors name the file: cannot open, empty file, no header,
-  // empty or duplicate column names, invalid UTF-8 in the header.
+  // Reads the header row of `path` (blank lines before it are skipped). Errors name the file:
+  // cannot open (kNotFound when it does not exist), empty file, no header, UTF-16, empty or
+  // duplicate column names (compared ignoring ASCII case, as placeholders are), invalid UTF-8 in
+  // the header, an unsupported delimiter in `options`. A header without records is valid.
   static Result<std::unique_ptr<CsvReader>> Open(const std::string& path, CsvOptions options = {});
   // The same over any stream; `name` is used in errors.
   static Result<std::unique_ptr<CsvReader>> Open(std::unique_ptr<std::istream> input, std::string name,
@@ -42,13 +65,14 @@ class CsvReader {
 
   ~CsvReader();
 
-  const std::vector<std::string>& header() const;
-  char delimiter() const;
+  const std::vector<std::string>& header() const;  // column names, trimmed
+  char delimiter() const;                           // as set or detected
   const std::string& name() const;
 
   // Reads the next record. Returns false at the end of input. Blank lines are skipped. A bad
   // record is returned with `problem` set. An unterminated quoted field at the end of the file is
-  // a bad record. Only a read error of the stream is an error Status.
+  // a bad record. Only a read error of the stream is an error Status; it is returned again by
+  // every later call.
   Result<bool> Next(CsvRecord& record);
 
  private:
