@@ -10,6 +10,7 @@
 #include <fstream>
 #include <limits>
 #include <system_error>
+#include <unordered_map>
 #include <utility>
 
 #include "core/text.h"
@@ -201,6 +202,7 @@ Status CsvReader::State::ReadHeader() {
   if (!record.problem.empty()) return InvalidArgument(fmt::format("{}: {}", where, record.problem));
 
   header.reserve(record.fields.size());
+  std::unordered_map<std::string, std::size_t> column_by_folded_name;  // a header may be long
   for (std::size_t i = 0; i < record.fields.size(); ++i) {
     std::string column(TrimBlanks(record.fields[i]));
     if (column.empty()) {
@@ -212,13 +214,12 @@ Status CsvReader::State::ReadHeader() {
       return InvalidArgument(fmt::format("{}: the name of column {} (\"{}\") holds a line break or NUL", where,
                                          i + 1, Printable(column)));
     }
-    for (std::size_t j = 0; j < header.size(); ++j) {
-      if (EqualsIgnoreCase(header[j], column)) {
-        return InvalidArgument(fmt::format(
-            "{}: columns {} (\"{}\") and {} (\"{}\") have the same name; names are compared ignoring case, "
-            "as placeholders are",
-            where, j + 1, Printable(header[j]), i + 1, Printable(column)));
-      }
+    if (auto [seen, added] = column_by_folded_name.try_emplace(AsciiLowercase(column), i); !added) {
+      const std::size_t j = seen->second;
+      return InvalidArgument(fmt::format(
+          "{}: columns {} (\"{}\") and {} (\"{}\") have the same name; names are compared ignoring case, "
+          "as placeholders are",
+          where, j + 1, Printable(header[j]), i + 1, Printable(column)));
     }
     header.push_back(std::move(column));
   }
@@ -402,11 +403,14 @@ void CsvReader::State::CheckUtf8(CsvRecord& record) const {
     const std::string& value = record.fields[i];
     const std::size_t bad = FindInvalidUtf8(value);
     if (bad == std::string_view::npos) continue;
-    const std::string column = i < header.size() ? fmt::format(" (\"{}\")", Printable(header[i])) : "";
+    const std::string what =
+        expected_fields == kNoLimit
+            ? fmt::format("the name of column {}", i + 1)
+            : fmt::format("field {}{}", i + 1, i < header.size() ? fmt::format(" (\"{}\")", Printable(header[i])) : "");
     record.problem = fmt::format(
-        "field {}{} is not valid UTF-8 at byte {} of the value (\"{}\"); save the file as CSV in UTF-8 "
+        "{} is not valid UTF-8 at byte {} of the value (\"{}\"); save the file as CSV in UTF-8 "
         "(this looks like ISO-8859-1 or Windows-1252)",
-        i + 1, column, bad + 1, Printable(value, 60));
+        what, bad + 1, Printable(value, 60));
     return;
   }
 }

@@ -184,14 +184,16 @@ TEST(CsvReaderTest, ReportsBadRecordsAndGoesOn) {
        {{2, {}, "got 1 (fields are separated by comma)"}, {3, {"3", "4"}}}},
       {"ISO-8859-1 value", "email,name\na@x,M\xFCller\nb@x,Bo\n",
        {{2, {}, "field 2 (\"name\") is not valid UTF-8 at byte 2 of the value (\"M\\xFCller\")"}, {3, {"b@x", "Bo"}}}},
-      {"truncated UTF-8 sequence", "email,name\na@x,Gr\xC3\n", {{2, {}, "field 2 (\"name\") is not valid UTF-8 at byte 3"}}},
+      {"truncated UTF-8 sequence", "email,name\na@x,Gr\xC3\n",
+       {{2, {}, "field 2 (\"name\") is not valid UTF-8 at byte 3"}}},
       {"text after the closing quote", "a,b\n\"ab\"c,d\n1,2\n",
        {{2, {}, "field 1: unexpected 'c' after the closing quote on line 2"}, {3, {"1", "2"}}}},
       {"undoubled quote inside quotes", "a,b\nx,\"say \"hi\" now\"\n1,2\n",
        {{2, {}, "field 2: unexpected 'h' after the closing quote on line 2; a quote inside a quoted field must be "
                 "doubled"},
         {3, {"1", "2"}}}},
-      {"two quoted parts", "a,b\nx,\"ab\" \"c\"\n1,2\n", {{2, {}, "unexpected '\"' after the closing quote"}, {3, {"1", "2"}}}},
+      {"two quoted parts", "a,b\nx,\"ab\" \"c\"\n1,2\n",
+       {{2, {}, "unexpected '\"' after the closing quote"}, {3, {"1", "2"}}}},
       {"unterminated quote at the end", "a,b\n1,2\n3,\"open\nmore\n",
        {{2, {"1", "2"}},
         {3, {}, "field 2: the quoted field opened on line 3 is not closed before the end of the file"}}},
@@ -233,10 +235,13 @@ TEST(CsvReaderTest, RejectsBadHeadersAndOptions) {
       {"a,,c\nx,y,z\n", "list.csv:1: header row: column 2 has an empty name"},
       {"\na, ,c\n", "list.csv:2: header row: column 2 has an empty name"},
       {"\"\"\n", "list.csv:1: header row: column 1 has an empty name"},
-      {"email;name;\n", "list.csv:1: header row: column 3 has an empty name; every column needs a name (columns are separated by semicolon)"},
+      {"email;name;\n",
+       "list.csv:1: header row: column 3 has an empty name; every column needs a name (columns are separated by "
+       "semicolon)"},
       {"Email,name,EMAIL\n", "list.csv:1: header row: columns 1 (\"Email\") and 3 (\"EMAIL\") have the same name"},
       {"email,name, Name \n", "columns 2 (\"name\") and 3 (\"Name\") have the same name"},
-      {"email,na\xFCme\n", "list.csv:1: header row: field 2 is not valid UTF-8 at byte 3 of the value (\"na\\xFCme\")"},
+      {"email,na\xFCme\n",
+       "list.csv:1: header row: the name of column 2 is not valid UTF-8 at byte 3 of the value (\"na\\xFCme\")"},
       {"\"first\nname\",email\n", "list.csv:1: header row: the name of column 1 (\"first\\nname\") holds a line break"},
       {"email,\"name\n", "list.csv:1: header row: field 2: the quoted field opened on line 1 is not closed"},
       {"email,\"na\"me\n", "list.csv:1: header row: field 2: unexpected 'm' after the closing quote"},
@@ -314,7 +319,8 @@ TEST(CsvReaderTest, TenMegabyteCellIsSkippedAndTheNextRecordRead) {
 // Serves `prefix`, then `unit` repeated until `total` bytes, without ever holding them all.
 class GeneratedBuf : public std::streambuf {
  public:
-  GeneratedBuf(std::string prefix, const std::string& unit, std::size_t total) : prefix_(std::move(prefix)), left_(total) {
+  GeneratedBuf(std::string prefix, const std::string& unit, std::size_t total)
+      : prefix_(std::move(prefix)), left_(total) {
     while (chunk_.size() < 64 * 1024) chunk_ += unit;
   }
 
