@@ -1,0 +1,137 @@
+#include "store/internal/schema.h"
+
+#include <array>
+#include <string>
+#include <string_view>
+
+namespace herald::store_internal {
+namespace {
+
+// Never edit a migration that has shipped: add a new one.
+constexpr std::array<std::string_view, 1> kMigrations = {
+    // 0 -> 1: tasks, recipients, send counters.
+    //
+    // Tasks get an integer key that recipients refer to, so the recipient indexes carry 8 bytes
+    // per row rather than the task's text id. `columns` and `fields` use field_codec.h.
+    // Statuses are RecipientStatus values; timestamps are Unix milliseconds.
+    R"sql(
+CREATE TABLE tasks (
+  key INTEGER PRIMARY KEY,
+  id TEXT NOT NULL UNIQUE,
+  title TEXT NOT NULL,
+  columns BLOB NOT NULL,
+  submitted_at INTEGER NOT NULL,
+  source_digest TEXT NOT NULL,
+  nonce TEXT NOT NULL
+);
+
+CREATE TABLE recipients (
+  id INTEGER PRIMARY KEY,
+  task INTEGER NOT NULL REFERENCES tasks(key),
+  dedup_key TEXT NOT NULL,
+  address TEXT NOT NULL,
+  fields BLOB NOT NULL,
+  line INTEGER NOT NULL,
+  status INTEGER NOT NULL CHECK (status BETWEEN 0 AND 6),
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at INTEGER,
+  last_code INTEGER NOT NULL DEFAULT 0,
+  last_enhanced TEXT NOT NULL DEFAULT '',
+  last_text TEXT NOT NULL DEFAULT '',
+  account TEXT NOT NULL DEFAULT '',
+  updated_at INTEGER NOT NULL,
+  possible_duplicate INTEGER NOT NULL DEFAULT 0,
+  UNIQUE (task, dedup_key)
+);
+
+-- FetchDue, CountByStatus, ChangeStatus and RecoverInFlight: every index ends with the rowid (id),
+-- so this is ordered by (task, status, id).
+CREATE INDEX recipients_by_status ON recipients (task, status);
+-- NextAttemptAt.
+CREATE INDEX recipients_deferred ON recipients (task, next_attempt_at) WHERE status = 4;
+-- CountByStatus's possible duplicates (rare rows, so a small index).
+CREATE INDEX recipients_possible_duplicates ON recipients (task) WHERE possible_duplicate = 1;
+
+-- Messages sent per account and minute (Unix milliseconds / 60000), for the sending limits.
+CREATE TABLE send_counts (
+  account TEXT NOT NULL,
+  minute INTEGER NOT NULL,
+  messages INTEGER NOT NULL,
+  PRIMARY KEY (account, minute)
+) WITHOUT ROWID;
+)sql",
+};
+
+std::string FileName(const Connection& connection) { return "store file '" + connection.path() + "'"; }
+
+Status CheckIdentity(Connection& connection, std::int64_t application_id, std::int64_t version) {
+  if (application_id != 0 && application_id != kApplicationId) {
+    return Status(StatusCode::kFailedPrecondition,
+                  FileName(connection) + " is an SQLite database of another application (application_id " +
+                      std::to_string(application_id) + "), not a herald store");
+  }
+  if (version > SchemaVersion()) {
+    return Status(StatusCode::kFailedPrecondition,
+                  FileName(connection) + " has schema version " + std::to_string(version) +
+                      ", newer than version " + std::to_string(SchemaVersion()) +
+                      " that this herald knows; it was written by a newer herald, use that one");
+  }
+  if (version < 0) {
+    return Status(StatusCode::kFailedPrecondition,
+                  FileName(connection) + " has an invalid schema version " + std::to_string(version));
+  }
+  if (version > 0 && application_id != kApplicationId) {
+    return Status(StatusCode::kFailedPrecondition,
+                  FileName(connection) + " is an SQLite database that is not a herald store (user_version " +
+                      std::to_string(version) + " without herald's application_id)");
+  }
+  if (version == 0) {
+    Result<std::int64_t> objects =
+        connection.QueryInt("SELECT count(*) FROM sqlite_master", "checking that the database is empty");
+    if (!objects.ok()) return objects.status();
+    if (*objects != 0) {
+      return Status(StatusCode::kFailedPrecondition,
+                    FileName(connection) + " is an SQLite database that is not a herald store (it holds " +
+                        std::to_string(*objects) + " tables or indexes of its own)");
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+int SchemaVersion() { return static_cast<int>(kMigrations.size()); }
+
+Status CheckSchema(Connection& connection) {
+  Result<std::int64_t> application_id = connection.QueryInt("PRAGMA application_id", "reading the store's kind");
+  if (!application_id.ok()) return application_id.status();
+  Result<std::int64_t> version = connection.QueryInt("PRAGMA user_version", "reading the schema version");
+  if (!version.ok()) return version.status();
+  return CheckIdentity(connection, *application_id, *version);
+}
+
+Status MigrateSchema(Connection& connection) {
+  // Reading the header first keeps the common case (an up-to-date store) free of the write lock.
+  Result<std::int64_t> version = connection.QueryInt("PRAGMA user_version", "reading the schema version");
+  if (!version.ok()) return version.status();
+  if (*version == SchemaVersion()) return Status::Ok();
+
+  Result<Transaction> transaction = Transaction::Begin(connection, "migrating the schema");
+  if (!transaction.ok()) return transaction.status();
+  // Another process may have migrated (or worse) between the check and the write lock.
+  HERALD_RETURN_IF_ERROR(CheckSchema(connection));
+  version = connection.QueryInt("PRAGMA user_version", "reading the schema version");
+  if (!version.ok()) return version.status();
+  if (*version == SchemaVersion()) return Status::Ok();
+  for (std::int64_t v = *version; v < SchemaVersion(); ++v) {
+    HERALD_RETURN_IF_ERROR(connection.Exec(kMigrations[static_cast<std::size_t>(v)],
+                                           "migrating the schema to version " + std::to_string(v + 1)));
+  }
+  // PRAGMA takes no bound parameters; both values are integers of our own.
+  HERALD_RETURN_IF_ERROR(connection.Exec("PRAGMA user_version = " + std::to_string(SchemaVersion()) +
+                                             "; PRAGMA application_id = " + std::to_string(kApplicationId),
+                                         "recording the schema version"));
+  return transaction->Commit();
+}
+
+}  // namespace herald::store_internal

@@ -1,0 +1,148 @@
+// RAII wrappers over the sqlite3 C API, private to the store module: a connection that turns every
+// SQLite error into a Status naming the store file and what was being done, prepared statements
+// (owned, or cached per connection and reset when a use ends), and BEGIN IMMEDIATE transactions
+// that roll back unless committed. Nothing here throws or aborts.
+//
+// Threading: like the Store that owns them, used by one thread at a time.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "core/clock.h"
+#include "core/status.h"
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+namespace herald::store_internal {
+
+class Connection;
+
+// One prepared statement. Parameters are 1-based, columns 0-based (as in SQLite).
+class Statement {
+ public:
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+  ~Statement();
+
+  // A failed bind (e.g. a value over SQLite's size limit) is reported by the next Step()/Run().
+  void BindInt(int index, std::int64_t value);
+  void BindOptionalInt(int index, std::optional<std::int64_t> value);
+  void BindText(int index, std::string_view value);
+  void BindBlob(int index, std::string_view value);
+
+  // Steps once: true when a row is available, false when the statement is done.
+  Result<bool> Step();
+  // Steps to completion, ignoring rows, then resets (bindings are kept).
+  Status Run();
+  // Makes the statement ready to run again and releases what it holds (read snapshot, locks).
+  void Reset();
+
+  bool ColumnIsNull(int column) const;
+  std::int64_t ColumnInt(int column) const;
+  std::optional<std::int64_t> ColumnOptionalInt(int column) const;
+  // Valid until the next Step(), Reset() or column access of another type on this column.
+  std::string_view ColumnText(int column) const;
+  std::string_view ColumnBlob(int column) const;
+
+ private:
+  friend class Connection;
+  friend class ScopedStatement;
+  Statement(Connection* connection, sqlite3_stmt* stmt, std::string what);
+
+  Connection* connection_;
+  sqlite3_stmt* stmt_;
+  std::string what_;  // what the statement does, for error messages ("importing recipients")
+  int bind_error_ = 0;
+  bool in_use_ = false;  // leased out by Connection::Cached()
+};
+
+// A lease on a cached statement: resets it when the lease ends, so no statement keeps a read
+// snapshot open (which would stop WAL checkpoints) between uses.
+class ScopedStatement {
+ public:
+  explicit ScopedStatement(Statement* statement) : statement_(statement) {}
+  ScopedStatement(ScopedStatement&& other) noexcept : statement_(other.statement_) { other.statement_ = nullptr; }
+  ScopedStatement& operator=(ScopedStatement&&) = delete;
+  ~ScopedStatement();
+
+  Statement* operator->() const { return statement_; }
+  Statement& operator*() const { return *statement_; }
+
+ private:
+  Statement* statement_;
+};
+
+class Connection {
+ public:
+  // Opens (creating if needed) the SQLite database at `path`; ":memory:" gives a private in-memory
+  // database. Sets the busy timeout; the caller sets pragmas and the schema.
+  // Errors: kIo when the file cannot be opened or created.
+  static Result<std::unique_ptr<Connection>> Open(const std::string& path, Duration busy_timeout);
+
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+  ~Connection();
+
+  const std::string& path() const { return path_; }
+
+  // Runs SQL without results (one or more statements: pragmas, schema scripts).
+  Status Exec(std::string_view sql, std::string_view what);
+  // Runs a query whose first row's first column is wanted (e.g. "PRAGMA user_version").
+  Result<std::int64_t> QueryInt(std::string_view sql, std::string_view what);
+  Result<std::string> QueryText(std::string_view sql, std::string_view what);
+
+  // A new statement owned by the caller; it must be destroyed before the connection.
+  Result<std::unique_ptr<Statement>> Prepare(std::string_view sql, std::string_view what);
+  // The statement for `sql`, prepared on first use and kept for the connection's life. The lease
+  // must end before the same SQL is asked for again (kInternal otherwise).
+  Result<ScopedStatement> Cached(std::string_view sql, std::string_view what);
+
+  // Rows changed by the last completed INSERT, UPDATE or DELETE.
+  std::int64_t Changes() const;
+  // True inside an explicit transaction (BEGIN ... not yet committed or rolled back).
+  bool InTransaction() const;
+
+  // The Status for SQLite result code `rc` (not ok), with the file name, `what` and SQLite's
+  // message. Busy/locked becomes kUnavailable saying another process holds the store.
+  Status Error(int rc, std::string_view what) const;
+
+ private:
+  Connection(sqlite3* db, std::string path, Duration busy_timeout);
+
+  sqlite3* db_;
+  std::string path_;
+  Duration busy_timeout_;
+  std::map<std::string, std::unique_ptr<Statement>, std::less<>> cache_;
+};
+
+// A write transaction, begun with BEGIN IMMEDIATE so the write lock is taken up front (waiting up
+// to the busy timeout) instead of failing with SQLITE_BUSY_SNAPSHOT when a read turns into a write
+// after another process has written. Rolled back on destruction unless committed.
+class Transaction {
+ public:
+  // Errors: kFailedPrecondition when a transaction is already open on this connection (an
+  // unfinished RecipientImport); kUnavailable when another process holds the write lock for
+  // longer than the busy timeout.
+  static Result<Transaction> Begin(Connection& connection, std::string_view what);
+
+  Transaction(Transaction&& other) noexcept;
+  Transaction& operator=(Transaction&&) = delete;
+  ~Transaction();
+
+  Status Commit();
+
+ private:
+  Transaction(Connection* connection, std::string what) : connection_(connection), what_(std::move(what)) {}
+
+  Connection* connection_;  // null once committed, rolled back or moved from
+  std::string what_;
+};
+
+}  // namespace herald::store_internal

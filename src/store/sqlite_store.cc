@@ -1,0 +1,666 @@
+#include "store/sqlite_store.h"
+
+#include <algorithm>
+#include <limits>
+#include <utility>
+
+#include "store/internal/field_codec.h"
+#include "store/internal/schema.h"
+#include "store/internal/sqlite.h"
+
+namespace herald {
+
+using store_internal::Connection;
+using store_internal::DecodeStrings;
+using store_internal::EncodeStrings;
+using store_internal::ScopedStatement;
+using store_internal::Statement;
+using store_internal::Transaction;
+
+namespace {
+
+constexpr std::int64_t kMillisPerMinute = 60'000;
+// Rows per read transaction in ForEachRecipient.
+constexpr std::size_t kExportChunkRows = 256;
+// Page cache per connection, in KiB. SQLite's own default is 2 MiB; a little more keeps the
+// dedup index of a large import in memory, and the cap keeps a 1,000,000-row import bounded.
+constexpr int kCacheKib = 16 * 1024;
+// After a checkpoint the WAL file is truncated to at most this, so a big import does not leave
+// a big -wal file behind.
+constexpr std::int64_t kWalSizeLimitBytes = 64 * 1024 * 1024;
+
+constexpr std::string_view kRecipientColumns =
+    "id, address, fields, line, status, attempts, next_attempt_at, last_code, last_enhanced, last_text, "
+    "account, updated_at, possible_duplicate";
+
+// ?1 task key, ?2 after id, ?3 limit, ?4 now. The index recipients_by_status is ordered by
+// (task, status, id), so each of these is a range scan that stops after ?3 rows.
+constexpr std::string_view kFetchUnsentSql =
+    "SELECT id, address, fields, line, status, attempts, next_attempt_at, last_code, last_enhanced, last_text, "
+    "account, updated_at, possible_duplicate FROM recipients INDEXED BY recipients_by_status "
+    "WHERE task = ?1 AND status = 0 AND id > ?2 ORDER BY id LIMIT ?3";
+// Walks the deferred rows in id order and skips those not yet due: over a pass through the task
+// (after_id growing) every deferred row is looked at once. Ordering by next_attempt_at instead
+// would sort every due row on every call.
+constexpr std::string_view kFetchDeferredSql =
+    "SELECT id, address, fields, line, status, attempts, next_attempt_at, last_code, last_enhanced, last_text, "
+    "account, updated_at, possible_duplicate FROM recipients INDEXED BY recipients_by_status "
+    "WHERE task = ?1 AND status = 4 AND id > ?2 AND next_attempt_at <= ?4 ORDER BY id LIMIT ?3";
+// A rowid range scan: no index orders a task's rows by id across statuses, and sorting a whole
+// task per chunk would be quadratic.
+constexpr std::string_view kExportSql =
+    "SELECT id, address, fields, line, status, attempts, next_attempt_at, last_code, last_enhanced, last_text, "
+    "account, updated_at, possible_duplicate FROM recipients NOT INDEXED "
+    "WHERE task = ?1 AND id > ?2 ORDER BY id LIMIT ?3";
+
+constexpr std::string_view kInsertRecipientSql =
+    "INSERT INTO recipients (task, dedup_key, address, fields, line, status, updated_at) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6) ON CONFLICT (task, dedup_key) DO NOTHING";
+
+constexpr std::string_view kTaskColumns = "id, title, columns, submitted_at, source_digest, nonce";
+
+std::int64_t FloorDiv(std::int64_t a, std::int64_t b) {
+  std::int64_t q = a / b;
+  if (a % b != 0 && (a < 0) != (b < 0)) --q;
+  return q;
+}
+
+std::int64_t CeilDiv(std::int64_t a, std::int64_t b) { return -FloorDiv(-a, b); }
+
+std::int64_t ClampLimit(std::size_t limit) {
+  return limit > static_cast<std::size_t>(std::numeric_limits<std::int64_t>::max())
+             ? std::numeric_limits<std::int64_t>::max()
+             : static_cast<std::int64_t>(limit);
+}
+
+std::optional<std::int64_t> OptionalMillis(const std::optional<TimePoint>& t) {
+  if (!t) return std::nullopt;
+  return ToUnixMillis(*t);
+}
+
+Status Damaged(const std::string& file, std::string what) {
+  return Status(StatusCode::kFailedPrecondition, file + " is damaged: " + std::move(what));
+}
+
+std::string Quote(std::string_view text) {
+  std::string out = "'";
+  out += text;
+  out += "'";
+  return out;
+}
+
+// Reads the current row of a query selecting kRecipientColumns.
+Status ReadRecipient(const Statement& row, const std::string& file, RecipientRecord& out) {
+  out.id = row.ColumnInt(0);
+  out.address = row.ColumnText(1);
+  Result<std::vector<std::string>> fields = DecodeStrings(row.ColumnBlob(2));
+  if (!fields.ok()) return Damaged(file, "recipient " + std::to_string(out.id) + ": " + fields.status().message());
+  out.fields = std::move(*fields);
+  out.line = static_cast<std::size_t>(row.ColumnInt(3));
+  const std::int64_t status = row.ColumnInt(4);
+  if (status < 0 || status >= static_cast<std::int64_t>(kRecipientStatusCount)) {
+    return Damaged(file, "recipient " + std::to_string(out.id) + " has unknown status " + std::to_string(status));
+  }
+  out.status = static_cast<RecipientStatus>(status);
+  out.attempts = static_cast<int>(row.ColumnInt(5));
+  const std::optional<std::int64_t> next = row.ColumnOptionalInt(6);
+  out.next_attempt_at = next ? std::optional<TimePoint>(FromUnixMillis(*next)) : std::nullopt;
+  out.last_error.reply_code = static_cast<int>(row.ColumnInt(7));
+  out.last_error.enhanced_status = row.ColumnText(8);
+  out.last_error.text = row.ColumnText(9);
+  out.account = row.ColumnText(10);
+  out.updated_at = FromUnixMillis(row.ColumnInt(11));
+  out.possible_duplicate = row.ColumnInt(12) != 0;
+  return Status::Ok();
+}
+
+// Reads the current row of a query selecting kTaskColumns.
+Status ReadTask(const Statement& row, const std::string& file, TaskRecord& out) {
+  out.id = row.ColumnText(0);
+  out.title = row.ColumnText(1);
+  Result<std::vector<std::string>> columns = DecodeStrings(row.ColumnBlob(2));
+  if (!columns.ok()) return Damaged(file, "columns of task " + Quote(out.id) + ": " + columns.status().message());
+  out.columns = std::move(*columns);
+  out.submitted_at = FromUnixMillis(row.ColumnInt(3));
+  out.source_digest = row.ColumnText(4);
+  out.nonce = row.ColumnText(5);
+  return Status::Ok();
+}
+
+bool IsResultStatus(RecipientStatus status) {
+  switch (status) {
+    case RecipientStatus::kSent:
+    case RecipientStatus::kFailed:
+    case RecipientStatus::kDeferred:
+    case RecipientStatus::kBlacklisted:
+    case RecipientStatus::kUnsent:
+      return true;
+    case RecipientStatus::kInFlight:
+    case RecipientStatus::kCancelled:
+      return false;
+  }
+  return false;
+}
+
+bool IsValidStatus(RecipientStatus status) {
+  return static_cast<std::size_t>(status) < kRecipientStatusCount;
+}
+
+class SqliteRecipientImport final : public RecipientImport {
+ public:
+  SqliteRecipientImport(Connection* connection, std::unique_ptr<Statement> insert, std::int64_t task_key,
+                        std::string task_id, std::size_t column_count, TimePoint now, std::size_t batch_rows)
+      : connection_(connection),
+        insert_(std::move(insert)),
+        task_key_(task_key),
+        task_id_(std::move(task_id)),
+        column_count_(column_count),
+        now_ms_(ToUnixMillis(now)),
+        batch_rows_(std::max<std::size_t>(batch_rows, 1)) {}
+
+  Result<bool> Add(const NewRecipient& recipient) override {
+    if (!failure_.ok()) return failure_;
+    if (finished_) return Status(StatusCode::kFailedPrecondition, "adding a recipient to a finished import");
+    if (recipient.fields.size() != column_count_) {
+      return InvalidArgument("recipient on line " + std::to_string(recipient.line) + " has " +
+                             std::to_string(recipient.fields.size()) + " fields, but task " + Quote(task_id_) +
+                             " has " + std::to_string(column_count_) + " columns");
+    }
+    if (recipient.dedup_key.empty()) {
+      return InvalidArgument("recipient on line " + std::to_string(recipient.line) + " has an empty dedup key");
+    }
+    if (!transaction_) {
+      Result<Transaction> transaction = Transaction::Begin(*connection_, what_);
+      if (!transaction.ok()) return Fail(transaction.status());
+      transaction_.emplace(std::move(*transaction));
+    }
+    EncodeStrings(recipient.fields, encoded_);
+    insert_->BindInt(1, task_key_);
+    insert_->BindText(2, recipient.dedup_key);
+    insert_->BindText(3, recipient.address);
+    insert_->BindBlob(4, encoded_);
+    insert_->BindInt(5, static_cast<std::int64_t>(recipient.line));
+    insert_->BindInt(6, now_ms_);
+    if (Status status = insert_->Run(); !status.ok()) return Fail(status);
+    const bool added = connection_->Changes() == 1;
+    if (++rows_in_batch_ >= batch_rows_) {
+      if (Status status = CommitBatch(); !status.ok()) return Fail(status);
+    }
+    return added;
+  }
+
+  Status Finish() override {
+    if (!failure_.ok()) return failure_;
+    finished_ = true;
+    if (Status status = CommitBatch(); !status.ok()) return Fail(status);
+    return Status::Ok();
+  }
+
+ private:
+  Status CommitBatch() {
+    rows_in_batch_ = 0;
+    if (!transaction_) return Status::Ok();
+    Status status = transaction_->Commit();
+    transaction_.reset();
+    return status;
+  }
+
+  Status Fail(Status status) {
+    transaction_.reset();  // rolls the unfinished batch back
+    failure_ = std::move(status);
+    return failure_;
+  }
+
+  Connection* connection_;
+  std::unique_ptr<Statement> insert_;
+  std::int64_t task_key_;
+  std::string task_id_;
+  std::size_t column_count_;
+  std::int64_t now_ms_;
+  std::size_t batch_rows_;
+  std::string what_ = "importing recipients";
+  std::optional<Transaction> transaction_;
+  std::size_t rows_in_batch_ = 0;
+  std::string encoded_;
+  bool finished_ = false;
+  Status failure_;
+};
+
+}  // namespace
+
+// --- opening
+
+Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path) { return Open(path, Options()); }
+
+Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path, const Options& options) {
+  Result<std::unique_ptr<Connection>> opened = Connection::Open(path, options.busy_timeout);
+  if (!opened.ok()) return opened.status();
+  Connection& connection = **opened;
+
+  // The first read of the file, where a non-SQLite or foreign file is reported before anything
+  // in it is changed.
+  HERALD_RETURN_IF_ERROR(store_internal::CheckSchema(connection));
+  // WAL: readers never block the writer nor each other, so several processes can share the file.
+  Result<std::string> mode = connection.QueryText("PRAGMA journal_mode = WAL", "switching to WAL mode");
+  if (!mode.ok()) return mode.status();
+  const bool in_memory = path == ":memory:";
+  if (*mode != "wal" && !(in_memory && *mode == "memory")) {
+    return Status(StatusCode::kFailedPrecondition,
+                  "store file '" + path + "' cannot be used in WAL mode (journal mode stays '" + *mode +
+                      "'); put it on a local file system");
+  }
+  // synchronous=NORMAL in WAL mode: a commit is written to the WAL file (in the operating system's
+  // cache) without an fsync; the WAL is synced at checkpoints. A committed transaction therefore
+  // survives the death of the process at any point (crash, kill -9), which is what the delivery
+  // guarantees need: `in-flight` recorded before MAIL FROM is still there when the next run
+  // recovers. Only a power loss or kernel crash can lose the last commits (never corrupt the
+  // file) — then a recipient may be sent again without being marked a possible duplicate. FULL
+  // would close that gap at the price of an fsync per batch.
+  HERALD_RETURN_IF_ERROR(connection.Exec("PRAGMA synchronous = NORMAL", "setting synchronous mode"));
+  HERALD_RETURN_IF_ERROR(connection.Exec("PRAGMA foreign_keys = ON", "enabling foreign keys"));
+  HERALD_RETURN_IF_ERROR(connection.Exec("PRAGMA cache_size = -" + std::to_string(kCacheKib), "sizing the page cache"));
+  HERALD_RETURN_IF_ERROR(connection.Exec("PRAGMA journal_size_limit = " + std::to_string(kWalSizeLimitBytes),
+                                         "limiting the WAL size"));
+  HERALD_RETURN_IF_ERROR(store_internal::MigrateSchema(connection));
+  return std::unique_ptr<SqliteStore>(new SqliteStore(std::move(*opened), options));
+}
+
+SqliteStore::SqliteStore(std::unique_ptr<Connection> connection, const Options& options)
+    : connection_(std::move(connection)), options_(options) {}
+
+SqliteStore::~SqliteStore() = default;
+
+TimePoint SqliteStore::Now() const {
+  static const SystemClock kSystemClock;
+  return (options_.clock != nullptr ? options_.clock : &kSystemClock)->Now();
+}
+
+std::string SqliteStore::FileName() const { return "store file '" + connection_->path() + "'"; }
+
+Result<std::int64_t> SqliteStore::TaskKey(std::string_view task_id, std::string_view what) {
+  if (auto it = task_keys_.find(task_id); it != task_keys_.end()) return it->second;
+  Result<ScopedStatement> query = connection_->Cached("SELECT key FROM tasks WHERE id = ?1", what);
+  if (!query.ok()) return query.status();
+  (*query)->BindText(1, task_id);
+  Result<bool> row = (*query)->Step();
+  if (!row.ok()) return row.status();
+  if (!*row) return NotFound("no task " + Quote(task_id) + " in " + FileName());
+  const std::int64_t key = (*query)->ColumnInt(0);
+  task_keys_.emplace(std::string(task_id), key);
+  return key;
+}
+
+// --- tasks
+
+Result<std::optional<TaskRecord>> SqliteStore::FindTask(std::string_view task_id) {
+  Result<ScopedStatement> query =
+      connection_->Cached("SELECT id, title, columns, submitted_at, source_digest, nonce FROM tasks WHERE id = ?1",
+                          "finding a task");
+  if (!query.ok()) return query.status();
+  (*query)->BindText(1, task_id);
+  Result<bool> row = (*query)->Step();
+  if (!row.ok()) return row.status();
+  if (!*row) return std::optional<TaskRecord>();
+  TaskRecord task;
+  HERALD_RETURN_IF_ERROR(ReadTask(**query, FileName(), task));
+  return std::optional<TaskRecord>(std::move(task));
+}
+
+Result<std::vector<TaskRecord>> SqliteStore::ListTasks() {
+  Result<ScopedStatement> query = connection_->Cached(
+      "SELECT id, title, columns, submitted_at, source_digest, nonce FROM tasks ORDER BY key", "listing tasks");
+  if (!query.ok()) return query.status();
+  std::vector<TaskRecord> tasks;
+  while (true) {
+    Result<bool> row = (*query)->Step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    HERALD_RETURN_IF_ERROR(ReadTask(**query, FileName(), tasks.emplace_back()));
+  }
+  return tasks;
+}
+
+Status SqliteStore::CreateTask(const TaskRecord& task) {
+  if (task.id.empty()) return InvalidArgument("a task id must not be empty");
+  const std::string what = "creating task " + Quote(task.id);
+  std::string columns;
+  EncodeStrings(task.columns, columns);
+  Result<Transaction> transaction = Transaction::Begin(*connection_, what);
+  if (!transaction.ok()) return transaction.status();
+  Result<ScopedStatement> insert = connection_->Cached(
+      "INSERT INTO tasks (id, title, columns, submitted_at, source_digest, nonce) VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
+      "ON CONFLICT (id) DO NOTHING",
+      what);
+  if (!insert.ok()) return insert.status();
+  (*insert)->BindText(1, task.id);
+  (*insert)->BindText(2, task.title);
+  (*insert)->BindBlob(3, columns);
+  (*insert)->BindInt(4, ToUnixMillis(task.submitted_at));
+  (*insert)->BindText(5, task.source_digest);
+  (*insert)->BindText(6, task.nonce);
+  HERALD_RETURN_IF_ERROR((*insert)->Run());
+  if (connection_->Changes() == 0) {
+    return Status(StatusCode::kAlreadyExists, "task " + Quote(task.id) + " already exists in " + FileName());
+  }
+  return transaction->Commit();
+}
+
+Status SqliteStore::SetTaskSourceDigest(std::string_view task_id, std::string_view digest) {
+  const std::string what = "setting the source digest of task " + Quote(task_id);
+  Result<Transaction> transaction = Transaction::Begin(*connection_, what);
+  if (!transaction.ok()) return transaction.status();
+  Result<ScopedStatement> update = connection_->Cached("UPDATE tasks SET source_digest = ?2 WHERE id = ?1", what);
+  if (!update.ok()) return update.status();
+  (*update)->BindText(1, task_id);
+  (*update)->BindText(2, digest);
+  HERALD_RETURN_IF_ERROR((*update)->Run());
+  if (connection_->Changes() == 0) return NotFound("no task " + Quote(task_id) + " in " + FileName());
+  return transaction->Commit();
+}
+
+Result<std::unique_ptr<RecipientImport>> SqliteStore::BeginImport(std::string_view task_id) {
+  const std::string what = "importing recipients into task " + Quote(task_id);
+  Result<std::optional<TaskRecord>> task = FindTask(task_id);
+  if (!task.ok()) return task.status();
+  if (!*task) return NotFound("no task " + Quote(task_id) + " in " + FileName());
+  Result<std::int64_t> key = TaskKey(task_id, what);
+  if (!key.ok()) return key.status();
+  Result<std::unique_ptr<Statement>> insert = connection_->Prepare(kInsertRecipientSql, what);
+  if (!insert.ok()) return insert.status();
+  return std::unique_ptr<RecipientImport>(
+      new SqliteRecipientImport(connection_.get(), std::move(*insert), *key, std::string(task_id),
+                                (*task)->columns.size(), Now(), options_.import_batch_rows));
+}
+
+// --- delivery
+
+Status SqliteStore::ReadRecipients(std::string_view sql, std::int64_t task_key, std::int64_t after_id,
+                                   std::size_t limit, std::optional<std::int64_t> now_ms, std::string_view what,
+                                   std::vector<RecipientRecord>& out) {
+  Result<ScopedStatement> query = connection_->Cached(sql, what);
+  if (!query.ok()) return query.status();
+  (*query)->BindInt(1, task_key);
+  (*query)->BindInt(2, after_id);
+  (*query)->BindInt(3, ClampLimit(limit));
+  if (now_ms) (*query)->BindInt(4, *now_ms);
+  const std::string file = FileName();
+  while (true) {
+    Result<bool> row = (*query)->Step();
+    if (!row.ok()) return row.status();
+    if (!*row) return Status::Ok();
+    HERALD_RETURN_IF_ERROR(ReadRecipient(**query, file, out.emplace_back()));
+  }
+}
+
+Result<std::vector<RecipientRecord>> SqliteStore::FetchDue(std::string_view task_id, TimePoint now,
+                                                           std::int64_t after_id, std::size_t limit) {
+  const std::string what = "fetching due recipients of task " + Quote(task_id);
+  Result<std::int64_t> key = TaskKey(task_id, what);
+  if (!key.ok()) return key.status();
+  if (limit == 0) return std::vector<RecipientRecord>();
+  std::vector<RecipientRecord> unsent;
+  std::vector<RecipientRecord> deferred;
+  HERALD_RETURN_IF_ERROR(ReadRecipients(kFetchUnsentSql, *key, after_id, limit, std::nullopt, what, unsent));
+  HERALD_RETURN_IF_ERROR(ReadRecipients(kFetchDeferredSql, *key, after_id, limit, ToUnixMillis(now), what, deferred));
+  // Merge the two id-ordered lists. They are two reads, so a row another process moved from
+  // unsent to deferred in between can be in both: keep it once.
+  std::vector<RecipientRecord> due;
+  due.reserve(std::min(limit, unsent.size() + deferred.size()));
+  auto u = unsent.begin();
+  auto d = deferred.begin();
+  while (due.size() < limit && (u != unsent.end() || d != deferred.end())) {
+    if (d == deferred.end() || (u != unsent.end() && u->id < d->id)) {
+      due.push_back(std::move(*u++));
+    } else if (u == unsent.end() || d->id < u->id) {
+      due.push_back(std::move(*d++));
+    } else {
+      due.push_back(std::move(*d++));
+      ++u;
+    }
+  }
+  return due;
+}
+
+Status SqliteStore::ApplyResult(const AttemptResult& result, std::int64_t now_ms) {
+  Result<ScopedStatement> update = connection_->Cached(
+      "UPDATE recipients SET status = ?2, next_attempt_at = ?3, last_code = ?4, last_enhanced = ?5, "
+      "last_text = ?6, account = ?7, updated_at = ?8 WHERE id = ?1",
+      "recording a delivery result");
+  if (!update.ok()) return update.status();
+  (*update)->BindInt(1, result.recipient_id);
+  (*update)->BindInt(2, static_cast<std::int64_t>(result.status));
+  (*update)->BindOptionalInt(
+      3, result.status == RecipientStatus::kDeferred ? OptionalMillis(result.next_attempt_at) : std::nullopt);
+  (*update)->BindInt(4, result.error.reply_code);
+  (*update)->BindText(5, result.error.enhanced_status);
+  (*update)->BindText(6, result.error.text);
+  (*update)->BindText(7, result.account);
+  (*update)->BindInt(8, now_ms);
+  HERALD_RETURN_IF_ERROR((*update)->Run());
+  if (connection_->Changes() == 0) {
+    return NotFound(FileName() + ": recording a delivery result: recipient " + std::to_string(result.recipient_id) +
+                    " does not exist");
+  }
+  return Status::Ok();
+}
+
+Status SqliteStore::ApplyInFlight(std::int64_t recipient_id, std::int64_t now_ms) {
+  const std::string_view what = "putting a recipient in flight";
+  {
+    Result<ScopedStatement> update = connection_->Cached(
+        "UPDATE recipients SET status = 1, attempts = attempts + 1, next_attempt_at = NULL, updated_at = ?2 "
+        "WHERE id = ?1 AND status IN (0, 4)",
+        what);
+    if (!update.ok()) return update.status();
+    (*update)->BindInt(1, recipient_id);
+    (*update)->BindInt(2, now_ms);
+    HERALD_RETURN_IF_ERROR((*update)->Run());
+    if (connection_->Changes() == 1) return Status::Ok();
+  }
+  Result<ScopedStatement> query = connection_->Cached("SELECT status FROM recipients WHERE id = ?1", what);
+  if (!query.ok()) return query.status();
+  (*query)->BindInt(1, recipient_id);
+  Result<bool> row = (*query)->Step();
+  if (!row.ok()) return row.status();
+  if (!*row) {
+    return NotFound(FileName() + ": " + std::string(what) + ": recipient " + std::to_string(recipient_id) +
+                    " does not exist");
+  }
+  const auto status = static_cast<RecipientStatus>((*query)->ColumnInt(0));
+  return Status(StatusCode::kFailedPrecondition,
+                FileName() + ": " + std::string(what) + ": recipient " + std::to_string(recipient_id) + " is " +
+                    std::string(RecipientStatusName(status)) +
+                    ", not unsent or deferred (changed since it was fetched, e.g. cancelled or taken by "
+                    "another process); nothing of the batch was written");
+}
+
+Status SqliteStore::Apply(const StoreBatch& batch, TimePoint now) {
+  if (batch.empty()) return Status::Ok();
+  for (const AttemptResult& result : batch.results) {
+    if (!IsValidStatus(result.status) || !IsResultStatus(result.status)) {
+      return InvalidArgument("recipient " + std::to_string(result.recipient_id) + ": " +
+                             std::string(RecipientStatusName(result.status)) + " is not the result of an attempt");
+    }
+    if (result.status == RecipientStatus::kDeferred && !result.next_attempt_at) {
+      return InvalidArgument("recipient " + std::to_string(result.recipient_id) +
+                             ": deferred without a next attempt time");
+    }
+  }
+  for (const SendCount& send : batch.sends) {
+    if (send.account.empty()) return InvalidArgument("a send count without an account");
+  }
+
+  const std::int64_t now_ms = ToUnixMillis(now);
+  Result<Transaction> transaction = Transaction::Begin(*connection_, "applying a batch");
+  if (!transaction.ok()) return transaction.status();
+  // Results first: a recipient may be put back (or deferred earlier) and put in flight again in
+  // one batch, never the other way round (in flight must be written before the attempt).
+  for (const AttemptResult& result : batch.results) {
+    HERALD_RETURN_IF_ERROR(ApplyResult(result, now_ms));
+  }
+  for (const std::int64_t id : batch.in_flight) {
+    HERALD_RETURN_IF_ERROR(ApplyInFlight(id, now_ms));
+  }
+  if (!batch.sends.empty()) {
+    Result<ScopedStatement> add = connection_->Cached(
+        "INSERT INTO send_counts (account, minute, messages) VALUES (?1, ?2, ?3) "
+        "ON CONFLICT (account, minute) DO UPDATE SET messages = messages + excluded.messages",
+        "counting sent messages");
+    if (!add.ok()) return add.status();
+    for (const SendCount& send : batch.sends) {
+      (*add)->BindText(1, send.account);
+      (*add)->BindInt(2, FloorDiv(ToUnixMillis(send.at), kMillisPerMinute));
+      (*add)->BindInt(3, send.messages);
+      HERALD_RETURN_IF_ERROR((*add)->Run());
+    }
+  }
+  return transaction->Commit();
+}
+
+Result<std::size_t> SqliteStore::RecoverInFlight(std::string_view task_id) {
+  const std::string what = "recovering in-flight recipients of task " + Quote(task_id);
+  Result<std::int64_t> key = TaskKey(task_id, what);
+  if (!key.ok()) return key.status();
+  Result<Transaction> transaction = Transaction::Begin(*connection_, what);
+  if (!transaction.ok()) return transaction.status();
+  Result<ScopedStatement> update = connection_->Cached(
+      "UPDATE recipients SET status = 0, possible_duplicate = 1, updated_at = ?2 WHERE task = ?1 AND status = 1",
+      what);
+  if (!update.ok()) return update.status();
+  (*update)->BindInt(1, *key);
+  (*update)->BindInt(2, ToUnixMillis(Now()));
+  HERALD_RETURN_IF_ERROR((*update)->Run());
+  const auto changed = static_cast<std::size_t>(connection_->Changes());
+  HERALD_RETURN_IF_ERROR(transaction->Commit());
+  return changed;
+}
+
+Result<std::optional<TimePoint>> SqliteStore::NextAttemptAt(std::string_view task_id) {
+  const std::string what = "finding the next attempt of task " + Quote(task_id);
+  Result<std::int64_t> key = TaskKey(task_id, what);
+  if (!key.ok()) return key.status();
+  Result<ScopedStatement> query =
+      connection_->Cached("SELECT min(next_attempt_at) FROM recipients WHERE task = ?1 AND status = 4", what);
+  if (!query.ok()) return query.status();
+  (*query)->BindInt(1, *key);
+  Result<bool> row = (*query)->Step();
+  if (!row.ok()) return row.status();
+  if (!*row || (*query)->ColumnIsNull(0)) return std::optional<TimePoint>();
+  return std::optional<TimePoint>(FromUnixMillis((*query)->ColumnInt(0)));
+}
+
+// --- bulk changes
+
+Result<std::size_t> SqliteStore::ChangeStatus(std::string_view task_id, std::span<const RecipientStatus> from,
+                                              RecipientStatus to) {
+  if (!IsValidStatus(to) || to == RecipientStatus::kInFlight || to == RecipientStatus::kDeferred) {
+    // In flight only through Apply (it counts attempts); deferred needs a next attempt time.
+    return InvalidArgument("recipients cannot be set to " + std::string(RecipientStatusName(to)) +
+                           " in bulk");
+  }
+  for (const RecipientStatus status : from) {
+    if (!IsValidStatus(status)) return InvalidArgument("unknown recipient status in a bulk change");
+  }
+  const std::string what = "changing recipients of task " + Quote(task_id) + " to " +
+                           std::string(RecipientStatusName(to));
+  Result<std::int64_t> key = TaskKey(task_id, what);
+  if (!key.ok()) return key.status();
+  Result<Transaction> transaction = Transaction::Begin(*connection_, what);
+  if (!transaction.ok()) return transaction.status();
+  Result<ScopedStatement> update = connection_->Cached(
+      "UPDATE recipients SET status = ?3, next_attempt_at = NULL, updated_at = ?4 WHERE task = ?1 AND status = ?2",
+      what);
+  if (!update.ok()) return update.status();
+  std::array<bool, kRecipientStatusCount> done{};
+  std::size_t changed = 0;
+  const std::int64_t now_ms = ToUnixMillis(Now());
+  for (const RecipientStatus status : from) {
+    const auto index = static_cast<std::size_t>(status);
+    if (status == to || done[index]) continue;
+    done[index] = true;
+    (*update)->BindInt(1, *key);
+    (*update)->BindInt(2, static_cast<std::int64_t>(status));
+    (*update)->BindInt(3, static_cast<std::int64_t>(to));
+    (*update)->BindInt(4, now_ms);
+    HERALD_RETURN_IF_ERROR((*update)->Run());
+    changed += static_cast<std::size_t>(connection_->Changes());
+  }
+  HERALD_RETURN_IF_ERROR(transaction->Commit());
+  return changed;
+}
+
+// --- reporting
+
+Result<StatusCounts> SqliteStore::CountByStatus(std::string_view task_id) {
+  const std::string what = "counting recipients of task " + Quote(task_id);
+  Result<std::int64_t> key = TaskKey(task_id, what);
+  if (!key.ok()) return key.status();
+  StatusCounts counts;
+  {
+    Result<ScopedStatement> query =
+        connection_->Cached("SELECT status, count(*) FROM recipients WHERE task = ?1 GROUP BY status", what);
+    if (!query.ok()) return query.status();
+    (*query)->BindInt(1, *key);
+    while (true) {
+      Result<bool> row = (*query)->Step();
+      if (!row.ok()) return row.status();
+      if (!*row) break;
+      const std::int64_t status = (*query)->ColumnInt(0);
+      if (status < 0 || status >= static_cast<std::int64_t>(kRecipientStatusCount)) {
+        return Damaged(FileName(), "recipients of task " + Quote(task_id) + " have unknown status " +
+                                       std::to_string(status));
+      }
+      counts.by_status[static_cast<std::size_t>(status)] = static_cast<std::uint64_t>((*query)->ColumnInt(1));
+    }
+  }
+  Result<ScopedStatement> query = connection_->Cached(
+      "SELECT count(*) FROM recipients WHERE task = ?1 AND possible_duplicate = 1", what);
+  if (!query.ok()) return query.status();
+  (*query)->BindInt(1, *key);
+  Result<bool> row = (*query)->Step();
+  if (!row.ok()) return row.status();
+  if (*row) counts.possible_duplicates = static_cast<std::uint64_t>((*query)->ColumnInt(0));
+  return counts;
+}
+
+Status SqliteStore::ForEachRecipient(std::string_view task_id,
+                                     const std::function<Status(const RecipientRecord&)>& visit) {
+  const std::string what = "reading recipients of task " + Quote(task_id);
+  Result<std::int64_t> key = TaskKey(task_id, what);
+  if (!key.ok()) return key.status();
+  std::vector<RecipientRecord> chunk;
+  std::int64_t after_id = 0;
+  while (true) {
+    chunk.clear();
+    HERALD_RETURN_IF_ERROR(ReadRecipients(kExportSql, *key, after_id, kExportChunkRows, std::nullopt, what, chunk));
+    // The statement is reset here, so `visit` runs with no read transaction open.
+    for (const RecipientRecord& recipient : chunk) {
+      HERALD_RETURN_IF_ERROR(visit(recipient));
+    }
+    if (chunk.size() < kExportChunkRows) return Status::Ok();
+    after_id = chunk.back().id;
+  }
+}
+
+// --- sending limits
+
+Result<std::uint64_t> SqliteStore::CountSends(std::string_view account, TimePoint from, TimePoint until) {
+  if (until <= from) return std::uint64_t{0};
+  // Counted per minute: every minute that overlaps [from, until) counts whole, so a window that
+  // does not start on a minute may count up to a minute more than was sent in it, never less.
+  const std::int64_t first = FloorDiv(ToUnixMillis(from), kMillisPerMinute);
+  const std::int64_t end = CeilDiv(ToUnixMillis(until), kMillisPerMinute);
+  Result<ScopedStatement> query = connection_->Cached(
+      "SELECT coalesce(sum(messages), 0) FROM send_counts WHERE account = ?1 AND minute >= ?2 AND minute < ?3",
+      "counting sent messages");
+  if (!query.ok()) return query.status();
+  (*query)->BindText(1, account);
+  (*query)->BindInt(2, first);
+  (*query)->BindInt(3, end);
+  Result<bool> row = (*query)->Step();
+  if (!row.ok()) return row.status();
+  if (!*row) return std::uint64_t{0};
+  return static_cast<std::uint64_t>((*query)->ColumnInt(0));
+}
+
+}  // namespace herald

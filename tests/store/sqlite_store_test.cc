@@ -1,0 +1,993 @@
+#include "store/sqlite_store.h"
+
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <vector>
+
+#include "fakes/fake_clock.h"
+
+namespace herald {
+namespace {
+
+using std::chrono::hours;
+using std::chrono::milliseconds;
+using std::chrono::minutes;
+using std::chrono::seconds;
+
+namespace fs = std::filesystem;
+
+// A directory of its own under the system's temp dir, removed at the end.
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern = (fs::temp_directory_path() / "herald_store_test_XXXXXX").string();
+    if (mkdtemp(pattern.data()) == nullptr) ADD_FAILURE() << "mkdtemp failed for " << pattern;
+    path_ = pattern;
+  }
+  ~TempDir() {
+    std::error_code ignored;
+    fs::remove_all(path_, ignored);
+  }
+  std::string File(std::string_view name) const { return (path_ / name).string(); }
+
+ private:
+  fs::path path_;
+};
+
+// Runs SQL on a store file through a connection of its own, as another program would.
+void RawExec(const std::string& path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  char* error = nullptr;
+  const int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error);
+  EXPECT_EQ(rc, SQLITE_OK) << sql << ": " << (error != nullptr ? error : "");
+  sqlite3_free(error);
+  sqlite3_close(db);
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+TaskRecord MakeTask(std::string id, std::vector<std::string> columns = {"email", "first_name"}) {
+  TaskRecord task;
+  task.id = std::move(id);
+  task.title = "Spring newsletter for " + task.id;
+  task.columns = std::move(columns);
+  task.submitted_at = FromUnixMillis(1'767'225'600'000);
+  task.source_digest = "sha256:0f1e";
+  task.nonce = "n-" + task.id;
+  return task;
+}
+
+NewRecipient MakeRecipient(std::string address, std::size_t line, std::string first_name = "Ann") {
+  NewRecipient r;
+  r.dedup_key = address;
+  for (char& c : r.dedup_key) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  r.fields = {address, std::move(first_name)};
+  r.address = std::move(address);
+  r.line = line;
+  return r;
+}
+
+std::vector<NewRecipient> MakeRecipients(std::size_t count, std::size_t first_line = 2) {
+  std::vector<NewRecipient> list;
+  for (std::size_t i = 0; i < count; ++i) {
+    list.push_back(MakeRecipient("user" + std::to_string(i) + "@example.com", first_line + i));
+  }
+  return list;
+}
+
+std::vector<std::int64_t> Ids(const std::vector<RecipientRecord>& records) {
+  std::vector<std::int64_t> ids;
+  for (const RecipientRecord& r : records) ids.push_back(r.id);
+  return ids;
+}
+
+std::string Describe(const std::vector<std::int64_t>& ids) {
+  std::string out = "[";
+  for (std::int64_t id : ids) out += (out.size() > 1 ? " " : "") + std::to_string(id);
+  return out + "]";
+}
+
+class SqliteStoreTest : public ::testing::TestWithParam<bool> {
+ protected:
+  void SetUp() override {
+    path_ = GetParam() ? std::string(":memory:") : dir_.File("herald.db");
+    store_ = OpenStore();
+    ASSERT_NE(store_, nullptr);
+  }
+
+  std::unique_ptr<SqliteStore> OpenStore(std::size_t batch_rows = 10'000) {
+    SqliteStore::Options options;
+    options.clock = &clock_;
+    options.import_batch_rows = batch_rows;
+    Result<std::unique_ptr<SqliteStore>> store = SqliteStore::Open(path_, options);
+    EXPECT_TRUE(store.ok()) << store.status().ToString();
+    return store.ok() ? std::move(*store) : nullptr;
+  }
+
+  // Imports `list` into `task_id` and returns, per recipient, whether it was added.
+  std::vector<bool> Import(const std::string& task_id, const std::vector<NewRecipient>& list) {
+    return ImportInto(*store_, task_id, list);
+  }
+
+  static std::vector<bool> ImportInto(Store& store, const std::string& task_id,
+                                      const std::vector<NewRecipient>& list) {
+    std::vector<bool> added;
+    Result<std::unique_ptr<RecipientImport>> import = store.BeginImport(task_id);
+    EXPECT_TRUE(import.ok()) << import.status().ToString();
+    if (!import.ok()) return added;
+    for (const NewRecipient& r : list) {
+      Result<bool> got = (*import)->Add(r);
+      EXPECT_TRUE(got.ok()) << r.address << ": " << got.status().ToString();
+      added.push_back(got.ok() && *got);
+    }
+    Status finished = (*import)->Finish();
+    EXPECT_TRUE(finished.ok()) << finished.ToString();
+    return added;
+  }
+
+  // A task "t" with `count` imported recipients; returns their ids in import order.
+  std::vector<std::int64_t> SetUpTask(std::size_t count, const std::string& task_id = "t") {
+    Status created = store_->CreateTask(MakeTask(task_id));
+    EXPECT_TRUE(created.ok()) << created.ToString();
+    Import(task_id, MakeRecipients(count));
+    return Ids(All(task_id));
+  }
+
+  std::vector<RecipientRecord> All(const std::string& task_id) { return AllOf(*store_, task_id); }
+
+  static std::vector<RecipientRecord> AllOf(Store& store, const std::string& task_id) {
+    std::vector<RecipientRecord> all;
+    Status status = store.ForEachRecipient(task_id, [&](const RecipientRecord& r) {
+      all.push_back(r);
+      return Status::Ok();
+    });
+    EXPECT_TRUE(status.ok()) << status.ToString();
+    return all;
+  }
+
+  RecipientRecord Get(std::int64_t id, const std::string& task_id = "t") {
+    for (RecipientRecord& r : All(task_id)) {
+      if (r.id == id) return r;
+    }
+    ADD_FAILURE() << "no recipient " << id;
+    return {};
+  }
+
+  void ApplyOk(const StoreBatch& batch, TimePoint now) {
+    Status status = store_->Apply(batch, now);
+    ASSERT_TRUE(status.ok()) << status.ToString();
+  }
+
+  StatusCounts Counts(const std::string& task_id = "t") {
+    Result<StatusCounts> counts = store_->CountByStatus(task_id);
+    EXPECT_TRUE(counts.ok()) << counts.status().ToString();
+    return counts.ok() ? *counts : StatusCounts();
+  }
+
+  TempDir dir_;
+  std::string path_;
+  FakeClock clock_;
+  std::unique_ptr<SqliteStore> store_;
+};
+
+INSTANTIATE_TEST_SUITE_P(FileAndMemory, SqliteStoreTest, ::testing::Values(false, true),
+                         [](const ::testing::TestParamInfo<bool>& info) { return info.param ? "Memory" : "File"; });
+
+// --- tasks
+
+TEST_P(SqliteStoreTest, CreatesFindsAndListsTasks) {
+  const TaskRecord first = MakeTask("spring", {"email", "first_name", "", "city"});
+  TaskRecord second = MakeTask("autumn", {});
+  second.submitted_at = FromUnixMillis(1'700'000'000'123);
+  second.source_digest = "";
+  ASSERT_TRUE(store_->CreateTask(first).ok());
+  ASSERT_TRUE(store_->CreateTask(second).ok());
+
+  Result<std::optional<TaskRecord>> found = store_->FindTask("spring");
+  ASSERT_TRUE(found.ok()) << found.status().ToString();
+  ASSERT_TRUE(found->has_value());
+  const TaskRecord& got = **found;
+  EXPECT_EQ(got.id, first.id);
+  EXPECT_EQ(got.title, first.title);
+  EXPECT_EQ(got.columns, first.columns);
+  EXPECT_EQ(got.submitted_at, first.submitted_at);
+  EXPECT_EQ(got.source_digest, first.source_digest);
+  EXPECT_EQ(got.nonce, first.nonce);
+
+  Result<std::optional<TaskRecord>> missing = store_->FindTask("winter");
+  ASSERT_TRUE(missing.ok()) << missing.status().ToString();
+  EXPECT_FALSE(missing->has_value());
+
+  Result<std::vector<TaskRecord>> all = store_->ListTasks();
+  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  ASSERT_EQ(all->size(), 2u);
+  EXPECT_EQ((*all)[0].id, "spring");  // creation order
+  EXPECT_EQ((*all)[1].id, "autumn");
+  EXPECT_EQ((*all)[1].submitted_at, second.submitted_at);
+  EXPECT_TRUE((*all)[1].columns.empty());
+}
+
+TEST_P(SqliteStoreTest, RefusesADuplicateTaskIdAndKeepsTheFirst) {
+  ASSERT_TRUE(store_->CreateTask(MakeTask("spring")).ok());
+  TaskRecord again = MakeTask("spring");
+  again.title = "Another title";
+  Status status = store_->CreateTask(again);
+  EXPECT_EQ(status.code(), StatusCode::kAlreadyExists) << status.ToString();
+  EXPECT_NE(status.message().find("'spring'"), std::string::npos) << status.message();
+  EXPECT_EQ((*store_->FindTask("spring"))->title, MakeTask("spring").title);
+  EXPECT_EQ(store_->ListTasks()->size(), 1u);
+
+  EXPECT_EQ(store_->CreateTask(MakeTask("")).code(), StatusCode::kInvalidArgument);
+}
+
+TEST_P(SqliteStoreTest, SetsTheSourceDigest) {
+  ASSERT_TRUE(store_->CreateTask(MakeTask("spring")).ok());
+  ASSERT_TRUE(store_->SetTaskSourceDigest("spring", "sha256:beef").ok());
+  EXPECT_EQ((*store_->FindTask("spring"))->source_digest, "sha256:beef");
+  EXPECT_EQ(store_->SetTaskSourceDigest("winter", "x").code(), StatusCode::kNotFound);
+}
+
+TEST_P(SqliteStoreTest, TaskOperationsOnAnUnknownTaskAreNotFound) {
+  const RecipientStatus from[] = {RecipientStatus::kFailed};
+  EXPECT_EQ(store_->BeginImport("nope").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_->FetchDue("nope", clock_.Now(), 0, 10).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_->RecoverInFlight("nope").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_->NextAttemptAt("nope").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_->ChangeStatus("nope", from, RecipientStatus::kUnsent).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_->CountByStatus("nope").status().code(), StatusCode::kNotFound);
+  Status status = store_->ForEachRecipient("nope", [](const RecipientRecord&) { return Status::Ok(); });
+  EXPECT_EQ(status.code(), StatusCode::kNotFound);
+  EXPECT_NE(status.message().find("'nope'"), std::string::npos) << status.message();
+}
+
+// --- import
+
+TEST_P(SqliteStoreTest, ImportSkipsDuplicatesWithinAndAcrossImports) {
+  ASSERT_TRUE(store_->CreateTask(MakeTask("t")).ok());
+  ASSERT_TRUE(store_->CreateTask(MakeTask("other")).ok());
+  const std::vector<NewRecipient> list = {
+      MakeRecipient("a@example.com", 2), MakeRecipient("b@example.com", 3),
+      MakeRecipient("A@Example.com", 4),  // same dedup key as line 2
+      MakeRecipient("c@example.com", 5), MakeRecipient("b@example.com", 6),
+  };
+  EXPECT_EQ(Import("t", list), (std::vector<bool>{true, true, false, true, false}));
+  EXPECT_EQ(Counts().total(), 3u);
+
+  // The same list again adds nobody; a new address among old ones is added.
+  EXPECT_EQ(Import("t", list), (std::vector<bool>(5, false)));
+  EXPECT_EQ(Import("t", {MakeRecipient("d@example.com", 7), MakeRecipient("a@example.com", 8)}),
+            (std::vector<bool>{true, false}));
+  EXPECT_EQ(Counts().total(), 4u);
+
+  // Dedup keys are per task.
+  EXPECT_EQ(Import("other", list), (std::vector<bool>{true, true, false, true, false}));
+
+  const std::vector<RecipientRecord> all = All("t");
+  ASSERT_EQ(all.size(), 4u);
+  EXPECT_EQ(all[0].address, "a@example.com");
+  EXPECT_EQ(all[0].line, 2u);  // the first occurrence wins
+  EXPECT_EQ(all[3].address, "d@example.com");
+  for (std::size_t i = 1; i < all.size(); ++i) EXPECT_LT(all[i - 1].id, all[i].id);
+}
+
+TEST_P(SqliteStoreTest, ImportKeepsEveryFieldExactly) {
+  const std::string with_nul("before\0after", 12);
+  const std::string big(100 * 1024, 'x');
+  const std::vector<std::vector<std::string>> cases = {
+      {"", "", ""},
+      {"plain", "Zoë Ångström", "日本語"},
+      {with_nul, std::string(1, '\0'), "x"},
+      {big, "", big + "y"},
+      {"line1\r\nline2", "\t", " "},
+  };
+  ASSERT_TRUE(store_->CreateTask(MakeTask("t", {"a", "b", "c"})).ok());
+  clock_.Advance(minutes(5));
+  std::vector<NewRecipient> list;
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    NewRecipient r;
+    r.address = "r" + std::to_string(i) + "@example.com";
+    r.dedup_key = r.address;
+    r.fields = cases[i];
+    r.line = 10 + i;
+    list.push_back(r);
+  }
+  EXPECT_EQ(Import("t", list), std::vector<bool>(cases.size(), true));
+
+  const std::vector<RecipientRecord> all = All("t");
+  ASSERT_EQ(all.size(), cases.size());
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    const RecipientRecord& got = all[i];
+    EXPECT_EQ(got.fields, cases[i]) << "case " << i;
+    EXPECT_EQ(got.address, list[i].address);
+    EXPECT_EQ(got.line, 10 + i);
+    EXPECT_EQ(got.status, RecipientStatus::kUnsent);
+    EXPECT_EQ(got.attempts, 0);
+    EXPECT_FALSE(got.next_attempt_at.has_value());
+    EXPECT_TRUE(got.last_error.empty());
+    EXPECT_EQ(got.account, "");
+    EXPECT_EQ(got.updated_at, clock_.Now());
+    EXPECT_FALSE(got.possible_duplicate);
+  }
+  // FetchDue reads the same rows the same way.
+  Result<std::vector<RecipientRecord>> due = store_->FetchDue("t", clock_.Now(), 0, 100);
+  ASSERT_TRUE(due.ok()) << due.status().ToString();
+  ASSERT_EQ(due->size(), cases.size());
+  for (std::size_t i = 0; i < cases.size(); ++i) EXPECT_EQ((*due)[i].fields, cases[i]) << "case " << i;
+}
+
+TEST_P(SqliteStoreTest, ImportRefusesInvalidRecipientsAndGoesOn) {
+  ASSERT_TRUE(store_->CreateTask(MakeTask("t")).ok());
+  Result<std::unique_ptr<RecipientImport>> import = store_->BeginImport("t");
+  ASSERT_TRUE(import.ok()) << import.status().ToString();
+
+  NewRecipient too_few = MakeRecipient("a@example.com", 7);
+  too_few.fields.pop_back();
+  Result<bool> got = (*import)->Add(too_few);
+  EXPECT_EQ(got.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(got.status().message().find("line 7"), std::string::npos) << got.status().message();
+
+  NewRecipient no_key = MakeRecipient("b@example.com", 8);
+  no_key.dedup_key.clear();
+  EXPECT_EQ((*import)->Add(no_key).status().code(), StatusCode::kInvalidArgument);
+
+  got = (*import)->Add(MakeRecipient("c@example.com", 9));
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_TRUE(*got);
+  ASSERT_TRUE((*import)->Finish().ok());
+  EXPECT_EQ((*import)->Add(MakeRecipient("d@example.com", 10)).status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Counts().total(), 1u);
+}
+
+TEST_P(SqliteStoreTest, ImportWithoutFinishKeepsOnlyCommittedBatches) {
+  store_.reset();
+  store_ = OpenStore(/*batch_rows=*/3);
+  ASSERT_TRUE(store_->CreateTask(MakeTask("t")).ok());
+  {
+    Result<std::unique_ptr<RecipientImport>> import = store_->BeginImport("t");
+    ASSERT_TRUE(import.ok()) << import.status().ToString();
+    for (const NewRecipient& r : MakeRecipients(8)) ASSERT_TRUE((*import)->Add(r).ok());
+    // Destroyed without Finish(): rows 7 and 8 were in the unfinished batch.
+  }
+  EXPECT_EQ(Counts().total(), 6u);
+  EXPECT_EQ(Import("t", MakeRecipients(8)), (std::vector<bool>{false, false, false, false, false, false, true, true}));
+  EXPECT_EQ(Counts().total(), 8u);
+}
+
+TEST_P(SqliteStoreTest, WritesWaitForAnUnfinishedImportOnTheSameObject) {
+  ASSERT_TRUE(store_->CreateTask(MakeTask("t")).ok());
+  Result<std::unique_ptr<RecipientImport>> import = store_->BeginImport("t");
+  ASSERT_TRUE(import.ok());
+  ASSERT_TRUE((*import)->Add(MakeRecipient("a@example.com", 2)).ok());
+
+  // Reads see the unfinished batch; a write would be rolled back with it, so it is refused.
+  EXPECT_EQ(Counts().total(), 1u);
+  StoreBatch batch;
+  batch.sends.push_back({"relay", clock_.Now(), 1});
+  Status status = store_->Apply(batch, clock_.Now());
+  EXPECT_EQ(status.code(), StatusCode::kFailedPrecondition) << status.ToString();
+  EXPECT_EQ(store_->CreateTask(MakeTask("u")).code(), StatusCode::kFailedPrecondition);
+
+  ASSERT_TRUE((*import)->Finish().ok());
+  EXPECT_TRUE(store_->Apply(batch, clock_.Now()).ok());
+  EXPECT_EQ(*store_->CountSends("relay", clock_.Now(), clock_.Now() + minutes(1)), 1u);
+}
+
+// --- delivery
+
+TEST_P(SqliteStoreTest, FetchDueReturnsUnsentAndDueDeferredInIdOrder) {
+  const std::vector<std::int64_t> ids = SetUpTask(10);
+  ASSERT_EQ(ids.size(), 10u);
+  const TimePoint t0 = clock_.Now();
+  // ids[1] sent, ids[2] failed, ids[3] in flight, ids[4] deferred to t0+10m, ids[6] deferred to
+  // t0+20m, ids[8] blacklisted; the rest unsent.
+  StoreBatch batch;
+  batch.in_flight = {ids[1], ids[2], ids[3], ids[4], ids[6]};
+  ApplyOk(batch, t0);
+  batch = {};
+  batch.results = {
+      {ids[1], RecipientStatus::kSent, std::nullopt, {250, "2.0.0", "queued"}, "relay"},
+      {ids[2], RecipientStatus::kFailed, std::nullopt, {550, "5.1.1", "no such user"}, "relay"},
+      {ids[4], RecipientStatus::kDeferred, t0 + minutes(10), {451, "4.7.1", "greylisted"}, "relay"},
+      {ids[6], RecipientStatus::kDeferred, t0 + minutes(20), {421, "", "busy"}, "relay"},
+      {ids[8], RecipientStatus::kBlacklisted, std::nullopt, {}, ""},
+  };
+  ApplyOk(batch, t0);
+
+  struct Case {
+    Duration at;
+    std::int64_t after_index;  // -1: from the start
+    std::size_t limit;
+    std::vector<int> want;  // indexes into ids
+  };
+  const Case cases[] = {
+      {minutes(0), -1, 100, {0, 5, 7, 9}},
+      {minutes(10) - milliseconds(1), -1, 100, {0, 5, 7, 9}},
+      {minutes(10), -1, 100, {0, 4, 5, 7, 9}},  // due exactly at next_attempt_at
+      {minutes(30), -1, 100, {0, 4, 5, 6, 7, 9}},
+      {minutes(30), -1, 3, {0, 4, 5}},
+      {minutes(30), 4, 2, {5, 6}},
+      {minutes(30), 6, 100, {7, 9}},
+      {minutes(30), 9, 100, {}},
+      {minutes(30), -1, 0, {}},
+      {minutes(30), 0, 1, {4}},  // a deferred row before an unsent one
+  };
+  for (const Case& c : cases) {
+    const std::int64_t after_id = c.after_index < 0 ? 0 : ids[static_cast<std::size_t>(c.after_index)];
+    Result<std::vector<RecipientRecord>> due = store_->FetchDue("t", t0 + c.at, after_id, c.limit);
+    ASSERT_TRUE(due.ok()) << due.status().ToString();
+    std::vector<std::int64_t> want;
+    for (int i : c.want) want.push_back(ids[static_cast<std::size_t>(i)]);
+    EXPECT_EQ(Ids(*due), want) << "at +" << c.at.count() << " ms after index " << c.after_index << " limit "
+                               << c.limit << ": got " << Describe(Ids(*due)) << ", want " << Describe(want);
+  }
+}
+
+TEST_P(SqliteStoreTest, ApplyMovesRecipientsThroughTheirStates) {
+  const std::vector<std::int64_t> ids = SetUpTask(3);
+  const TimePoint t0 = clock_.Now() + minutes(1);
+
+  StoreBatch batch;
+  batch.in_flight = {ids[0], ids[1], ids[2]};
+  ApplyOk(batch, t0);
+  for (std::int64_t id : ids) {
+    const RecipientRecord r = Get(id);
+    EXPECT_EQ(r.status, RecipientStatus::kInFlight);
+    EXPECT_EQ(r.attempts, 1);
+    EXPECT_EQ(r.updated_at, t0);
+  }
+  EXPECT_EQ(Counts()[RecipientStatus::kInFlight], 3u);
+
+  const TimePoint t1 = t0 + seconds(3);
+  batch = {};
+  batch.results = {
+      {ids[0], RecipientStatus::kSent, std::nullopt, {}, "relay-a"},
+      {ids[1], RecipientStatus::kDeferred, t1 + hours(1), {451, "4.4.2", "timeout"}, "relay-b"},
+      {ids[2], RecipientStatus::kFailed, std::nullopt, {550, "5.1.1", "User unknown"}, "relay-a"},
+  };
+  batch.sends = {{"relay-a", t1, 1}};
+  ApplyOk(batch, t1);
+
+  RecipientRecord sent = Get(ids[0]);
+  EXPECT_EQ(sent.status, RecipientStatus::kSent);
+  EXPECT_EQ(sent.account, "relay-a");
+  EXPECT_TRUE(sent.last_error.empty());
+  EXPECT_EQ(sent.updated_at, t1);
+  RecipientRecord deferred = Get(ids[1]);
+  EXPECT_EQ(deferred.status, RecipientStatus::kDeferred);
+  EXPECT_EQ(deferred.next_attempt_at, std::optional<TimePoint>(t1 + hours(1)));
+  EXPECT_EQ(deferred.last_error, (DeliveryError{451, "4.4.2", "timeout"}));
+  EXPECT_EQ(deferred.account, "relay-b");
+  RecipientRecord failed = Get(ids[2]);
+  EXPECT_EQ(failed.status, RecipientStatus::kFailed);
+  EXPECT_EQ(failed.last_error, (DeliveryError{550, "5.1.1", "User unknown"}));
+  EXPECT_FALSE(failed.next_attempt_at.has_value());
+
+  Result<std::optional<TimePoint>> next = store_->NextAttemptAt("t");
+  ASSERT_TRUE(next.ok()) << next.status().ToString();
+  EXPECT_EQ(*next, std::optional<TimePoint>(t1 + hours(1)));
+
+  // The retry: in flight again (second attempt), then sent; the error of the last attempt goes.
+  const TimePoint t2 = t1 + hours(1);
+  batch = {};
+  batch.in_flight = {ids[1]};
+  ApplyOk(batch, t2);
+  RecipientRecord retried = Get(ids[1]);
+  EXPECT_EQ(retried.status, RecipientStatus::kInFlight);
+  EXPECT_EQ(retried.attempts, 2);
+  EXPECT_FALSE(retried.next_attempt_at.has_value());
+  EXPECT_EQ(*store_->NextAttemptAt("t"), std::nullopt);
+
+  batch = {};
+  batch.results = {{ids[1], RecipientStatus::kSent, std::nullopt, {250, "2.0.0", "ok"}, "relay-a"}};
+  ApplyOk(batch, t2);
+  EXPECT_EQ(Get(ids[1]).last_error, (DeliveryError{250, "2.0.0", "ok"}));
+
+  const StatusCounts counts = Counts();
+  EXPECT_EQ(counts[RecipientStatus::kSent], 2u);
+  EXPECT_EQ(counts[RecipientStatus::kFailed], 1u);
+  EXPECT_EQ(counts.total(), 3u);
+}
+
+TEST_P(SqliteStoreTest, ApplyPutsBackAndRetriesInOneBatch) {
+  const std::vector<std::int64_t> ids = SetUpTask(2);
+  StoreBatch batch;
+  batch.in_flight = {ids[0]};
+  ApplyOk(batch, clock_.Now());
+  // The account failed before MAIL FROM: put back and claimed again for the secondary account.
+  batch = {};
+  batch.results = {{ids[0], RecipientStatus::kUnsent, std::nullopt, {421, "4.3.2", "shutting down"}, "primary"}};
+  batch.in_flight = {ids[0]};
+  ApplyOk(batch, clock_.Now());
+  const RecipientRecord r = Get(ids[0]);
+  EXPECT_EQ(r.status, RecipientStatus::kInFlight);
+  EXPECT_EQ(r.attempts, 2);
+  EXPECT_EQ(r.account, "primary");
+}
+
+TEST_P(SqliteStoreTest, ApplyIsAllOrNothing) {
+  const std::vector<std::int64_t> ids = SetUpTask(3);
+  StoreBatch sent;
+  sent.in_flight = {ids[2]};
+  ApplyOk(sent, clock_.Now());
+  sent = {};
+  sent.results = {{ids[2], RecipientStatus::kSent, std::nullopt, {}, "relay"}};
+  ApplyOk(sent, clock_.Now());
+
+  struct Case {
+    const char* name;
+    StoreBatch batch;
+    StatusCode want;
+    std::string_view want_in_message;
+  };
+  const std::int64_t missing = ids.back() + 1000;
+  const Case cases[] = {
+      {"unknown recipient in a result",
+       {{ids[0]}, {{missing, RecipientStatus::kSent, std::nullopt, {}, "relay"}}, {{"relay", clock_.Now(), 1}}},
+       StatusCode::kNotFound,
+       std::to_string(missing)},
+      {"unknown recipient in flight", {{ids[0], missing}, {}, {}}, StatusCode::kNotFound, std::to_string(missing)},
+      {"a sent recipient put in flight", {{ids[0], ids[2]}, {}, {}}, StatusCode::kFailedPrecondition, "is sent"},
+      {"deferred without a time",
+       {{ids[0]}, {{ids[1], RecipientStatus::kDeferred, std::nullopt, {}, "relay"}}, {}},
+       StatusCode::kInvalidArgument,
+       "next attempt"},
+      {"in flight as a result",
+       {{}, {{ids[1], RecipientStatus::kInFlight, std::nullopt, {}, "relay"}}, {}},
+       StatusCode::kInvalidArgument,
+       "in-flight"},
+      {"a send without account", {{ids[0]}, {}, {{"", clock_.Now(), 1}}}, StatusCode::kInvalidArgument, "account"},
+  };
+  for (const Case& c : cases) {
+    Status status = store_->Apply(c.batch, clock_.Now() + minutes(1));
+    EXPECT_EQ(status.code(), c.want) << c.name << ": " << status.ToString();
+    EXPECT_NE(status.message().find(c.want_in_message), std::string::npos)
+        << c.name << ": got " << status.message() << ", want it to contain " << c.want_in_message;
+    const RecipientRecord first = Get(ids[0]);
+    EXPECT_EQ(first.status, RecipientStatus::kUnsent) << c.name;
+    EXPECT_EQ(first.attempts, 0) << c.name;
+    EXPECT_EQ(*store_->CountSends("relay", clock_.Now() - hours(1), clock_.Now() + hours(1)), 0u) << c.name;
+  }
+  EXPECT_TRUE(store_->Apply(StoreBatch(), clock_.Now()).ok());
+}
+
+TEST_P(SqliteStoreTest, RecoverInFlightMarksPossibleDuplicates) {
+  const std::vector<std::int64_t> ids = SetUpTask(4);
+  ASSERT_TRUE(store_->CreateTask(MakeTask("other")).ok());
+  Import("other", MakeRecipients(1));
+  const std::int64_t other_id = All("other")[0].id;
+
+  StoreBatch batch;
+  batch.in_flight = {ids[0], ids[1], ids[2], other_id};
+  ApplyOk(batch, clock_.Now());
+  batch = {};
+  batch.results = {{ids[0], RecipientStatus::kSent, std::nullopt, {}, "relay"}};
+  ApplyOk(batch, clock_.Now());
+
+  clock_.Advance(minutes(3));
+  Result<std::size_t> recovered = store_->RecoverInFlight("t");
+  ASSERT_TRUE(recovered.ok()) << recovered.status().ToString();
+  EXPECT_EQ(*recovered, 2u);
+  for (std::int64_t id : {ids[1], ids[2]}) {
+    const RecipientRecord r = Get(id);
+    EXPECT_EQ(r.status, RecipientStatus::kUnsent) << id;
+    EXPECT_TRUE(r.possible_duplicate) << id;
+    EXPECT_EQ(r.attempts, 1) << id;
+    EXPECT_EQ(r.updated_at, clock_.Now()) << id;
+  }
+  EXPECT_FALSE(Get(ids[0]).possible_duplicate);
+  EXPECT_FALSE(Get(ids[3]).possible_duplicate);
+  EXPECT_EQ(Get(other_id, "other").status, RecipientStatus::kInFlight);  // another task's run
+
+  const StatusCounts counts = Counts();
+  EXPECT_EQ(counts.possible_duplicates, 2u);
+  EXPECT_EQ(counts[RecipientStatus::kUnsent], 3u);
+  EXPECT_EQ(counts[RecipientStatus::kSent], 1u);
+  EXPECT_EQ(counts[RecipientStatus::kInFlight], 0u);
+  EXPECT_EQ(*store_->RecoverInFlight("t"), 0u);
+
+  // They are due again, and a later successful send keeps the mark for the report.
+  EXPECT_EQ(Ids(*store_->FetchDue("t", clock_.Now(), 0, 10)), (std::vector<std::int64_t>{ids[1], ids[2], ids[3]}));
+  batch = {};
+  batch.in_flight = {ids[1]};
+  ApplyOk(batch, clock_.Now());
+  batch = {};
+  batch.results = {{ids[1], RecipientStatus::kSent, std::nullopt, {}, "relay"}};
+  ApplyOk(batch, clock_.Now());
+  EXPECT_TRUE(Get(ids[1]).possible_duplicate);
+  EXPECT_EQ(Counts().possible_duplicates, 2u);
+}
+
+// --- bulk changes and reporting
+
+TEST_P(SqliteStoreTest, ChangeStatusMovesOnlyTheGivenStatuses) {
+  const std::vector<std::int64_t> ids = SetUpTask(5);
+  ASSERT_TRUE(store_->CreateTask(MakeTask("other")).ok());
+  Import("other", MakeRecipients(2));
+  StoreBatch batch;
+  batch.in_flight = {ids[0], ids[1], ids[2]};
+  ApplyOk(batch, clock_.Now());
+  batch = {};
+  batch.results = {
+      {ids[0], RecipientStatus::kFailed, std::nullopt, {550, "5.1.1", "unknown"}, "relay"},
+      {ids[1], RecipientStatus::kDeferred, clock_.Now() + hours(1), {451, "", "later"}, "relay"},
+      {ids[2], RecipientStatus::kSent, std::nullopt, {}, "relay"},
+  };
+  ApplyOk(batch, clock_.Now());
+
+  clock_.Advance(minutes(1));
+  const RecipientStatus erroneous[] = {RecipientStatus::kFailed, RecipientStatus::kDeferred,
+                                       RecipientStatus::kFailed, RecipientStatus::kUnsent};
+  Result<std::size_t> changed = store_->ChangeStatus("t", erroneous, RecipientStatus::kUnsent);
+  ASSERT_TRUE(changed.ok()) << changed.status().ToString();
+  EXPECT_EQ(*changed, 2u);
+  const RecipientRecord was_failed = Get(ids[0]);
+  EXPECT_EQ(was_failed.status, RecipientStatus::kUnsent);
+  EXPECT_EQ(was_failed.last_error, (DeliveryError{550, "5.1.1", "unknown"}));  // kept
+  EXPECT_EQ(was_failed.updated_at, clock_.Now());
+  const RecipientRecord was_deferred = Get(ids[1]);
+  EXPECT_EQ(was_deferred.status, RecipientStatus::kUnsent);
+  EXPECT_FALSE(was_deferred.next_attempt_at.has_value());
+  EXPECT_EQ(Get(ids[2]).status, RecipientStatus::kSent);
+
+  const RecipientStatus pending[] = {RecipientStatus::kUnsent, RecipientStatus::kDeferred};
+  changed = store_->ChangeStatus("t", pending, RecipientStatus::kCancelled);
+  ASSERT_TRUE(changed.ok()) << changed.status().ToString();
+  EXPECT_EQ(*changed, 4u);
+  const StatusCounts counts = Counts();
+  EXPECT_EQ(counts[RecipientStatus::kCancelled], 4u);
+  EXPECT_EQ(counts[RecipientStatus::kSent], 1u);
+  EXPECT_EQ(Counts("other")[RecipientStatus::kUnsent], 2u);
+
+  for (RecipientStatus to : {RecipientStatus::kInFlight, RecipientStatus::kDeferred}) {
+    EXPECT_EQ(store_->ChangeStatus("t", pending, to).status().code(), StatusCode::kInvalidArgument)
+        << RecipientStatusName(to);
+  }
+}
+
+TEST_P(SqliteStoreTest, CountByStatusCountsEveryStatus) {
+  const std::vector<std::int64_t> ids = SetUpTask(9);
+  StoreBatch batch;
+  batch.in_flight = {ids[0], ids[1], ids[2], ids[3], ids[4], ids[5]};
+  ApplyOk(batch, clock_.Now());
+  batch = {};
+  batch.results = {
+      {ids[0], RecipientStatus::kSent, std::nullopt, {}, "relay"},
+      {ids[1], RecipientStatus::kSent, std::nullopt, {}, "relay"},
+      {ids[2], RecipientStatus::kFailed, std::nullopt, {}, "relay"},
+      {ids[3], RecipientStatus::kDeferred, clock_.Now() + hours(1), {}, "relay"},
+      {ids[4], RecipientStatus::kBlacklisted, std::nullopt, {}, ""},
+  };
+  ApplyOk(batch, clock_.Now());
+  const RecipientStatus unsent[] = {RecipientStatus::kUnsent};
+  ASSERT_TRUE(store_->ChangeStatus("t", unsent, RecipientStatus::kCancelled).ok());
+
+  const StatusCounts counts = Counts();
+  const std::uint64_t want[kRecipientStatusCount] = {0, 1, 2, 1, 1, 1, 3};
+  for (std::size_t i = 0; i < kRecipientStatusCount; ++i) {
+    EXPECT_EQ(counts.by_status[i], want[i]) << RecipientStatusName(static_cast<RecipientStatus>(i));
+  }
+  EXPECT_EQ(counts.total(), 9u);
+  EXPECT_EQ(counts.possible_duplicates, 0u);
+}
+
+TEST_P(SqliteStoreTest, ForEachRecipientVisitsAllInIdOrderAndStopsOnError) {
+  // More than one chunk of the export, with another task's rows in between.
+  ASSERT_TRUE(store_->CreateTask(MakeTask("t")).ok());
+  ASSERT_TRUE(store_->CreateTask(MakeTask("other")).ok());
+  Import("t", MakeRecipients(400));
+  Import("other", MakeRecipients(300));
+  std::vector<NewRecipient> more;
+  for (std::size_t i = 0; i < 300; ++i) more.push_back(MakeRecipient("late" + std::to_string(i) + "@example.com", 1000 + i));
+  Import("t", more);
+
+  std::vector<RecipientRecord> all = All("t");
+  ASSERT_EQ(all.size(), 700u);
+  for (std::size_t i = 1; i < all.size(); ++i) ASSERT_LT(all[i - 1].id, all[i].id) << i;
+  EXPECT_EQ(all[0].address, "user0@example.com");
+  EXPECT_EQ(all[699].address, "late299@example.com");
+
+  // `visit` may use the store; its error stops the walk and is returned.
+  std::size_t visited = 0;
+  Status status = store_->ForEachRecipient("t", [&](const RecipientRecord& r) {
+    ++visited;
+    Result<StatusCounts> counts = store_->CountByStatus("t");
+    if (!counts.ok()) return counts.status();
+    if (r.address == "user300@example.com") return Status(StatusCode::kCancelled, "stop here");
+    return Status::Ok();
+  });
+  EXPECT_EQ(status, Status(StatusCode::kCancelled, "stop here"));
+  EXPECT_EQ(visited, 301u);
+}
+
+// --- sending limits
+
+TEST_P(SqliteStoreTest, CountSendsSumsTheMinutesOfAWindow) {
+  const TimePoint t0 = clock_.Now();  // on a minute boundary
+  StoreBatch batch;
+  batch.sends = {
+      {"a", t0 + seconds(10), 1}, {"a", t0 + seconds(50), 1},  // minute 0
+      {"a", t0 + seconds(70), 3},                              // minute 1
+      {"a", t0 + seconds(130), 1},                             // minute 2
+      {"b", t0 + seconds(10), 5},
+  };
+  ApplyOk(batch, t0);
+  batch = {};
+  batch.sends = {{"a", t0 + hours(1), 4}};  // a later batch adds to its minute
+  ApplyOk(batch, t0);
+  batch.sends = {{"a", t0 + hours(1) + seconds(59), 1}};
+  ApplyOk(batch, t0);
+
+  struct Case {
+    std::string account;
+    Duration from;
+    Duration until;
+    std::uint64_t want;
+  };
+  const Case cases[] = {
+      {"a", seconds(0), seconds(60), 2},
+      {"a", seconds(0), seconds(120), 5},
+      {"a", seconds(60), seconds(180), 4},
+      {"a", seconds(0), hours(2), 11},
+      {"a", hours(1), hours(1) + minutes(1), 5},
+      {"a", -hours(1), seconds(0), 0},
+      {"a", seconds(180), hours(1), 0},
+      // A window that cuts a minute counts the whole minute: never less than was sent.
+      {"a", seconds(30), seconds(60), 2},
+      {"a", seconds(61), seconds(62), 3},
+      {"a", seconds(59), seconds(61), 5},
+      {"a", seconds(60), seconds(60), 0},
+      {"a", seconds(120), seconds(60), 0},
+      {"b", seconds(0), hours(2), 5},
+      {"c", seconds(0), hours(2), 0},
+  };
+  for (const Case& c : cases) {
+    Result<std::uint64_t> got = store_->CountSends(c.account, t0 + c.from, t0 + c.until);
+    ASSERT_TRUE(got.ok()) << got.status().ToString();
+    EXPECT_EQ(*got, c.want) << c.account << " [" << c.from.count() << " ms, " << c.until.count() << " ms)";
+  }
+}
+
+// --- the file: several processes, reopening, refusing what is not a store
+
+class SqliteStoreFileTest : public ::testing::Test {
+ protected:
+  Result<std::unique_ptr<SqliteStore>> Open(Duration busy_timeout = seconds(5)) {
+    SqliteStore::Options options;
+    options.clock = &clock_;
+    options.busy_timeout = busy_timeout;
+    return SqliteStore::Open(path_, options);
+  }
+
+  TempDir dir_;
+  std::string path_ = dir_.File("herald.db");
+  FakeClock clock_;
+};
+
+TEST_F(SqliteStoreFileTest, TwoStoreObjectsShareOneFile) {
+  Result<std::unique_ptr<SqliteStore>> first = Open();
+  Result<std::unique_ptr<SqliteStore>> second = Open();
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  ASSERT_TRUE(second.ok()) << second.status().ToString();
+  const TimePoint t0 = clock_.Now();
+
+  StoreBatch batch;
+  batch.sends = {{"relay", t0 + seconds(5), 2}};
+  ASSERT_TRUE((*first)->Apply(batch, t0).ok());
+  batch.sends = {{"relay", t0 + seconds(20), 3}, {"relay", t0 + minutes(2), 1}};
+  ASSERT_TRUE((*second)->Apply(batch, t0).ok());
+  for (SqliteStore* store : {first->get(), second->get()}) {
+    EXPECT_EQ(*store->CountSends("relay", t0, t0 + minutes(1)), 5u);
+    EXPECT_EQ(*store->CountSends("relay", t0, t0 + hours(1)), 6u);
+  }
+
+  // A task created by one is seen, imported into and worked on by the other.
+  ASSERT_TRUE((*first)->CreateTask(MakeTask("t")).ok());
+  Result<std::unique_ptr<RecipientImport>> import = (*second)->BeginImport("t");
+  ASSERT_TRUE(import.ok()) << import.status().ToString();
+  for (const NewRecipient& r : MakeRecipients(3)) ASSERT_TRUE((*import)->Add(r).ok());
+  ASSERT_TRUE((*import)->Finish().ok());
+  import->reset();
+  Result<std::vector<RecipientRecord>> due = (*first)->FetchDue("t", t0, 0, 10);
+  ASSERT_TRUE(due.ok()) << due.status().ToString();
+  ASSERT_EQ(due->size(), 3u);
+
+  // Both fetched the same recipient; only the first to put it in flight may send it.
+  batch = {};
+  batch.in_flight = {(*due)[0].id};
+  ASSERT_TRUE((*first)->Apply(batch, t0).ok());
+  Status status = (*second)->Apply(batch, t0);
+  EXPECT_EQ(status.code(), StatusCode::kFailedPrecondition) << status.ToString();
+  EXPECT_EQ((*(*second)->CountByStatus("t"))[RecipientStatus::kInFlight], 1u);
+}
+
+TEST_F(SqliteStoreFileTest, ReopeningKeepsEverything) {
+  const TimePoint t0 = clock_.Now();
+  std::int64_t deferred_id = 0;
+  {
+    Result<std::unique_ptr<SqliteStore>> store = Open();
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    ASSERT_TRUE((*store)->CreateTask(MakeTask("t")).ok());
+    Result<std::unique_ptr<RecipientImport>> import = (*store)->BeginImport("t");
+    ASSERT_TRUE(import.ok());
+    for (const NewRecipient& r : MakeRecipients(3)) ASSERT_TRUE((*import)->Add(r).ok());
+    ASSERT_TRUE((*import)->Finish().ok());
+    import->reset();
+    std::vector<RecipientRecord> due = *(*store)->FetchDue("t", t0, 0, 10);
+    deferred_id = due[1].id;
+    StoreBatch batch;
+    batch.in_flight = {due[0].id, due[1].id, due[2].id};
+    ASSERT_TRUE((*store)->Apply(batch, t0).ok());
+    batch = {};
+    batch.results = {{due[1].id, RecipientStatus::kDeferred, t0 + hours(1), {452, "4.2.2", "mailbox full"}, "relay"}};
+    batch.sends = {{"relay", t0, 7}};
+    ASSERT_TRUE((*store)->Apply(batch, t0).ok());
+  }
+  Result<std::unique_ptr<SqliteStore>> store = Open();
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  Result<std::optional<TaskRecord>> task = (*store)->FindTask("t");
+  ASSERT_TRUE(task.ok() && task->has_value());
+  EXPECT_EQ((*task)->columns, MakeTask("t").columns);
+  const StatusCounts counts = *(*store)->CountByStatus("t");
+  EXPECT_EQ(counts[RecipientStatus::kInFlight], 2u);
+  EXPECT_EQ(counts[RecipientStatus::kDeferred], 1u);
+  EXPECT_EQ(*(*store)->NextAttemptAt("t"), std::optional<TimePoint>(t0 + hours(1)));
+  EXPECT_EQ(*(*store)->CountSends("relay", t0, t0 + minutes(1)), 7u);
+  bool seen = false;
+  ASSERT_TRUE((*store)
+                  ->ForEachRecipient("t",
+                                     [&](const RecipientRecord& r) {
+                                       if (r.id == deferred_id) {
+                                         seen = true;
+                                         EXPECT_EQ(r.last_error, (DeliveryError{452, "4.2.2", "mailbox full"}));
+                                         EXPECT_EQ(r.fields, MakeRecipients(3)[1].fields);
+                                       }
+                                       return Status::Ok();
+                                     })
+                  .ok());
+  EXPECT_TRUE(seen);
+  EXPECT_EQ(*(*store)->RecoverInFlight("t"), 2u);
+}
+
+TEST_F(SqliteStoreFileTest, RefusesAStoreFromANewerVersion) {
+  ASSERT_TRUE(Open().ok());
+  RawExec(path_, "PRAGMA user_version = 99");
+  Result<std::unique_ptr<SqliteStore>> store = Open();
+  ASSERT_FALSE(store.ok());
+  const Status& status = store.status();
+  EXPECT_EQ(status.code(), StatusCode::kFailedPrecondition);
+  for (const std::string& part : {path_, std::string("version 99"), std::string("version 1 ")}) {
+    EXPECT_NE(status.message().find(part), std::string::npos) << status.message() << "\nmissing: " << part;
+  }
+}
+
+TEST_F(SqliteStoreFileTest, RefusesWhatIsNotAStoreNamingTheFile) {
+  struct Case {
+    const char* name;
+    std::function<void(const std::string&)> make;
+    std::string_view want_in_message;
+  };
+  const Case cases[] = {
+      {"text file",
+       [](const std::string& path) {
+         std::ofstream out(path, std::ios::binary);
+         for (int i = 0; i < 200; ++i) out << "email,first_name\nann@example.com,Ann\n";
+       },
+       "is damaged or is not a herald store"},
+      {"another program's database",
+       [](const std::string& path) { RawExec(path, "CREATE TABLE notes (body TEXT); INSERT INTO notes VALUES ('x')"); },
+       "not a herald store"},
+      {"another application id",
+       [](const std::string& path) { RawExec(path, "PRAGMA application_id = 42; CREATE TABLE x (y)"); },
+       "another application"},
+      {"a version without herald's id",
+       [](const std::string& path) { RawExec(path, "PRAGMA user_version = 1; CREATE TABLE x (y)"); },
+       "not a herald store"},
+  };
+  for (const Case& c : cases) {
+    const std::string path = dir_.File(std::string(c.name) + ".db");
+    c.make(path);
+    const std::string before = ReadFile(path);
+    Result<std::unique_ptr<SqliteStore>> store = SqliteStore::Open(path);
+    ASSERT_FALSE(store.ok()) << c.name;
+    EXPECT_EQ(store.status().code(), StatusCode::kFailedPrecondition) << c.name << ": " << store.status().ToString();
+    EXPECT_NE(store.status().message().find("'" + path + "'"), std::string::npos) << store.status().message();
+    EXPECT_NE(store.status().message().find(c.want_in_message), std::string::npos)
+        << c.name << ": " << store.status().message();
+    EXPECT_TRUE(ReadFile(path) == before) << c.name << ": the file was changed";
+  }
+}
+
+TEST_F(SqliteStoreFileTest, ADamagedStoreGivesErrorsNamingTheFile) {
+  {
+    Result<std::unique_ptr<SqliteStore>> store = Open();
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    ASSERT_TRUE((*store)->CreateTask(MakeTask("t")).ok());
+    Result<std::unique_ptr<RecipientImport>> import = (*store)->BeginImport("t");
+    ASSERT_TRUE(import.ok());
+    for (const NewRecipient& r : MakeRecipients(3000)) ASSERT_TRUE((*import)->Add(r).ok());
+    ASSERT_TRUE((*import)->Finish().ok());
+  }
+  // Overwrite everything after the first pages (schema and the tasks table) with garbage.
+  const auto size = fs::file_size(path_);
+  ASSERT_GT(size, 64u * 1024);
+  {
+    std::fstream file(path_, std::ios::in | std::ios::out | std::ios::binary);
+    file.seekp(16 * 1024);
+    const std::string garbage(size - 16 * 1024, '\xa5');
+    file.write(garbage.data(), static_cast<std::streamsize>(garbage.size()));
+  }
+  Result<std::unique_ptr<SqliteStore>> store = Open();
+  std::vector<Status> errors;
+  if (!store.ok()) {
+    errors.push_back(store.status());
+  } else {
+    errors.push_back((*store)->ForEachRecipient("t", [](const RecipientRecord&) { return Status::Ok(); }));
+    errors.push_back((*store)->CountByStatus("t").status());
+    errors.push_back((*store)->FetchDue("t", clock_.Now(), 0, 5000).status());
+  }
+  bool any_error = false;
+  for (const Status& status : errors) {
+    if (status.ok()) continue;
+    any_error = true;
+    EXPECT_NE(status.message().find("'" + path_ + "'"), std::string::npos) << status.ToString();
+  }
+  EXPECT_TRUE(any_error) << "the damage went unnoticed";
+}
+
+TEST_F(SqliteStoreFileTest, AStoreLockedByAnotherProcessIsUnavailable) {
+  Result<std::unique_ptr<SqliteStore>> store = Open(milliseconds(200));
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  ASSERT_TRUE((*store)->CreateTask(MakeTask("t")).ok());
+
+  // Another "process" holds the write lock in an open transaction.
+  sqlite3* other = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &other), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(other, "BEGIN IMMEDIATE; INSERT INTO send_counts VALUES ('x', 1, 1)", nullptr, nullptr,
+                         nullptr),
+            SQLITE_OK);
+
+  const auto start = std::chrono::steady_clock::now();
+  Status status = (*store)->CreateTask(MakeTask("u"));
+  const auto waited = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(status.code(), StatusCode::kUnavailable) << status.ToString();
+  EXPECT_NE(status.message().find("'" + path_ + "'"), std::string::npos) << status.message();
+  EXPECT_NE(status.message().find("in use by another process"), std::string::npos) << status.message();
+  EXPECT_GE(waited, milliseconds(150));
+
+  StoreBatch batch;
+  batch.sends = {{"relay", clock_.Now(), 1}};
+  EXPECT_EQ((*store)->Apply(batch, clock_.Now()).code(), StatusCode::kUnavailable);
+  // Readers do not wait for the writer (WAL), and opening an up-to-date store needs no lock.
+  EXPECT_TRUE((*store)->FindTask("t").ok());
+  EXPECT_TRUE((*store)->CountSends("relay", clock_.Now(), clock_.Now() + minutes(1)).ok());
+  Result<std::unique_ptr<SqliteStore>> another = Open(milliseconds(200));
+  EXPECT_TRUE(another.ok()) << another.status().ToString();
+
+  ASSERT_EQ(sqlite3_exec(other, "COMMIT", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(other);
+  EXPECT_TRUE((*store)->CreateTask(MakeTask("u")).ok());
+  EXPECT_TRUE((*store)->Apply(batch, clock_.Now()).ok());
+}
+
+TEST_F(SqliteStoreFileTest, ReportsFilesThatCannotBeOpened) {
+  Result<std::unique_ptr<SqliteStore>> store = SqliteStore::Open(dir_.File("no/such/dir/herald.db"));
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), StatusCode::kIo) << store.status().ToString();
+  EXPECT_NE(store.status().message().find("no/such/dir/herald.db"), std::string::npos) << store.status().message();
+  EXPECT_EQ(SqliteStore::Open("").status().code(), StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace herald
