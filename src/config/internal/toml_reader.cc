@@ -1,0 +1,228 @@
+#include "config/internal/toml_reader.h"
+
+#include <cmath>
+#include <fstream>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include "core/text.h"
+#include "core/units.h"
+
+namespace herald::config_internal {
+namespace {
+
+std::string_view TypeName(const toml::node& node) {
+  switch (node.type()) {
+    case toml::node_type::table: return "a table";
+    case toml::node_type::array: return "an array";
+    case toml::node_type::string: return "a string";
+    case toml::node_type::integer: return "an integer";
+    case toml::node_type::floating_point: return "a number";
+    case toml::node_type::boolean: return "a boolean";
+    case toml::node_type::date: return "a date";
+    case toml::node_type::time: return "a time";
+    case toml::node_type::date_time: return "a date-time";
+    default: return "nothing";
+  }
+}
+
+}  // namespace
+
+void Diagnostics::Error(const toml::node* node, std::string_view key, std::string_view message) {
+  ErrorAt(node != nullptr ? node->source() : toml::source_region{}, key, message);
+}
+
+void Diagnostics::ErrorAt(const toml::source_region& where, std::string_view key, std::string_view message) {
+  std::string location = file_;
+  if (where.begin.line > 0) location += fmt::format(":{}:{}", where.begin.line, where.begin.column);
+  if (key.empty()) {
+    errors_.push_back(fmt::format("{}: {}", location, message));
+  } else {
+    errors_.push_back(fmt::format("{}: {}: {}", location, key, message));
+  }
+}
+
+std::string Diagnostics::Origin(const toml::node& node) const {
+  return fmt::format("{}:{}", file_, node.source().begin.line);
+}
+
+Status Diagnostics::ToStatus() const {
+  if (errors_.empty()) return Status::Ok();
+  std::string message;
+  for (const std::string& error : errors_) {
+    if (!message.empty()) message += '\n';
+    message += error;
+  }
+  return InvalidArgument(std::move(message));
+}
+
+TableReader::TableReader(const toml::table& table, std::string prefix, Diagnostics& diagnostics)
+    : table_(table), prefix_(std::move(prefix)), diagnostics_(diagnostics) {}
+
+std::string TableReader::KeyPath(std::string_view key) const {
+  return prefix_.empty() ? std::string(key) : prefix_ + "." + std::string(key);
+}
+
+bool TableReader::Has(std::string_view key) const { return table_.contains(key); }
+
+const toml::node* TableReader::Node(std::string_view key) {
+  known_.emplace(key);
+  return table_.get(key);
+}
+
+void TableReader::Error(std::string_view key, std::string_view message) {
+  const toml::node* node = table_.get(key);
+  diagnostics_.Error(node != nullptr ? node : &table_, KeyPath(key), message);
+}
+
+std::optional<std::string> TableReader::String(std::string_view key) {
+  const toml::node* node = Node(key);
+  if (node == nullptr) return std::nullopt;
+  if (const auto* value = node->as_string()) {
+    const std::string& text = value->get();
+    if (text.find('\0') != std::string::npos) {
+      Error(key, "contains a NUL character");
+      return std::nullopt;
+    }
+    return text;
+  }
+  Error(key, fmt::format("expected a string, got {}", TypeName(*node)));
+  return std::nullopt;
+}
+
+std::optional<std::string> TableReader::NonEmptyString(std::string_view key) {
+  std::optional<std::string> text = String(key);
+  if (text && TrimBlanks(*text).empty()) {
+    Error(key, "is empty; expected a value or no key at all");
+    return std::nullopt;
+  }
+  return text;
+}
+
+std::optional<std::int64_t> TableReader::Integer(std::string_view key, std::int64_t min, std::int64_t max) {
+  const toml::node* node = Node(key);
+  if (node == nullptr) return std::nullopt;
+  const auto* value = node->as_integer();
+  if (value == nullptr) {
+    Error(key, fmt::format("expected an integer from {} to {}, got {}", min, max, TypeName(*node)));
+    return std::nullopt;
+  }
+  std::int64_t n = value->get();
+  if (n < min || n > max) {
+    Error(key, fmt::format("expected an integer from {} to {}, got {}", min, max, n));
+    return std::nullopt;
+  }
+  return n;
+}
+
+std::optional<double> TableReader::Number(std::string_view key, double min, double max) {
+  const toml::node* node = Node(key);
+  if (node == nullptr) return std::nullopt;
+  std::optional<double> n;
+  if (const auto* f = node->as_floating_point()) n = f->get();
+  if (const auto* i = node->as_integer()) n = static_cast<double>(i->get());
+  if (!n || std::isnan(*n) || *n < min || *n > max) {
+    Error(key, fmt::format("expected a number from {} to {}", min, max));
+    return std::nullopt;
+  }
+  return n;
+}
+
+std::optional<bool> TableReader::Bool(std::string_view key) {
+  const toml::node* node = Node(key);
+  if (node == nullptr) return std::nullopt;
+  if (const auto* value = node->as_boolean()) return value->get();
+  Error(key, fmt::format("expected true or false, got {}", TypeName(*node)));
+  return std::nullopt;
+}
+
+std::optional<Duration> TableReader::DurationValue(std::string_view key) {
+  const toml::node* node = Node(key);
+  if (node == nullptr) return std::nullopt;
+  const auto* value = node->as_string();
+  if (value == nullptr) {
+    Error(key, fmt::format("expected a duration string like \"30s\", \"2m\" or \"1h\", got {}", TypeName(*node)));
+    return std::nullopt;
+  }
+  Result<Duration> duration = ParseDuration(value->get());
+  if (!duration.ok()) {
+    Error(key, duration.status().message());
+    return std::nullopt;
+  }
+  return *duration;
+}
+
+std::optional<std::vector<std::string>> TableReader::StringList(std::string_view key) {
+  const toml::node* node = Node(key);
+  if (node == nullptr) return std::nullopt;
+  if (const auto* single = node->as_string()) return std::vector<std::string>{single->get()};
+  const auto* array = node->as_array();
+  if (array == nullptr) {
+    Error(key, fmt::format("expected a list of strings, got {}", TypeName(*node)));
+    return std::nullopt;
+  }
+  std::vector<std::string> items;
+  bool ok = true;
+  for (std::size_t i = 0; i < array->size(); ++i) {
+    const toml::node& item = *array->get(i);
+    if (const auto* text = item.as_string()) {
+      items.push_back(text->get());
+    } else {
+      diagnostics_.Error(&item, fmt::format("{}[{}]", KeyPath(key), i),
+                         fmt::format("expected a string, got {}", TypeName(item)));
+      ok = false;
+    }
+  }
+  if (!ok) return std::nullopt;
+  return items;
+}
+
+std::optional<std::string> TableReader::ChoiceWord(std::string_view key, std::string_view expected) {
+  const toml::node* node = Node(key);
+  if (node == nullptr) return std::nullopt;
+  if (const auto* value = node->as_string()) return value->get();
+  Error(key, fmt::format("expected one of {}, got {}", expected, TypeName(*node)));
+  return std::nullopt;
+}
+
+const toml::table* TableReader::Table(std::string_view key) {
+  const toml::node* node = Node(key);
+  if (node == nullptr) return nullptr;
+  if (const auto* table = node->as_table()) return table;
+  Error(key, fmt::format("expected a table, got {}", TypeName(*node)));
+  return nullptr;
+}
+
+const toml::array* TableReader::Array(std::string_view key) {
+  const toml::node* node = Node(key);
+  if (node == nullptr) return nullptr;
+  if (const auto* array = node->as_array()) return array;
+  Error(key, fmt::format("expected an array, got {}", TypeName(*node)));
+  return nullptr;
+}
+
+void TableReader::Finish() {
+  for (const auto& [key, node] : table_) {
+    if (known_.count(key.str()) == 0) {
+      diagnostics_.ErrorAt(key.source(), KeyPath(key.str()),
+                           "unknown setting; check its spelling and the section it is in");
+    }
+  }
+}
+
+Result<toml::table> ParseTomlFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return NotFound(fmt::format("{}: cannot open the file", path));
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  if (in.bad()) return IoError(fmt::format("{}: read error", path));
+  try {
+    return toml::parse(buffer.str(), path);
+  } catch (const toml::parse_error& error) {
+    return InvalidArgument(fmt::format("{}:{}:{}: {}", path, error.source().begin.line, error.source().begin.column,
+                                       error.description()));
+  }
+}
+
+}  // namespace herald::config_internal

@@ -1,0 +1,421 @@
+#include "config/loader.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "config/secret.h"
+#include "temp_dir.h"
+
+namespace herald {
+namespace {
+
+using ::testing::HasSubstr;
+
+class LoadAccountsTest : public ::testing::Test {
+ protected:
+  Result<AccountSet> Load(std::string_view toml) { return LoadAccounts(dir_.Write("accounts.toml", toml)); }
+
+  // Loads `toml` expecting failure; returns the error message.
+  std::string LoadError(std::string_view toml) {
+    Result<AccountSet> got = Load(toml);
+    EXPECT_FALSE(got.ok()) << "accepted:\n" << toml;
+    return got.ok() ? std::string() : got.status().message();
+  }
+
+  TempDir dir_;
+};
+
+TEST_F(LoadAccountsTest, ReadsEveryKind) {
+  dir_.Write("ca.pem", "x");
+  Result<AccountSet> got = Load(R"(
+[[account]]
+name = "relay"
+kind = "smtp"
+host = "smtp.example.com"
+port = 587
+security = "starttls"
+ca_file = "ca.pem"
+username = "news@example.com"
+password_env = "RELAY_PASSWORD"
+auth_methods = ["plain", "cram-md5"]
+helo_name = "client.example.com"
+local_address = "127.0.0.2"
+timeout = "30s"
+max_connections = 4
+reconnect_every = 100
+pause_between_chunks = "5s"
+minimum_wait = "200ms"
+limits = ["200/hour", "2000/day"]
+secondary = "backup"
+excluded_domains = ["aol.com"]
+only_senders = ["*@example.com"]
+only_recipients = ["*@example.org", "boss@example.net"]
+fixed_sender = "relay@example.com"
+default_reply_to = "Help <help@example.com>"
+default_sender_name = "Example"
+
+[account.pop_before_smtp]
+host = "pop.example.com"
+valid_for = "10m"
+
+[[account]]
+name = "backup"
+kind = "pickup"
+folder = "out/pickup"
+
+[[account]]
+name = "direct"
+kind = "direct"
+dns_server = "127.0.0.1:5353"
+tls_policy = "verify"
+helo_name = "mx-out.example.com"
+[[account.destination]]
+domain = "Gmail.com"
+max_connections = 2
+limits = ["1000/hour"]
+
+[[account]]
+name = "gmail"
+kind = "gmail"
+username = "me@gmail.com"
+oauth2_token_file = "token.txt"
+
+[[account]]
+name = "exchange"
+kind = "ews"
+url = "https://mail.example.com/EWS/Exchange.asmx"
+username = "DOMAIN\\news"
+password_file = "secret.txt"
+
+[[account]]
+name = "m365"
+kind = "graph"
+tenant_id = "tenant"
+client_id = "client"
+client_secret_env = "GRAPH_SECRET"
+mailbox = "news@example.com"
+)");
+  ASSERT_TRUE(got.ok()) << got.status().message();
+  ASSERT_EQ(got->accounts().size(), 6u);
+
+  const AccountConfig& relay = *got->Find("relay");
+  EXPECT_EQ(relay.kind, AccountKind::kSmtp);
+  EXPECT_EQ(relay.host, "smtp.example.com");
+  EXPECT_EQ(relay.port, 587);
+  EXPECT_EQ(relay.security, Security::kStartTls);
+  EXPECT_EQ(relay.ca_file, dir_.Path("ca.pem"));
+  EXPECT_EQ(relay.auth, AuthMode::kPassword);
+  EXPECT_EQ(relay.password.env, "RELAY_PASSWORD");
+  EXPECT_EQ(relay.password_mechanisms,
+            (std::vector<PasswordMechanism>{PasswordMechanism::kPlain, PasswordMechanism::kCramMd5}));
+  EXPECT_EQ(relay.timeout, std::chrono::seconds(30));
+  EXPECT_EQ(relay.max_connections, 4u);
+  EXPECT_EQ(relay.reconnect_every, 100u);
+  EXPECT_EQ(relay.pause_between_chunks, std::chrono::seconds(5));
+  EXPECT_EQ(relay.minimum_wait, std::chrono::milliseconds(200));
+  EXPECT_EQ(relay.limits, (std::vector<SendingLimit>{{200, LimitWindow::kHour}, {2000, LimitWindow::kDay}}));
+  EXPECT_EQ(relay.secondary, "backup");
+  ASSERT_EQ(relay.excluded_domains.size(), 1u);
+  ASSERT_EQ(relay.only_recipients.size(), 2u);
+  EXPECT_EQ(relay.fixed_sender->ToString(), "relay@example.com");
+  EXPECT_EQ(relay.default_reply_to->display_name, "Help");
+  ASSERT_TRUE(relay.pop_before_smtp.has_value());
+  EXPECT_EQ(relay.pop_before_smtp->host, "pop.example.com");
+  EXPECT_EQ(relay.pop_before_smtp->port, 110);
+  EXPECT_EQ(relay.pop_before_smtp->username, "news@example.com");  // inherited from the account
+  EXPECT_EQ(relay.pop_before_smtp->password.env, "RELAY_PASSWORD");
+  EXPECT_EQ(relay.pop_before_smtp->valid_for, std::chrono::minutes(10));
+
+  EXPECT_EQ(got->Find("backup")->folder, dir_.Path("out/pickup"));
+
+  const AccountConfig& direct = *got->Find("direct");
+  EXPECT_EQ(direct.tls_policy, TlsPolicy::kVerify);
+  EXPECT_EQ(direct.port, 25);
+  ASSERT_EQ(direct.destinations.size(), 1u);
+  EXPECT_EQ(direct.destinations[0].domain, "gmail.com");
+  EXPECT_EQ(direct.destinations[0].max_connections, 2u);
+
+  const AccountConfig& gmail = *got->Find("gmail");
+  EXPECT_EQ(gmail.host, "smtp.gmail.com");
+  EXPECT_EQ(gmail.port, 465);
+  EXPECT_EQ(gmail.security, Security::kTls);
+  EXPECT_EQ(gmail.auth, AuthMode::kXoauth2);
+  EXPECT_EQ(gmail.limits, (std::vector<SendingLimit>{{2000, LimitWindow::kDay}}));
+  EXPECT_EQ(gmail.recipients_per_message, 100u);
+
+  EXPECT_EQ(got->Find("exchange")->password.file, dir_.Path("secret.txt"));
+  EXPECT_EQ(got->Find("m365")->client_secret.env, "GRAPH_SECRET");
+}
+
+TEST_F(LoadAccountsTest, Port465MeansImplicitTls) {
+  Result<AccountSet> got = Load("[[account]]\nname = \"a\"\nkind = \"smtp\"\nhost = \"mail.example.com\"\nport = 465\n");
+  ASSERT_TRUE(got.ok()) << got.status().message();
+  EXPECT_EQ(got->accounts()[0].security, Security::kTls);
+  got = Load("[[account]]\nname = \"a\"\nkind = \"smtp\"\nhost = \"mail.example.com\"\nport = 465\nsecurity = \"none\"\n");
+  ASSERT_TRUE(got.ok()) << got.status().message();
+  EXPECT_EQ(got->accounts()[0].security, Security::kNone);
+  got = Load("[[account]]\nname = \"a\"\nkind = \"smtp\"\nhost = \"mail.example.com\"\n");
+  ASSERT_TRUE(got.ok()) << got.status().message();
+  EXPECT_EQ(got->accounts()[0].port, 25);
+  EXPECT_EQ(got->accounts()[0].security, Security::kStartTls);
+}
+
+TEST_F(LoadAccountsTest, ErrorsNameFileLineKeyAndExpectation) {
+  struct Case {
+    const char* toml;
+    std::vector<const char*> want;  // substrings of the message
+  };
+  const std::string kHead = "[[account]]\nname = \"a\"\nkind = \"smtp\"\nhost = \"mail.example.com\"\n";
+  const Case cases[] = {
+      {"[[account]]\nname = \"a\"\nkind = \"smtp\"\nhost = \"mail.example.com\"\nprot = 25\n",
+       {"accounts.toml:5:1", "account[0].prot", "unknown setting"}},
+      {"[[account]]\nname = \"a\"\nkind = \"smtp\"\nhost = \"mail.example.com\"\nport = \"25\"\n",
+       {":5:", "account[0].port", "expected an integer from 1 to 65535, got a string"}},
+      {"[[account]]\nname = \"a\"\nkind = \"smtp\"\nhost = \"mail.example.com\"\nport = 70000\n",
+       {"port", "got 70000"}},
+      {"[[account]]\nname = \"a\"\nkind = \"smtp\"\nhost = \"mail.example.com\"\nlimits = [\"0/hour\"]\n",
+       {"limits", "\"0/hour\" is not a sending limit"}},
+      {"[[account]]\nname = \"a\"\nkind = \"smtp\"\nhost = \"mail.example.com\"\ntimeout = \"5 minutes\"\n",
+       {"timeout", "is not a duration"}},
+      {"[[account]]\nname = \"a\"\nkind = \"smtp\"\nhost = \"mail.exa mple.com\"\n", {"account[0].host"}},
+      {"[[account]]\nname = \"a\"\nkind = \"smtp\"\nhost = \"[2001:db8::1]\"\nsecurity = \"ssl\"\n",
+       {"security", "\"ssl\" is not one of \"none\", \"starttls\", \"tls\""}},
+      {"[[account]]\nname = \"a\"\nkind = \"smtp\"\nhost = \"mail.example.com\"\npassword = \"hunter2\"\n",
+       {"account[0].password", "password_env"}},
+      {"[[account]]\nname = \"a\"\nkind = \"smtp\"\nhost = \"mail.example.com\"\nusername = \"u\"\n",
+       {"password authentication needs password_env or password_file"}},
+      {"[[account]]\nname = \"a\"\nkind = \"pickup\"\nfolder = \"x\"\nhost = \"mail.example.com\"\n",
+       {"account[0].host", "does not apply to a pickup account"}},
+      {"[[account]]\nname = \"a\"\nkind = \"pickup\"\n", {"account[0].folder", "is required"}},
+      {"[[account]]\nname = \"a\"\nkind = \"mailgun\"\n", {"account[0].kind", "\"mailgun\" is not one of"}},
+      {"[[account]]\nkind = \"pickup\"\nfolder = \"x\"\n", {"account[0].name", "is required"}},
+      {"[[account]]\nname = \"a\"\nkind = \"pickup\"\nfolder = \"x\"\n[[account]]\nname = \"a\"\nkind = \"pickup\"\n"
+       "folder = \"y\"\n",
+       {"account[1].name", "already the name of the account at"}},
+      {"[[account]]\nname = \"a\"\nkind = \"pickup\"\nfolder = \"x\"\nsecondary = \"b\"\n",
+       {"secondary", "no account is named \"b\""}},
+      {"[[account]]\nname = \"a\"\nkind = \"pickup\"\nfolder = \"x\"\nsecondary = \"b\"\n[[account]]\nname = \"b\"\n"
+       "kind = \"pickup\"\nfolder = \"y\"\nsecondary = \"a\"\n",
+       {"loop: a -> b -> a"}},
+      {"[[account]]\nname = \"a\"\nkind = \"smtp\"\nhost = \"mail.example.com\"\nlocal_address = \"myhost\"\n",
+       {"local_address", "is not an IPv4 or IPv6 address"}},
+      {"[[account]]\nname = \"a\"\nkind = \"direct\"\ndns_server = \"ns.example.com\"\n", {"dns_server"}},
+      {"[[account]]\nname = \"a\"\nkind = \"smtp\"\nhost = \"mail.example.com\"\nexcluded_domains = [\"a@aol.com\"]\n",
+       {"excluded_domains", "expected a domain"}},
+      {"[[account]]\nname = \"a\"\nkind = \"gmail\"\n", {"Gmail needs authentication"}},
+      {"[[account]]\nname = \"a\"\nkind = \"graph\"\nmailbox = \"x@example.com\"\n", {"Microsoft Graph needs"}},
+      {"account = 5\n", {"account", "expected an array"}},
+      {"", {"no accounts"}},
+      {"[[account]\n", {"accounts.toml:1:"}},
+  };
+  for (const Case& c : cases) {
+    std::string message = LoadError(c.toml);
+    for (const char* want : c.want) {
+      EXPECT_THAT(message, HasSubstr(want)) << "for:\n" << c.toml;
+    }
+  }
+}
+
+TEST_F(LoadAccountsTest, ReportsEveryErrorAtOnce) {
+  std::string message = LoadError("[[account]]\nname = \"a\"\nkind = \"smtp\"\nhost = \"m.example.com\"\nport = 0\n"
+                                  "max_connections = 1000\nbogus = true\n");
+  EXPECT_THAT(message, HasSubstr("port"));
+  EXPECT_THAT(message, HasSubstr("max_connections"));
+  EXPECT_THAT(message, HasSubstr("bogus"));
+}
+
+TEST_F(LoadAccountsTest, MissingFileIsNamed) {
+  Result<AccountSet> got = LoadAccounts(dir_.Path("nope.toml"));
+  ASSERT_FALSE(got.ok());
+  EXPECT_THAT(got.status().message(), HasSubstr("nope.toml"));
+}
+
+class LoadTaskTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_.Write("recipients.csv", "email,firstname\nanna@example.com,Anna\n");
+    dir_.Write("body.txt", "Hello {%firstname%}\n");
+    dir_.Write("program.pdf", "%PDF-1.4");
+  }
+  Result<TaskConfig> Load(std::string_view toml) { return LoadTask(dir_.Write("november.toml", toml)); }
+  std::string LoadError(std::string_view toml) {
+    Result<TaskConfig> got = Load(toml);
+    EXPECT_FALSE(got.ok()) << "accepted:\n" << toml;
+    return got.ok() ? std::string() : got.status().message();
+  }
+
+  static constexpr std::string_view kMinimal = R"(
+[message]
+from = "News <news@example.com>"
+subject = "Hello"
+text = "Hi"
+[recipients]
+file = "recipients.csv"
+)";
+  TempDir dir_;
+};
+
+TEST_F(LoadTaskTest, MinimalTaskGetsDefaults) {
+  Result<TaskConfig> got = Load(kMinimal);
+  ASSERT_TRUE(got.ok()) << got.status().message();
+  EXPECT_EQ(got->id, "november");
+  EXPECT_EQ(got->title, "november");
+  EXPECT_EQ(got->accounts_file, dir_.Path("accounts.toml"));
+  EXPECT_EQ(got->store_file, dir_.Path("herald.db"));
+  EXPECT_EQ(got->message.from.display_name, "News");
+  EXPECT_EQ(got->message.from.address.ToString(), "news@example.com");
+  EXPECT_EQ(got->recipients.file, dir_.Path("recipients.csv"));
+  EXPECT_EQ(got->recipients.address_column, "email");
+  EXPECT_EQ(got->sending.concurrency, 1u);
+  EXPECT_EQ(got->sending.retries, 3u);
+  EXPECT_EQ(got->sending.retry_delay, std::chrono::hours(1));
+  EXPECT_TRUE(got->backup.folder.empty());
+}
+
+TEST_F(LoadTaskTest, ReadsEverySetting) {
+  dir_.Write("blacklist.txt", "*@spam.example\n");
+  Result<TaskConfig> got = Load(R"(
+id = "nov-2026"
+title = "November newsletter"
+accounts = "conf/accounts.toml"
+store = "state/herald.db"
+
+[message]
+from = "news@example.com"
+from_name = "{%agent%} at Example"
+reply_to = "help@example.com"
+to_name = "{%firstname%}"
+subject = "Hello {%firstname|friend%}"
+text_file = "body.txt"
+html = "<p>Hello</p>"
+attachments = ["program.pdf", { path = "program.pdf", name = "Programm für Sie.pdf", content_type = "application/pdf" }]
+headers = { "X-Campaign" = "nov", "List-Id" = "<news.example.com>" }
+sensitivity = "company-confidential"
+
+[recipients]
+file = "recipients.csv"
+address_column = "E-Mail"
+delimiter = ";"
+bad_rows = "fail"
+blacklists = ["blacklist.txt"]
+
+[sending]
+mode = "turbo"
+accounts = ["relay"]
+concurrency = 8
+limit = 500
+block_size = 100
+block_pause = "5m"
+pending_delay = "10m"
+retries = 5
+retry_delay = "30m"
+retry_backoff = 2.0
+on_limit = "stop"
+reset_before = true
+reset_errors_after = true
+
+[backup]
+folder = "sent"
+file_name = "{%task_title%}/{%recipient%}.eml"
+)");
+  ASSERT_TRUE(got.ok()) << got.status().message();
+  const TaskConfig& task = *got;
+  EXPECT_EQ(task.id, "nov-2026");
+  EXPECT_EQ(task.accounts_file, dir_.Path("conf/accounts.toml"));
+  EXPECT_EQ(task.store_file, dir_.Path("state/herald.db"));
+  EXPECT_EQ(task.message.from_name, "{%agent%} at Example");
+  EXPECT_EQ(task.message.text_body, "Hello {%firstname%}\n");
+  EXPECT_EQ(task.message.text_body_origin, dir_.Path("body.txt"));
+  EXPECT_EQ(task.message.html_body, "<p>Hello</p>");
+  ASSERT_EQ(task.message.attachments.size(), 2u);
+  EXPECT_EQ(task.message.attachments[1].file_name, "Programm für Sie.pdf");
+  ASSERT_EQ(task.message.headers.size(), 2u);
+  EXPECT_EQ(task.message.sensitivity, Sensitivity::kCompanyConfidential);
+  EXPECT_EQ(task.recipients.address_column, "E-Mail");
+  EXPECT_EQ(task.recipients.delimiter, ';');
+  EXPECT_EQ(task.recipients.bad_rows, BadRows::kFail);
+  EXPECT_EQ(task.recipients.blacklists, std::vector<std::string>{dir_.Path("blacklist.txt")});
+  EXPECT_EQ(task.sending.mode, SendMode::kTurbo);
+  EXPECT_EQ(task.sending.concurrency, 8u);
+  EXPECT_EQ(task.sending.limit, 500u);
+  EXPECT_EQ(task.sending.block_pause, std::chrono::minutes(5));
+  EXPECT_EQ(task.sending.pending_delay, std::chrono::minutes(10));
+  EXPECT_EQ(task.sending.retry_backoff, 2.0);
+  EXPECT_EQ(task.sending.on_limit, OnLimit::kStop);
+  EXPECT_TRUE(task.sending.reset_before);
+  EXPECT_EQ(task.backup.folder, dir_.Path("sent"));
+}
+
+TEST_F(LoadTaskTest, ErrorsNameFileLineKeyAndExpectation) {
+  struct Case {
+    std::string toml;
+    std::vector<const char*> want;
+  };
+  const std::string body = "\n[recipients]\nfile = \"recipients.csv\"\n";
+  const Case cases[] = {
+      {"[message]\nsubject = \"x\"\ntext = \"y\"" + body, {"message.from", "is required"}},
+      {"[message]\nfrom = \"not an address\"\nsubject = \"x\"\ntext = \"y\"" + body, {"november.toml:2:", "message.from"}},
+      {"[message]\nfrom = \"a@example.com\"\nsubject = \"x\"" + body, {"a body is required"}},
+      {"[message]\nfrom = \"a@example.com\"\nsubject = \"x\"\ntext_file = \"missing.txt\"" + body,
+       {"message.text_file", "missing.txt"}},
+      {"[message]\nfrom = \"a@example.com\"\nsubject = \"x\"\ntext = \"y\"\ntext_file = \"body.txt\"" + body,
+       {"either text or text_file"}},
+      {"[message]\nfrom = \"a@example.com\"\nsubject = \"x\"\ntext = \"y\"\nattachments = [\"nope.pdf\"]" + body,
+       {"message.attachments[0]", "nope.pdf does not exist"}},
+      {"[message]\nfrom = \"a@example.com\"\nsubject = \"x\"\ntext = \"y\"\nheaders = { Bcc = \"x@example.com\" }" + body,
+       {"message.headers.Bcc", "written by herald itself"}},
+      {"[message]\nfrom = \"a@example.com\"\nsubject = \"x\"\ntext = \"y\"\nheaders = { \"X Bad\" = \"v\" }" + body,
+       {"is not a header name"}},
+      {"[message]\nfrom = \"a@example.com\"\nsubject = \"x\"\ntext = \"y\"\nsensitivity = \"secret\"" + body,
+       {"message.sensitivity", "\"secret\" is not one of"}},
+      {"[message]\nfrom = \"a@example.com\"\nsubject = \"x\"\ntext = \"y\"\n[recipients]\nfile = \"none.csv\"\n",
+       {"recipients.file", "none.csv does not exist"}},
+      {std::string(kMinimal) + "[sending]\nconcurrency = 300\n", {"sending.concurrency", "from 1 to 256, got 300"}},
+      {std::string(kMinimal) + "[sending]\nretry_backoff = 0.5\n", {"sending.retry_backoff"}},
+      {std::string(kMinimal) + "[sending]\nblock_pause = \"1m\"\n", {"needs block_size"}},
+      {std::string(kMinimal) + "[sending]\nmode = \"fast\"\n", {"sending.mode"}},
+      {std::string(kMinimal) + "[sending]\nparallel = 4\n", {"sending.parallel", "unknown setting"}},
+      {std::string(kMinimal) + "[backup]\nfile_name = \"x\"\n", {"backup.folder", "is required"}},
+      {"id = \"../evil\"\n" + std::string(kMinimal), {"november.toml:1:6: id", "is not a task id"}},
+      {std::string(kMinimal) + "[extra]\n", {"extra", "unknown setting"}},
+  };
+  for (const Case& c : cases) {
+    std::string message = LoadError(c.toml);
+    for (const char* want : c.want) EXPECT_THAT(message, HasSubstr(want)) << "for:\n" << c.toml;
+  }
+}
+
+TEST_F(LoadTaskTest, BodyFileMustBeUtf8) {
+  dir_.Write("latin1.txt", "Gr\xFC\xDF" "e");
+  std::string message = LoadError(
+      "[message]\nfrom = \"a@example.com\"\nsubject = \"x\"\ntext_file = \"latin1.txt\"\n"
+      "[recipients]\nfile = \"recipients.csv\"\n");
+  EXPECT_THAT(message, HasSubstr("latin1.txt is not UTF-8 (invalid byte at offset 2)"));
+}
+
+TEST_F(LoadTaskTest, ChecksAccountNames) {
+  Result<TaskConfig> task = Load(std::string(kMinimal) + "[sending]\naccounts = [\"nope\"]\n");
+  ASSERT_TRUE(task.ok()) << task.status().message();
+  AccountSet accounts({AccountConfig{.name = "relay"}});
+  Status status = CheckTaskAccounts(*task, accounts);
+  EXPECT_THAT(status.message(), HasSubstr("no account \"nope\""));
+  EXPECT_THAT(status.message(), HasSubstr("expected one of: relay"));
+}
+
+TEST(SecretTest, ReadsEnvironmentAndFileWithoutLeakingTheValue) {
+  TempDir dir;
+  setenv("HERALD_TEST_SECRET", "s3cret", 1);
+  EXPECT_EQ(*ReadSecret(SecretRef{.env = "HERALD_TEST_SECRET"}), "s3cret");
+  EXPECT_EQ(*ReadSecret(SecretRef{.file = dir.Write("token", "tok\r\n")}), "tok");
+
+  Result<std::string> unset = ReadSecret(SecretRef{.env = "HERALD_TEST_UNSET_SECRET"});
+  ASSERT_FALSE(unset.ok());
+  EXPECT_THAT(unset.status().message(), HasSubstr("HERALD_TEST_UNSET_SECRET"));
+
+  Result<std::string> multiline = ReadSecret(SecretRef{.file = dir.Write("bad", "line1\nline2")});
+  ASSERT_FALSE(multiline.ok());
+  EXPECT_THAT(multiline.status().message(), ::testing::Not(HasSubstr("line1")));
+}
+
+}  // namespace
+}  // namespace herald
