@@ -449,9 +449,10 @@ Status ParseDomain(std::string_view text, std::string_view domain, const DomainR
   }
   const std::size_t last_dot = ascii.rfind('.');
   if (last_dot == std::string_view::npos) {
-    // RFC 5321 §2.3.5 allows no unqualified names in SMTP, and a single-label domain cannot
-    // receive Internet mail in practice (RFC 7085; ICANN forbids MX records at TLDs). In a
-    // recipient list "gmailcom" is a typo, so herald refuses it rather than deliver locally.
+    // The grammar allows a one-label Domain, but mail to dotless domains does not work on the
+    // Internet (RFC 7085; ICANN bars new top-level domains from MX records at their apex), and in
+    // a recipient list "anna@gmailcom" is a typo. herald refuses it rather than let the resolver's
+    // search list turn it into some local host. Address literals are not affected.
     if (!rules.allow_single_label) {
       return Invalid(text, fmt::format("{} '{}' has no dot; expected a domain such as example.com",
                                        rules.noun, Printable(domain)));
@@ -563,6 +564,19 @@ Status ParseQuotedName(std::string_view text, std::string* out, std::size_t* end
   return Invalid(text, "the quoted display name has no closing '\"'; expected \"Name\" <local-part@domain>");
 }
 
+// The index of the '>' that closes the angle-addr opened at text[open], skipping a quoted local
+// part (which may hold '>'), or npos.
+std::size_t FindAngleClose(std::string_view text, std::size_t open) {
+  std::size_t i = text.find_first_not_of(" \t", open + 1);
+  if (i != std::string_view::npos && text[i] == '"') {
+    for (++i; i < text.size() && text[i] != '"'; ++i) {
+      if (text[i] == '\\') ++i;
+    }
+    if (i >= text.size()) return text.find('>', open);  // unclosed: ParseAddress will say so
+  }
+  return text.find('>', i == std::string_view::npos ? open : i);
+}
+
 }  // namespace
 
 std::string Address::DedupKey() const {
@@ -639,6 +653,14 @@ Result<Mailbox> ParseMailbox(std::string_view input) {
   if (text.front() == '"') {
     std::size_t end = 0;
     HERALD_RETURN_IF_ERROR(ParseQuotedName(text, &mailbox.display_name, &end));
+    if (end < text.size() && text[end] == '@') {
+      // Not a display name but a bare address with a quoted local part: "Fred Bloggs"@example.com.
+      mailbox.display_name.clear();
+      Result<Address> address = ParseAddress(text);
+      if (!address.ok()) return address.status();
+      mailbox.address = std::move(address).value();
+      return mailbox;
+    }
     open = text.find_first_not_of(" \t", end);
     if (open == std::string_view::npos || text[open] != '<') {
       return Invalid(text, "expected <local-part@domain> after the quoted display name");
@@ -657,12 +679,12 @@ Result<Mailbox> ParseMailbox(std::string_view input) {
     HERALD_RETURN_IF_ERROR(AppendUnquotedName(text, TrimBlanks(text.substr(0, open)), &mailbox.display_name));
   }
 
-  const std::size_t close = text.find('>', open);
+  const std::size_t close = FindAngleClose(text, open);
   if (close == std::string_view::npos) {
     return Invalid(text, "has '<' without '>'; expected Name <local-part@domain>");
   }
   if (close + 1 != text.size()) {
-    return Invalid(text, "has text after '>'; expected Name <local-part@domain> with nothing after it");
+    return Invalid(text, "has text after '>'; expected one Name <local-part@domain> with nothing after it");
   }
   const std::string_view inner = text.substr(open + 1, close - open - 1);
   if (TrimBlanks(inner).empty()) {

@@ -90,6 +90,8 @@ TEST(ParseAddressTest, AcceptsValidAddresses) {
       {"user@xn--bcher-kva.de", "user", "xn--bcher-kva.de"},
       {"user@XN--BCHER-KVA.DE", "user", "xn--bcher-kva.de"},
       {"user@straße.de", "user", "xn--strae-oqa.de"},  // IDNA2008 keeps ß
+      {"user@ｂücher.de", "user", "xn--bcher-kva.de"},   // UTS #46 maps full-width letters
+      {"user@bücher。de", "user", "xn--bcher-kva.de"},   // and the ideographic full stop
       {"Δοκιμή@παράδειγμα.δοκιμή", "Δοκιμή", "xn--hxajbheg2az3al.xn--jxalpdlp", true},
       {"用户@例子.广告", "用户", "xn--fsqu00a.xn--4rr70v", true},
       // RFC 5321 §4.1.3 address literals; IPv6 in RFC 5952 form behind the tag "IPv6:".
@@ -294,21 +296,60 @@ TEST(ParseAddressTest, LengthLimitsAtTheBoundary) {
   for (const InvalidCase& c : bad_cases) ExpectInvalid(c);
 }
 
-TEST(ParseAddressTest, ArbitraryInputEitherFailsOrGivesAWireSafeAddress) {
-  // Bytes that exercise every branch of the grammar, plus UTF-8 pieces.
-  const std::vector<std::string> pieces = {
-      "a", "Z", "0", ".", "@", "\"", "\\", " ", "\t", "-", "_", "[", "]", ":", "IPv6:", "1", "255",
-      "<", ">", ",", "\r", "\n", std::string(1, '\0'), "\x01", "\x7F", "ü", "\xC2\xA0", "\xFF",
-      "xn--", "example.com", "bücher", "δ", "\xE2\x80\xAE", "*",
-  };
+TEST(ParseAddressTest, ArbitraryInputEitherFailsOrGivesWireSafeValues) {
+  // Inputs shaped like "[Name <]local@domain[>]" from pieces that reach every branch of the
+  // grammar, with junk (line breaks, NUL, invalid UTF-8, invisible characters) mixed in.
+  const std::vector<std::string> name_pieces = {"Anna", " ", "\"", ",", "\\", "Jörg", "."};
+  const std::vector<std::string> local_pieces = {"a", "Z", "0", ".", "\"", "\\", " ", "-", "_", "+", "!",
+                                                 "*", "ü", "δ", "@", "(", ">"};
+  const std::vector<std::string> domain_pieces = {"example", "com", ".", "-", "bücher", "xn--", "xn--bcher-kva",
+                                                  "[", "]", "IPv6:", "::", "1", "255", ":", "δ", "_", "."};
+  const std::vector<std::string> good_domains = {"example.com", "Bücher.de", "xn--bcher-kva.de", "[192.0.2.1]",
+                                                 "[IPv6:2001:DB8::1]", "δοκιμή.gr"};
+  const std::vector<std::string> junk = {"\r", "\n", std::string(1, '\0'), "\x01", "\x7F", "\xFF",
+                                         "\xC2\xA0", "\xE2\x80\xAE", "\t", "<"};
   std::mt19937 random(20240601);  // fixed seed: failures reproduce
-  std::uniform_int_distribution<std::size_t> pick(0, pieces.size() - 1);
-  std::uniform_int_distribution<int> count(1, 12);
-  int accepted = 0;
+  std::uniform_int_distribution<int> percent(0, 99);
+  const auto append_pieces = [&](const std::vector<std::string>& pieces, int max, std::string* out) {
+    for (int n = 1 + percent(random) % max; n > 0; --n) {
+      const std::vector<std::string>& from = percent(random) < 4 ? junk : pieces;
+      *out += from[static_cast<std::size_t>(percent(random)) % from.size()];
+    }
+  };
+  int accepted = 0, mailboxes = 0, hosts = 0, patterns = 0;
   for (int round = 0; round < 20000; ++round) {
     std::string input;
-    for (int n = count(random); n > 0; --n) input += pieces[pick(random)];
+    const bool angle = percent(random) < 30;
+    if (angle) {
+      append_pieces(name_pieces, 4, &input);
+      input += " <";
+    }
+    if (percent(random) < 90) {
+      append_pieces(local_pieces, 4, &input);
+      input += "@";
+    }
+    if (percent(random) < 50) {
+      append_pieces(domain_pieces, 6, &input);
+    } else {
+      append_pieces(good_domains, 1, &input);
+    }
+    if (angle) input += ">";
+
+    if (Result<Mailbox> mailbox = ParseMailbox(input); mailbox.ok()) {
+      ++mailboxes;
+      EXPECT_FALSE(HasLineBreakOrNul(mailbox->display_name)) << Printable(input);
+      EXPECT_TRUE(IsValidUtf8(mailbox->display_name)) << Printable(input);
+    }
+    if (Result<std::string> host = ParseServerHost(input); host.ok()) {
+      ++hosts;
+      EXPECT_TRUE(IsAscii(*host)) << Printable(input);
+      EXPECT_EQ(host->find_first_of("[] \t\r\n@"), std::string::npos) << Printable(input);
+    }
     Result<Address> got = ParseAddress(input);
+    if (Result<AddressPattern> pattern = AddressPattern::Parse(input); pattern.ok() && got.ok()) {
+      ++patterns;
+      EXPECT_TRUE(pattern->Matches(*got)) << Printable(input);  // an address matches itself
+    }
     if (!got.ok()) {
       EXPECT_FALSE(got.status().message().empty()) << Printable(input);
       continue;
@@ -324,7 +365,11 @@ TEST(ParseAddressTest, ArbitraryInputEitherFailsOrGivesAWireSafeAddress) {
     ASSERT_TRUE(again.ok()) << Printable(input) << " gave " << Printable(wire) << ": " << again.status().ToString();
     EXPECT_EQ(*again, *got) << Printable(input);
   }
-  EXPECT_GT(accepted, 0);  // the generator must reach the accepting paths too
+  // The generator must reach the accepting paths too.
+  EXPECT_GT(accepted, 0);
+  EXPECT_GT(mailboxes, 0);
+  EXPECT_GT(hosts, 0);
+  EXPECT_GT(patterns, 0);
 }
 
 TEST(DedupKeyTest, LowercasesAsciiOfTheWholeAddress) {
@@ -391,6 +436,9 @@ TEST(ParseMailboxTest, AcceptsNameAndAddressForms) {
       {"\"Δοκιμή, Ομάδα\" <Δοκιμή@παράδειγμα.δοκιμή>", "Δοκιμή, Ομάδα",
        "Δοκιμή@xn--hxajbheg2az3al.xn--jxalpdlp"},
       {"Anna <Anna@Example.COM>", "Anna", "Anna@example.com"},
+      {"\"Fred Bloggs\"@example.com", "", "\"Fred Bloggs\"@example.com"},
+      {"\"Fred\" <\"Fred Bloggs\"@example.com>", "Fred", "\"Fred Bloggs\"@example.com"},
+      {"Odd <\"x>y\"@example.com>", "Odd", "\"x>y\"@example.com"},
   };
   for (const Case& c : cases) {
     Result<Mailbox> got = ParseMailbox(c.input);
@@ -421,6 +469,9 @@ TEST(ParseMailboxTest, RejectsMalformedMailboxes) {
       {"\"Anna\" anna@example.com", "expected <local-part@domain> after the quoted display name"},
       {"\"Anna\"", "expected <local-part@domain> after the quoted display name"},
       {"Anna <anna@@example.com>", "'anna@@example.com': more than one '@'"},
+      {"\"Fred Bloggs\"@@example.com", "more than one '@'"},
+      {"Anna <anna@example.com>>", "has text after '>'"},
+      {"Anna <\"abc@example.com>", "no closing '\"'"},
       {"Anna <anna@localhost>", "has no dot"},
       {"anna@example.com (Anna)", "has a space"},
       // Header injection: CR, LF and NUL are refused anywhere.
