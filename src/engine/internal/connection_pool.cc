@@ -1,0 +1,68 @@
+#include "engine/internal/connection_pool.h"
+
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/use_awaitable.hpp>
+
+namespace herald::engine_internal {
+
+ConnectionPool::ConnectionPool(Transport& transport, PoolSettings settings, asio::any_io_executor executor)
+    : transport_(transport), settings_(settings), executor_(executor), released_(executor) {}
+
+asio::awaitable<Lease> ConnectionPool::Acquire(std::string destination) {
+  while (true) {
+    Destination& slot = destinations_[destination];
+    if (!slot.idle.empty()) {
+      Idle idle = std::move(slot.idle.back());
+      slot.idle.pop_back();
+      co_return Lease{std::move(idle.connection), {}, destination, idle.messages_sent};
+    }
+    if (slot.open < settings_.max_connections) {
+      ++slot.open;
+      auto now = std::chrono::steady_clock::now();
+      if (slot.next_connect_after > now) {
+        asio::steady_timer pause(executor_, slot.next_connect_after - now);
+        co_await pause.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
+      }
+      ConnectResult connected = co_await transport_.Connect(destination);
+      Destination& after = destinations_[destination];
+      if (connected.connection == nullptr) {
+        --after.open;
+        released_.NotifyAll();
+        co_return Lease{nullptr, std::move(connected.failure), destination, 0};
+      }
+      ++connections_opened_;
+      co_return Lease{std::move(connected.connection), {}, destination, 0};
+    }
+    co_await released_.Wait();
+  }
+}
+
+asio::awaitable<void> ConnectionPool::Release(Lease lease) {
+  if (lease.connection == nullptr) co_return;
+  std::uint32_t sent = lease.messages_sent + 1;
+  bool chunk_done = sent >= settings_.reconnect_every;
+  if (lease.connection->reusable() && !chunk_done) {
+    destinations_[lease.destination].idle.push_back(Idle{std::move(lease.connection), sent});
+    released_.NotifyAll();
+    co_return;
+  }
+  co_await lease.connection->Close();
+  Destination& slot = destinations_[lease.destination];
+  --slot.open;
+  if (chunk_done) slot.next_connect_after = std::chrono::steady_clock::now() + settings_.pause_between_chunks;
+  released_.NotifyAll();
+}
+
+asio::awaitable<void> ConnectionPool::CloseAll() {
+  for (auto& [name, slot] : destinations_) {
+    std::vector<Idle> idle = std::move(slot.idle);
+    slot.idle.clear();
+    for (Idle& entry : idle) {
+      co_await entry.connection->Close();
+      --slot.open;
+    }
+  }
+}
+
+}  // namespace herald::engine_internal

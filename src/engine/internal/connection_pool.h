@@ -1,0 +1,71 @@
+// ConnectionPool: the open connections of one account (per destination), at most
+// max_connections of them; each carries at most `reconnect_every` messages and is then closed,
+// the next connection opened after `pause_between_chunks` (DESIGN.md, per account). A connection
+// that reports itself not reusable (after an error) is dropped, never handed out again.
+// Used from the io_context's thread only.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <asio/any_io_executor.hpp>
+#include <asio/awaitable.hpp>
+
+#include "core/clock.h"
+#include "engine/internal/event.h"
+#include "transport/transport.h"
+
+namespace herald::engine_internal {
+
+struct PoolSettings {
+  std::uint32_t max_connections = 1;
+  std::uint32_t reconnect_every = 999;
+  Duration pause_between_chunks{0};
+};
+
+// A connection lent for one message; give it back with ConnectionPool::Release().
+struct Lease {
+  std::unique_ptr<Connection> connection;  // null when connecting failed
+  Outcome failure;                         // why, when connection is null
+  std::string destination;
+  std::uint32_t messages_sent = 0;         // on this connection before this message
+};
+
+class ConnectionPool {
+ public:
+  ConnectionPool(Transport& transport, PoolSettings settings, asio::any_io_executor executor);
+
+  // A connection for `destination`: an idle one, a new one if fewer than max_connections are
+  // open, or the next one given back.
+  asio::awaitable<Lease> Acquire(std::string destination);
+  // Gives the connection back after one message. It is closed when it must not be reused or has
+  // carried reconnect_every messages.
+  asio::awaitable<void> Release(Lease lease);
+  // Closes every idle connection (QUIT).
+  asio::awaitable<void> CloseAll();
+
+  std::uint64_t connections_opened() const { return connections_opened_; }
+
+ private:
+  struct Idle {
+    std::unique_ptr<Connection> connection;
+    std::uint32_t messages_sent;
+  };
+  struct Destination {
+    std::vector<Idle> idle;
+    std::uint32_t open = 0;  // idle + lent + being opened
+    std::chrono::steady_clock::time_point next_connect_after{};
+  };
+
+  Transport& transport_;
+  PoolSettings settings_;
+  asio::any_io_executor executor_;
+  Event released_;
+  std::map<std::string, Destination> destinations_;
+  std::uint64_t connections_opened_ = 0;
+};
+
+}  // namespace herald::engine_internal

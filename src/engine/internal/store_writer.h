@@ -1,0 +1,57 @@
+// StoreWriter: group commit for the engine's store writes. Every coroutine that needs its
+// recipients in flight before MAIL FROM queues them and waits; one transaction then writes what
+// all of them queued, together with the results and send counts gathered since the last one. The
+// guarantee holds (in-flight is in the store before the message leaves) and the store costs one
+// transaction per round of the event loop instead of two per message.
+// Used from the io_context's thread only.
+#pragma once
+
+#include <cstdint>
+#include <utility>
+#include <vector>
+
+#include <asio/any_io_executor.hpp>
+#include <asio/awaitable.hpp>
+
+#include "core/clock.h"
+#include "engine/internal/event.h"
+#include "store/store.h"
+
+namespace herald::engine_internal {
+
+class StoreWriter {
+ public:
+  StoreWriter(Store& store, const Clock& clock, asio::any_io_executor executor);
+
+  // Puts the recipients in flight; returns once that is written (or the error that stopped it).
+  asio::awaitable<Status> PutInFlight(std::vector<std::int64_t> ids);
+  // Queues a result / a send count; written with the next commit, which this schedules.
+  void AddResult(AttemptResult result);
+  void AddSend(SendCount send);
+  // Writes everything queued; returns once written.
+  asio::awaitable<Status> Flush();
+
+  // Hands over what is queued and not yet written, for a caller whose event loop has stopped.
+  StoreBatch TakePending() { return std::exchange(batch_, StoreBatch{}); }
+
+  // The first write error; once there is one, nothing more is written.
+  const Status& status() const { return status_; }
+  std::uint64_t commits() const { return committed_; }
+
+ private:
+  void ScheduleCommit();
+  void Commit();
+  asio::awaitable<Status> WaitForCommit();
+
+  Store& store_;
+  const Clock& clock_;
+  asio::any_io_executor executor_;
+  Event committed_event_;
+  StoreBatch batch_;
+  bool commit_scheduled_ = false;
+  std::uint64_t scheduled_ = 0;  // number of the next commit
+  std::uint64_t committed_ = 0;  // commits done
+  Status status_;
+};
+
+}  // namespace herald::engine_internal

@@ -1,0 +1,78 @@
+// Running a sending task: the engine's entry point. RunTask() brings the store up to date with
+// the task (creates it, imports the recipient list when it is new or changed, puts recipients
+// that were in flight when a run stopped abruptly back as possible duplicates), then sends every
+// due recipient — composing, delivering through the account's transport, writing the backup —
+// with `concurrency` sends at once, and records each result as it comes.
+//
+// RunTask() blocks the calling thread and runs its own event loop; the observer is called on
+// that thread. A stop request (Ctrl-C when handle_signals is set) lets the sends under way finish
+// and takes nothing new; a second one abandons them (they stay in flight, and the next run puts
+// them back as possible duplicates). Nothing is ever lost.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "config/account_config.h"
+#include "config/task_config.h"
+#include "core/clock.h"
+#include "core/status.h"
+#include "engine/recipient_import.h"
+#include "engine/transport_factory.h"
+#include "store/store.h"
+
+namespace herald {
+
+struct RunProgress {
+  std::uint64_t total = 0;      // recipients of the task
+  std::uint64_t sent = 0;       // sent, over all runs
+  std::uint64_t failed = 0;     // failed, over all runs
+  std::uint64_t deferred = 0;   // waiting for a retry
+  std::uint64_t remaining = 0;  // unsent or in flight
+  std::uint64_t sent_this_run = 0;
+  Duration elapsed{0};          // since sending started in this run
+};
+
+// What happened to one recipient in this run.
+struct RecipientEvent {
+  const RecipientRecord& recipient;
+  const AttemptResult& result;
+  std::string_view account;
+};
+
+class RunObserver {
+ public:
+  virtual ~RunObserver() = default;
+  virtual void OnImport(const ImportReport&) {}
+  virtual void OnRecovered(std::size_t /*possible_duplicates*/) {}
+  virtual void OnResult(const RecipientEvent&) {}
+  // Called about every 200 ms while sending, and once at the end.
+  virtual void OnProgress(const RunProgress&) {}
+  // Something the user should know that does not stop the run (e.g. a backup problem).
+  virtual void OnWarning(std::string_view) {}
+};
+
+struct RunOptions {
+  bool handle_signals = false;  // stop cleanly on SIGINT / SIGTERM
+};
+
+struct RunReport {
+  std::optional<ImportReport> import;  // set when the recipient list was (re)imported
+  std::size_t recovered_in_flight = 0;
+  std::uint64_t sent = 0;       // in this run
+  std::uint64_t failed = 0;     // in this run
+  std::uint64_t deferred = 0;   // in this run
+  StatusCounts counts;          // the task's recipients at the end
+  std::optional<TimePoint> next_attempt_at;
+  bool interrupted = false;     // stopped on request before the end
+  Status stopped_by;            // a fault that stopped the run early (store, disk), or ok
+};
+
+// Runs `task`. Errors are problems with the task itself found before sending (templates,
+// recipient list, accounts, store); a fault during sending ends the run with the results so far
+// and RunReport::stopped_by set.
+Result<RunReport> RunTask(const TaskConfig& task, const AccountSet& accounts, Store& store, const Clock& clock,
+                          TransportFactory& transports, RunObserver& observer, RunOptions options = {});
+
+}  // namespace herald

@@ -1,0 +1,22 @@
+// TransportFactory: how the engine gets the Transport of an account without knowing the
+// concrete kinds. main.cc implements it (the one place that picks implementations); tests pass
+// fakes.
+#pragma once
+
+#include <memory>
+
+#include "config/account_config.h"
+#include "core/status.h"
+#include "transport/transport.h"
+
+namespace herald {
+
+class TransportFactory {
+ public:
+  virtual ~TransportFactory() = default;
+  // The transport for `account`. Errors: the kind is not available in this build, or its
+  // settings cannot be used (e.g. an unreadable secret); the error names the account.
+  virtual Result<std::unique_ptr<Transport>> Create(const AccountConfig& account) = 0;
+};
+
+}  // namespace herald

@@ -1,0 +1,51 @@
+// herald's entry point, and the one place that picks concrete implementations (the store, the
+// transport of each account kind, the clock); everything else works through interfaces.
+#include <memory>
+
+#include <fmt/format.h>
+
+#include "cli/cli.h"
+#include "core/clock.h"
+#include "engine/transport_factory.h"
+#include "store/sqlite_store.h"
+#include "transport/pickup_transport.h"
+
+namespace herald {
+namespace {
+
+class DefaultTransportFactory final : public TransportFactory {
+ public:
+  Result<std::unique_ptr<Transport>> Create(const AccountConfig& account) override {
+    switch (account.kind) {
+      case AccountKind::kPickup:
+        return std::unique_ptr<Transport>(std::make_unique<PickupTransport>(account.folder));
+      case AccountKind::kSmtp:
+      case AccountKind::kGmail:
+      case AccountKind::kDirect:
+      case AccountKind::kEws:
+      case AccountKind::kGraph:
+        break;
+    }
+    return Status(StatusCode::kFailedPrecondition,
+                  fmt::format("{}: account \"{}\": this build of herald cannot send through {} accounts yet",
+                              account.origin, account.name, AccountKindName(account.kind)));
+  }
+};
+
+}  // namespace
+}  // namespace herald
+
+int main(int argc, char** argv) {
+  herald::SystemClock clock;
+  herald::DefaultTransportFactory transports;
+  herald::CliDependencies dependencies{
+      .open_store = [](const std::string& path) -> herald::Result<std::unique_ptr<herald::Store>> {
+        herald::Result<std::unique_ptr<herald::SqliteStore>> store = herald::SqliteStore::Open(path);
+        if (!store.ok()) return store.status();
+        return std::unique_ptr<herald::Store>(std::move(*store));
+      },
+      .transports = &transports,
+      .clock = &clock,
+  };
+  return herald::RunCli(argc, argv, dependencies);
+}

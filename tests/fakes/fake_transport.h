@@ -1,0 +1,146 @@
+// FakeTransport: a Transport that records every message it is given and answers as a test
+// scripts it — per recipient address, per connect — so engine behaviour (retries, failures,
+// account scope, connection limits) is tested without a server. Optionally each send takes
+// `send_delay` of real time on the event loop, to make sends overlap. Single-threaded.
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/this_coro.hpp>
+#include <asio/use_awaitable.hpp>
+
+#include "engine/transport_factory.h"
+#include "transport/transport.h"
+
+namespace herald {
+
+struct SentMessage {
+  Envelope envelope;
+  std::string data;
+};
+
+class FakeTransport final : public Transport {
+ public:
+  // What the fake answers for a recipient address (delivered unless scripted).
+  std::map<std::string, Outcome> outcome_for;
+  // When set, every Connect() fails with this outcome.
+  std::optional<Outcome> connect_failure;
+  std::chrono::milliseconds send_delay{0};
+
+  std::vector<SentMessage> sent;
+  int connects = 0;
+  int open_connections = 0;
+  int max_open_connections = 0;
+  int sends_in_progress = 0;
+  int max_sends_in_progress = 0;
+
+  std::string Destination(const Address&) const override { return {}; }
+
+  asio::awaitable<ConnectResult> Connect(std::string) override {
+    ++connects;
+    if (connect_failure) co_return ConnectResult{nullptr, *connect_failure};
+    ++open_connections;
+    max_open_connections = std::max(max_open_connections, open_connections);
+    co_return ConnectResult{std::make_unique<FakeConnection>(*this), {}};
+  }
+
+  static Outcome Reply(Disposition disposition, Scope scope, int code, std::string enhanced, std::string text) {
+    Outcome outcome;
+    outcome.disposition = disposition;
+    outcome.scope = scope;
+    outcome.stage = scope == Scope::kRecipient ? Stage::kRcptTo : Stage::kDataEnd;
+    outcome.reply_code = code;
+    outcome.enhanced_status = std::move(enhanced);
+    outcome.text = std::move(text);
+    return outcome;
+  }
+
+ private:
+  class FakeConnection final : public Connection {
+   public:
+    explicit FakeConnection(FakeTransport& owner) : owner_(owner) {}
+    ~FakeConnection() override {
+      if (!closed_) --owner_.open_connections;
+    }
+
+    asio::awaitable<std::vector<Outcome>> Send(Envelope envelope,
+                                               std::shared_ptr<const MessageData> message) override {
+      ++owner_.sends_in_progress;
+      owner_.max_sends_in_progress = std::max(owner_.max_sends_in_progress, owner_.sends_in_progress);
+      if (owner_.send_delay.count() > 0) {
+        asio::steady_timer timer(co_await asio::this_coro::executor, owner_.send_delay);
+        co_await timer.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
+      }
+      --owner_.sends_in_progress;
+      std::vector<Outcome> outcomes;
+      bool any_delivered = false;
+      for (const std::string& recipient : envelope.recipients) {
+        auto scripted = owner_.outcome_for.find(recipient);
+        outcomes.push_back(scripted == owner_.outcome_for.end() ? Delivered() : scripted->second);
+        any_delivered |= outcomes.back().delivered();
+      }
+      if (any_delivered) owner_.sent.push_back(SentMessage{envelope, message->ToString()});
+      co_return outcomes;
+    }
+
+    bool reusable() const override { return !closed_; }
+
+    asio::awaitable<void> Close() override {
+      if (!closed_) --owner_.open_connections;
+      closed_ = true;
+      co_return;
+    }
+
+   private:
+    static Outcome Delivered() {
+      Outcome outcome;
+      outcome.reply_code = 250;
+      outcome.enhanced_status = "2.0.0";
+      outcome.text = "ok";
+      return outcome;
+    }
+
+    FakeTransport& owner_;
+    bool closed_ = false;
+  };
+};
+
+// Hands out one FakeTransport per account name (created on first use, kept for inspection).
+class FakeTransportFactory final : public TransportFactory {
+ public:
+  Result<std::unique_ptr<Transport>> Create(const AccountConfig& account) override {
+    return std::unique_ptr<Transport>(new ForwardingTransport(For(account.name)));
+  }
+
+  // The fake behind `account`; scripting it before the run shapes what the run sees.
+  FakeTransport& For(const std::string& account) {
+    std::unique_ptr<FakeTransport>& fake = by_account_[account];
+    if (fake == nullptr) fake = std::make_unique<FakeTransport>();
+    return *fake;
+  }
+
+ private:
+  // The engine owns the Transport it gets; the fake stays with the factory for the test to read.
+  class ForwardingTransport final : public Transport {
+   public:
+    explicit ForwardingTransport(FakeTransport& fake) : fake_(fake) {}
+    std::string Destination(const Address& recipient) const override { return fake_.Destination(recipient); }
+    asio::awaitable<ConnectResult> Connect(std::string destination) override {
+      return fake_.Connect(std::move(destination));
+    }
+
+   private:
+    FakeTransport& fake_;
+  };
+
+  std::map<std::string, std::unique_ptr<FakeTransport>> by_account_;
+};
+
+}  // namespace herald
