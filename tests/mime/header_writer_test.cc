@@ -177,12 +177,17 @@ TEST(HeaderWriterTest, EncodedWordLookalikesAreEncoded) {
   }
 }
 
-TEST(HeaderWriterTest, ControlCharactersAreEncoded) {
-  std::string value = "bell\x07 esc\x1B del\x7F";
+TEST(HeaderWriterTest, SplitsEncodedWordsBeforeBlanks) {
+  // A long run of encoded text is split where a blank lets the next word begin with it.
+  std::string value;
+  for (int i = 0; i < 12; ++i) value += "M\xC3\xBCller ";
+  value += "\xC3\xA4";
   std::string field = Unstructured(value);
   CheckField(field);
-  for (char c : std::string_view(field)) {
-    EXPECT_FALSE((c < 0x20 && c != '\r' && c != '\n') || c == 0x7F) << field;
+  std::string unfolded = Unfold(field);
+  for (std::size_t pos = 0; (pos = unfolded.find("?==?UTF-8?Q?", pos)) != std::string::npos; ++pos) ADD_FAILURE();
+  for (std::size_t pos = 0; (pos = unfolded.find("?= =?UTF-8?Q?", pos)) != std::string::npos; ++pos) {
+    EXPECT_EQ(unfolded.substr(pos + 13, 1), "_") << unfolded;
   }
   EXPECT_EQ(DecodedValue(field), value);
 }
@@ -200,6 +205,9 @@ TEST(HeaderWriterTest, RejectsLineBreaksNulAndInvalidUtf8) {
       {"caf\xE9", "is not valid UTF-8"},
       {"\xC0\xAF", "is not valid UTF-8"},
       {"\xED\xA0\x80", "is not valid UTF-8"},
+      {"esc\x1B[31m", "contains a control character"},
+      {"bell\x07", "contains a control character"},
+      {"del\x7F", "contains a control character"},
   };
   for (const Case& c : cases) {
     std::string out = "Kept: yes\r\n";

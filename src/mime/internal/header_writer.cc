@@ -173,12 +173,14 @@ Status AddressProblem(const Address& address) {
 }  // namespace
 
 std::string_view HeaderValueProblem(std::string_view value) {
-  std::size_t bad = value.find_first_of(std::string_view("\r\n\0", 3));
-  if (bad != std::string_view::npos) {
-    if (value[bad] == '\r') return "contains a line break (CR)";
-    if (value[bad] == '\n') return "contains a line break (LF)";
-    return "contains a NUL byte";
+  bool control = false;
+  for (unsigned char c : value) {
+    if (c == '\r') return "contains a line break (CR)";
+    if (c == '\n') return "contains a line break (LF)";
+    if (c == 0) return "contains a NUL byte";
+    if ((c < 0x20 && c != '\t') || c == 0x7F) control = true;
   }
+  if (control) return "contains a control character";
   if (!IsValidUtf8(value)) return "is not valid UTF-8";
   return {};
 }
@@ -245,6 +247,17 @@ void HeaderLine::AddEncoded(std::string_view blank, std::string_view text) {
       if (next_size > budget) break;
       n += length;
       size = next_size;
+    }
+    // Where the text goes on, end the word before a blank in its second half, so the blank
+    // begins the next word: decoders that wrongly keep the folding blank between encoded words
+    // (CPython gh-128110, some webmail) then show an extra space, not a split word.
+    if (pos + n < text.size() && !IsBlank(text[pos + n])) {
+      for (std::size_t k = n; k > n / 2 && k > 1; --k) {
+        if (IsBlank(text[pos + k - 1])) {
+          n = k - 1;
+          break;
+        }
+      }
     }
     if (n == 0) {
       // Not one character fits on this line. A fresh line always has room (63 characters of

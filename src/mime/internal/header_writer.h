@@ -1,6 +1,7 @@
 // The header writer: the one chokepoint through which every header field of a message is written
-// (STYLE.md, "Security habits"). It rejects CR, LF and NUL and invalid UTF-8 in any value, encodes
-// non-ASCII text as RFC 2047 encoded words, and folds lines (RFC 5322 §2.2.3).
+// (STYLE.md, "Security habits"). It rejects CR, LF and NUL, other control characters (C0 except
+// tab, and DEL: parsers flag them as defects, terminals obey them) and invalid UTF-8 in any
+// value, encodes non-ASCII text as RFC 2047 encoded words, and folds lines (RFC 5322 §2.2.3).
 //
 // Line lengths: a line is folded at whitespace to stay within 78 characters (RFC 5322 §2.1.1),
 // and a line holding an encoded word within 76 (RFC 2047 §2). A word that cannot be folded stays
@@ -8,7 +9,7 @@
 // encoding would break for structured fields — unless it would pass the hard limit of 998: then
 // it is encoded and split. So no line is ever longer than 998 octets.
 //
-// What is encoded (RFC 2047 §5): a word with non-ASCII or control characters, or that contains
+// What is encoded (RFC 2047 §5): a word with non-ASCII characters, or that contains
 // "=?" (text that looks like an encoded word is encoded itself, so a decoder never decodes what
 // a recipient's CSV cell wrote — "=?utf-8?q?=0D=0A?=" arrives as those characters). Adjacent
 // words to encode become one run, split into encoded words of at most 75 characters at UTF-8
@@ -43,7 +44,7 @@ inline constexpr std::size_t kMaxFieldNameLength = 50;
 
 // The chokepoint check. Returns an empty view if `value` may be written into a header, else what
 // is wrong: "contains a line break (CR)", "contains a line break (LF)", "contains a NUL byte",
-// "is not valid UTF-8".
+// "contains a control character", "is not valid UTF-8".
 std::string_view HeaderValueProblem(std::string_view value);
 
 // RFC 5322 §3.6.8: 1*ftext (printable ASCII except ':'), at most kMaxFieldNameLength.
