@@ -173,15 +173,25 @@ Status AddressProblem(const Address& address) {
 }  // namespace
 
 std::string_view HeaderValueProblem(std::string_view value) {
-  bool control = false;
-  for (unsigned char c : value) {
-    if (c == '\r') return "contains a line break (CR)";
-    if (c == '\n') return "contains a line break (LF)";
-    if (c == 0) return "contains a NUL byte";
-    if ((c < 0x20 && c != '\t') || c == 0x7F) control = true;
+  // One table pass: 1 for bytes no header may hold, 2 for 8-bit bytes (UTF-8 checked after).
+  static constexpr std::array<std::uint8_t, 256> kKinds = [] {
+    std::array<std::uint8_t, 256> kinds{};
+    for (int c = 0; c < 0x20; ++c) kinds[c] = c == '\t' ? 0 : 1;
+    kinds[0x7F] = 1;
+    for (int c = 0x80; c < 0x100; ++c) kinds[c] = 2;
+    return kinds;
+  }();
+  std::uint8_t seen = 0;
+  for (unsigned char c : value) seen |= kKinds[c];
+  if (seen & 1) {
+    for (unsigned char c : value) {
+      if (c == '\r') return "contains a line break (CR)";
+      if (c == '\n') return "contains a line break (LF)";
+      if (c == 0) return "contains a NUL byte";
+    }
+    return "contains a control character";
   }
-  if (control) return "contains a control character";
-  if (!IsValidUtf8(value)) return "is not valid UTF-8";
+  if ((seen & 2) && !IsValidUtf8(value)) return "is not valid UTF-8";
   return {};
 }
 
@@ -273,16 +283,20 @@ void HeaderLine::AddEncoded(std::string_view blank, std::string_view text) {
     if (base64) {
       AppendBase64(chunk, *out_);
     } else {
+      char word[kMaxEncodedWordLength];  // the Q text is at most 63 characters
+      std::size_t length = 0;
       for (unsigned char c : chunk) {
         if (kQLiteral[c]) {
-          out_->push_back(static_cast<char>(c));
+          word[length++] = static_cast<char>(c);
         } else if (c == ' ') {
-          out_->push_back('_');
+          word[length++] = '_';
         } else {
-          char escaped[3] = {'=', kHex[c >> 4], kHex[c & 15]};
-          out_->append(escaped, 3);
+          word[length++] = '=';
+          word[length++] = kHex[c >> 4];
+          word[length++] = kHex[c & 15];
         }
       }
+      out_->append(word, length);
     }
     out_->append("?=", 2);
     line_has_encoded_word_ = true;
@@ -423,8 +437,13 @@ Status AppendMailboxField(std::string_view name, std::string_view display_name, 
 
 Status AppendMessageIdField(std::string_view id, std::string& out) {
   constexpr std::size_t kMaxMessageId = 900;
+  static constexpr std::array<bool, 256> kAllowed = [] {
+    std::array<bool, 256> allowed{};
+    for (int c = 0x21; c < 0x7F; ++c) allowed[c] = c != '<' && c != '>' && c != '"' && c != '\\';
+    return allowed;
+  }();
   for (unsigned char c : id) {
-    if (c <= 0x20 || c >= 0x7F || c == '<' || c == '>' || c == '"' || c == '\\') {
+    if (!kAllowed[c]) {
       return InvalidArgument(fmt::format(
           "message-id '{}' may hold only printable ASCII without blanks, '<', '>', '\"' and '\\'", Printable(id)));
     }

@@ -8,6 +8,7 @@
 namespace herald::mime_internal {
 namespace {
 
+// Ordered: kLiteral and kBlank first (runs are bytes of class <= kBlank).
 enum ByteClass : std::uint8_t { kLiteral, kBlank, kCr, kLf, kEscaped };
 
 // RFC 2045 §6.7 rule (2): 33..60 and 62..126 may stand for themselves; '=' and everything else
@@ -74,28 +75,32 @@ void QpEncoder::Add(std::string_view text) {
   while (p < end) {
     const unsigned char c = *p;
     switch (kClasses[c]) {
-      case kLiteral: {
+      case kLiteral:
+      case kBlank: {
+        // A run of literal bytes and blanks is copied as it is, except a blank at its very end
+        // that a line break or the end of the input follows: that one is held back (rule (3)).
         if (held_blank_ != 0) EmitHeldBlank();
         const unsigned char* run_end = p + 1;
-        while (run_end < end && kClasses[*run_end] == kLiteral) ++run_end;
-        while (p < run_end) {
+        while (run_end < end && kClasses[*run_end] <= kBlank) ++run_end;
+        const unsigned char* copy_end = run_end;
+        if (kClasses[run_end[-1]] == kBlank && (run_end == end || kClasses[*run_end] != kEscaped)) --copy_end;
+        while (p < copy_end) {
           if (column_ == kQpMaxContent) SoftBreak();
           if (column_ == 0 && IsLineStartSpecial(*p)) {
             Escape(*p++);
             continue;
           }
-          std::size_t n = std::min<std::size_t>(run_end - p, kQpMaxContent - column_);
+          std::size_t n = std::min<std::size_t>(copy_end - p, kQpMaxContent - column_);
           out_->append(reinterpret_cast<const char*>(p), n);
           column_ += n;
           p += n;
         }
+        if (copy_end != run_end) {
+          held_blank_ = static_cast<char>(*p);
+          ++p;
+        }
         break;
       }
-      case kBlank:
-        if (held_blank_ != 0) EmitHeldBlank();
-        held_blank_ = static_cast<char>(c);
-        ++p;
-        break;
       case kCr:
         HardBreak();
         ++p;
