@@ -4,7 +4,15 @@
 // folded — so Compose() only renders what is personal.
 //
 // Create() may be slow (reads files); Compose() is const and may run on many threads at once,
-// each with its own MessageData.
+// each with its own MessageData. Compose() does not allocate once the thread's scratch buffers
+// and the MessageData have grown to the message's size.
+//
+// Every header goes through one writer (mime/internal/header_writer.h) that rejects CR, LF, NUL,
+// other control characters except tab, and invalid UTF-8, and encodes (RFC 2047) and folds the
+// rest; leading and trailing blanks of header values are not written. Bodies are UTF-8,
+// quoted-printable, with line breaks normalised to CRLF and no line starting with "." or "F".
+// Multipart boundaries are derived from the task's content, so the same task and recipient
+// always compose the same bytes.
 #pragma once
 
 #include <memory>
@@ -53,14 +61,16 @@ struct ComposerSpec {
 // What the account chosen for a recipient changes in its message (DESIGN.md, per account).
 struct AccountOverrides {
   std::optional<Mailbox> default_reply_to;  // used when the task sets no Reply-To
-  std::string default_sender_name;          // used when the task sets no From display name
+  // Used when the task sets no From display name, or it renders empty for a recipient.
+  std::string default_sender_name;
   // Replaces the From address, except for messages with Sensitivity: Private.
   std::optional<Address> fixed_sender;
 };
 
 // What varies per recipient.
 struct RecipientParts {
-  // Values of the CSV columns, one per FieldSet column (built-ins are filled in by Compose()).
+  // Values of the CSV columns, one per FieldSet column: column_count() values, or size() values
+  // whose built-in entries are ignored (built-ins are filled in by Compose()).
   FieldValues column_values;
   const Address* to = nullptr;
   // Message-ID without angle brackets ("id@domain"); the engine keeps it stable across retries.
@@ -72,15 +82,24 @@ struct RecipientParts {
 class MessageComposer {
  public:
   // Prepares the invariant parts. `fields` is the task's FieldSet (the templates in `spec` were
-  // compiled against it). Errors: an attachment that cannot be read (names the file), an
-  // invalid extra header name, no body at all, {%subject%} used in the subject.
+  // compiled against it). Errors: an attachment that cannot be read (names the file), or whose
+  // file name or content type is unusable; an invalid extra header name (RFC 5322 ftext, at most
+  // 50 characters) or one herald writes itself (Date, From, Reply-To, To, Subject, Message-ID,
+  // MIME-Version, Sensitivity, Content-*) or never sends (Bcc, Return-Path); header template
+  // text or defaults the header writer would reject; a body template that is not UTF-8; no body
+  // at all; {%subject%} used in the subject.
+  //
+  // A message/rfc822 attachment (.eml) that is 7bit goes as 7bit with CRLF line ends (RFC 2046
+  // §5.2.1 forbids base64 there); any other is sent as application/octet-stream.
   static Result<std::shared_ptr<const MessageComposer>> Create(ComposerSpec spec, FieldSet fields);
 
   ~MessageComposer();
 
-  // Writes one recipient's message into `out` (cleared first). Fails for this recipient only —
-  // with a message naming the field — when a value would put CR, LF or NUL into a header, or a
-  // header value or body value is not valid UTF-8.
+  // Writes one recipient's message into `out` (cleared first; left empty on error). Fails for
+  // this recipient only — with a message naming the field and placeholder, e.g. "subject: value
+  // of {%firstname%} contains a line break (LF)" — when a value would put CR, LF, NUL or another
+  // control character into a header, a header or body value is not valid UTF-8, an address is
+  // unusable, or the message-id is not of the form left@right.
   Status Compose(const RecipientParts& recipient, MessageData& out) const;
 
  private:

@@ -85,10 +85,23 @@ Address MustAddress(std::string_view text) {
   return address.ok() ? *address : Address{};
 }
 
+fs::path DataDirPath() { return fs::temp_directory_path() / ("herald_mime_test_" + std::to_string(::getpid())); }
+
+// Removes the data directory when the test program ends.
+class DataDirCleanup : public ::testing::Environment {
+ public:
+  void TearDown() override {
+    std::error_code ignored;
+    fs::remove_all(DataDirPath(), ignored);
+  }
+};
+[[maybe_unused]] ::testing::Environment* const kDataDirCleanup =
+    ::testing::AddGlobalTestEnvironment(new DataDirCleanup);
+
 // Attachment files with fixed content, written once per test run.
 const fs::path& DataDir() {
   static const fs::path dir = [] {
-    fs::path path = fs::temp_directory_path() / ("herald_mime_test_" + std::to_string(::getpid()));
+    fs::path path = DataDirPath();
     fs::create_directories(path);
     std::string pdf = "%PDF-1.4\n%\xE2\xE3\xCF\xD3\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n";
     std::string all_bytes;

@@ -4,10 +4,10 @@
 // value, encodes non-ASCII text as RFC 2047 encoded words, and folds lines (RFC 5322 §2.2.3).
 //
 // Line lengths: a line is folded at whitespace to stay within 78 characters (RFC 5322 §2.1.1),
-// and a line holding an encoded word within 76 (RFC 2047 §2). A word that cannot be folded stays
-// whole — only an ASCII word longer than 77 characters, e.g. a URL in an extra header, which
-// encoding would break for structured fields — unless it would pass the hard limit of 998: then
-// it is encoded and split. So no line is ever longer than 998 octets.
+// and a line holding an encoded word within 76 (RFC 2047 §2). The one exception is an ASCII word
+// too long for a line, e.g. a URL in a List-Unsubscribe extra header: it stays whole, because
+// encoding would break a structured field — unless it is longer than 900 characters: then it is
+// encoded and split. So no line is ever longer than 998 octets (RFC 5322 §2.1.1's hard limit).
 //
 // What is encoded (RFC 2047 §5): a word with non-ASCII characters, or that contains
 // "=?" (text that looks like an encoded word is encoded itself, so a decoder never decodes what
