@@ -6,6 +6,8 @@
 //   build/bench/compose_bench [messages] [attachment-file]
 //
 // With an attachment file, every message also carries it (shared, not copied).
+#include <sys/resource.h>
+
 #include <chrono>
 #include <cstdio>
 #include <string>
@@ -144,7 +146,10 @@ int main(int argc, char** argv) {
     bytes += data.size();
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::printf("%ld messages in %.3f s: %.0f messages/s, %.1f MB/s, %.0f bytes per message\n", messages, seconds,
-              messages / seconds, bytes / seconds / 1e6, static_cast<double>(bytes) / messages);
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  std::printf("%ld messages in %.3f s: %.0f messages/s, %.1f MB/s, %.0f bytes per message; peak RSS %.1f MB\n",
+              messages, seconds, messages / seconds, bytes / seconds / 1e6, static_cast<double>(bytes) / messages,
+              usage.ru_maxrss / 1024.0);
   return 0;
 }
