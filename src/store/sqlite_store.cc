@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <limits>
+#include <thread>
 #include <utility>
 
+#include "store/internal/dedup_hash.h"
 #include "store/internal/field_codec.h"
 #include "store/internal/schema.h"
 #include "store/internal/sqlite.h"
@@ -25,9 +27,17 @@ constexpr std::size_t kExportChunkRows = 256;
 // Page cache per connection, in KiB. SQLite's own default is 2 MiB; a little more keeps the
 // dedup index of a large import in memory, and the cap keeps a 1,000,000-row import bounded.
 constexpr int kCacheKib = 16 * 1024;
+// The WAL is copied into the database file once it holds this many pages (SQLite's default is
+// 1000). A checkpoint copies the latest version of each page once, so fewer, larger checkpoints
+// write less when the same pages change again and again, as they do in an import.
+constexpr int kWalAutocheckpointPages = 8192;
 // After a checkpoint the WAL file is truncated to at most this, so a big import does not leave
 // a big -wal file behind.
 constexpr std::int64_t kWalSizeLimitBytes = 64 * 1024 * 1024;
+// A pause after each committed import batch, in which other processes waiting for the write
+// lock (polling every millisecond, see Connection) get it; without it a long import can keep
+// them out past their busy timeout.
+constexpr Duration kImportPauseBetweenBatches = std::chrono::milliseconds(2);
 
 constexpr std::string_view kRecipientColumns =
     "id, address, fields, line, status, attempts, next_attempt_at, last_code, last_enhanced, last_text, "
@@ -53,9 +63,12 @@ constexpr std::string_view kExportSql =
     "account, updated_at, possible_duplicate FROM recipients NOT INDEXED "
     "WHERE task = ?1 AND id > ?2 ORDER BY id LIMIT ?3";
 
+// Inserts unless the task has a recipient with the same dedup key (see the schema's comment);
+// sqlite3_changes() then says which. ?7 is DedupHash(?2).
 constexpr std::string_view kInsertRecipientSql =
-    "INSERT INTO recipients (task, dedup_key, address, fields, line, status, updated_at) "
-    "VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6) ON CONFLICT (task, dedup_key) DO NOTHING";
+    "INSERT INTO recipients (task, dedup_key, dedup_hash, address, fields, line, status, updated_at) "
+    "SELECT ?1, ?2, ?7, ?3, ?4, ?5, 0, ?6 "
+    "WHERE NOT EXISTS (SELECT 1 FROM recipients WHERE task = ?1 AND dedup_hash = ?7 AND dedup_key = ?2)";
 
 constexpr std::string_view kTaskColumns = "id, title, columns, submitted_at, source_digest, nonce";
 
@@ -181,10 +194,12 @@ class SqliteRecipientImport final : public RecipientImport {
     insert_->BindBlob(4, encoded_);
     insert_->BindInt(5, static_cast<std::int64_t>(recipient.line));
     insert_->BindInt(6, now_ms_);
+    insert_->BindInt(7, store_internal::DedupHash(recipient.dedup_key));
     if (Status status = insert_->Run(); !status.ok()) return Fail(status);
     const bool added = connection_->Changes() == 1;
     if (++rows_in_batch_ >= batch_rows_) {
       if (Status status = CommitBatch(); !status.ok()) return Fail(status);
+      std::this_thread::sleep_for(kImportPauseBetweenBatches);
     }
     return added;
   }
@@ -259,6 +274,8 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path, 
   HERALD_RETURN_IF_ERROR(connection.Exec("PRAGMA synchronous = NORMAL", "setting synchronous mode"));
   HERALD_RETURN_IF_ERROR(connection.Exec("PRAGMA foreign_keys = ON", "enabling foreign keys"));
   HERALD_RETURN_IF_ERROR(connection.Exec("PRAGMA cache_size = -" + std::to_string(kCacheKib), "sizing the page cache"));
+  HERALD_RETURN_IF_ERROR(connection.Exec("PRAGMA wal_autocheckpoint = " + std::to_string(kWalAutocheckpointPages),
+                                         "setting the checkpoint interval"));
   HERALD_RETURN_IF_ERROR(connection.Exec("PRAGMA journal_size_limit = " + std::to_string(kWalSizeLimitBytes),
                                          "limiting the WAL size"));
   HERALD_RETURN_IF_ERROR(store_internal::MigrateSchema(connection));

@@ -6,13 +6,17 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <iterator>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "fakes/fake_clock.h"
+#include "store/internal/dedup_hash.h"
 
 namespace herald {
 namespace {
@@ -810,6 +814,95 @@ TEST_F(SqliteStoreFileTest, TwoStoreObjectsShareOneFile) {
   Status status = (*second)->Apply(batch, t0);
   EXPECT_EQ(status.code(), StatusCode::kFailedPrecondition) << status.ToString();
   EXPECT_EQ((*(*second)->CountByStatus("t"))[RecipientStatus::kInFlight], 1u);
+}
+
+TEST_F(SqliteStoreFileTest, ImportTellsKeysWithTheSameHashApart) {
+  {
+    Result<std::unique_ptr<SqliteStore>> store = Open();
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    ASSERT_TRUE((*store)->CreateTask(MakeTask("t")).ok());
+  }
+  // A recipient whose key differs from a@example.com's but has the same hash, as a collision
+  // would leave it.
+  RawExec(path_, "INSERT INTO recipients (task, dedup_key, dedup_hash, address, fields, line, status, updated_at) "
+                 "VALUES (1, 'collider', " +
+                     std::to_string(store_internal::DedupHash("a@example.com")) + ", 'collider', x'', 1, 0, 0)");
+  Result<std::unique_ptr<SqliteStore>> store = Open();
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  Result<std::unique_ptr<RecipientImport>> import = (*store)->BeginImport("t");
+  ASSERT_TRUE(import.ok()) << import.status().ToString();
+  struct Case {
+    std::string address;
+    bool want_added;
+  };
+  const Case cases[] = {{"a@example.com", true}, {"A@example.com", false}, {"b@example.com", true}};
+  for (const Case& c : cases) {
+    Result<bool> added = (*import)->Add(MakeRecipient(c.address, 2));
+    ASSERT_TRUE(added.ok()) << added.status().ToString();
+    EXPECT_EQ(*added, c.want_added) << c.address;
+  }
+  ASSERT_TRUE((*import)->Finish().ok());
+  EXPECT_EQ((*store)->CountByStatus("t")->total(), 3u);
+}
+
+TEST_F(SqliteStoreFileTest, ALongImportDoesNotKeepOtherProcessesOut) {
+  SqliteStore::Options import_options;
+  import_options.import_batch_rows = 2000;
+  Result<std::unique_ptr<SqliteStore>> importer = SqliteStore::Open(path_, import_options);
+  ASSERT_TRUE(importer.ok()) << importer.status().ToString();
+  ASSERT_TRUE((*importer)->CreateTask(MakeTask("t")).ok());
+  Result<std::unique_ptr<SqliteStore>> sender = Open(milliseconds(500));
+  ASSERT_TRUE(sender.ok()) << sender.status().ToString();
+
+  // The importer writes batch after batch, as fast as it can, until the sender is done.
+  std::atomic<bool> stop = false;
+  Status import_status;
+  std::atomic<std::size_t> imported = 0;
+  std::thread import_thread([&] {
+    Result<std::unique_ptr<RecipientImport>> import = (*importer)->BeginImport("t");
+    if (!import.ok()) {
+      import_status = import.status();
+      return;
+    }
+    while (!stop) {
+      Result<bool> added =
+          (*import)->Add(MakeRecipient("user" + std::to_string(imported.load()) + "@example.com", 2));
+      if (!added.ok()) {
+        import_status = added.status();
+        return;
+      }
+      ++imported;
+    }
+    import_status = (*import)->Finish();
+  });
+
+  while (imported < 1000 && import_status.ok()) std::this_thread::sleep_for(milliseconds(1));
+
+  // For a second and a half, each write of the sender waits for at most about one batch, far
+  // less than its 500 ms.
+  const auto start = std::chrono::steady_clock::now();
+  const std::size_t imported_before = imported;
+  StoreBatch batch;
+  batch.sends = {{"relay", clock_.Now(), 1}};
+  std::size_t written = 0;
+  while (std::chrono::steady_clock::now() - start < milliseconds(1500)) {
+    Status status = (*sender)->Apply(batch, clock_.Now());
+    if (!status.ok()) {
+      ADD_FAILURE() << "write " << written << " after " << imported << " imported rows: " << status.ToString();
+      break;
+    }
+    ++written;
+  }
+  const auto elapsed = std::chrono::steady_clock::now() - start;
+  const std::size_t imported_meanwhile = imported - imported_before;
+  stop = true;
+  import_thread.join();
+  ASSERT_TRUE(import_status.ok()) << import_status.ToString();
+  EXPECT_GT(imported_meanwhile, 2000u) << "the import did not compete for the lock";
+  EXPECT_EQ(*(*sender)->CountSends("relay", clock_.Now(), clock_.Now() + minutes(1)), written);
+  EXPECT_EQ((*sender)->CountByStatus("t")->total(), imported.load());
+  std::cout << written << " writes in " << std::chrono::duration_cast<milliseconds>(elapsed).count()
+            << " ms while importing " << imported_meanwhile << " recipients\n";
 }
 
 TEST_F(SqliteStoreFileTest, ReopeningKeepsEverything) {

@@ -14,6 +14,13 @@ constexpr std::array<std::string_view, 1> kMigrations = {
     // Tasks get an integer key that recipients refer to, so the recipient indexes carry 8 bytes
     // per row rather than the task's text id. `columns` and `fields` use field_codec.h.
     // Statuses are RecipientStatus values; timestamps are Unix milliseconds.
+    //
+    // One recipient per (task, dedup_key): RecipientImport, the only writer of new recipients,
+    // checks and inserts in one statement inside its write transaction, through an index on
+    // DedupHash(dedup_key) (dedup_hash.h) and a comparison of the key itself. A UNIQUE index on
+    // the text key would be 2-3 times bigger, and since keys arrive in random order every import
+    // batch rewrites most of its pages: measured on 1,000,000 recipients with a 16 MiB page
+    // cache, that import took 2-3 times as long.
     R"sql(
 CREATE TABLE tasks (
   key INTEGER PRIMARY KEY,
@@ -29,6 +36,7 @@ CREATE TABLE recipients (
   id INTEGER PRIMARY KEY,
   task INTEGER NOT NULL REFERENCES tasks(key),
   dedup_key TEXT NOT NULL,
+  dedup_hash INTEGER NOT NULL,
   address TEXT NOT NULL,
   fields BLOB NOT NULL,
   line INTEGER NOT NULL,
@@ -40,12 +48,11 @@ CREATE TABLE recipients (
   last_text TEXT NOT NULL DEFAULT '',
   account TEXT NOT NULL DEFAULT '',
   updated_at INTEGER NOT NULL,
-  possible_duplicate INTEGER NOT NULL DEFAULT 0,
-  UNIQUE (task, dedup_key)
+  possible_duplicate INTEGER NOT NULL DEFAULT 0
 );
 
--- FetchDue, CountByStatus, ChangeStatus and RecoverInFlight: every index ends with the rowid (id),
--- so this is ordered by (task, status, id).
+-- Import: finding a task's recipient by dedup key.
+CREATE INDEX recipients_dedup ON recipients (task, dedup_hash);
 CREATE INDEX recipients_by_status ON recipients (task, status);
 -- NextAttemptAt.
 CREATE INDEX recipients_deferred ON recipients (task, next_attempt_at) WHERE status = 4;

@@ -3,6 +3,7 @@
 #include <sqlite3.h>
 
 #include <limits>
+#include <thread>
 #include <utility>
 
 #include "core/units.h"
@@ -139,10 +140,22 @@ Result<std::unique_ptr<Connection>> Connection::Open(const std::string& path, Du
                                        : IoError(std::move(message));
   }
   sqlite3_extended_result_codes(db, 1);
-  const auto timeout_ms = busy_timeout.count();
-  sqlite3_busy_timeout(db, timeout_ms > std::numeric_limits<int>::max() ? std::numeric_limits<int>::max()
-                                                                        : static_cast<int>(timeout_ms < 0 ? 0 : timeout_ms));
-  return std::unique_ptr<Connection>(new Connection(db, path, busy_timeout));
+  std::unique_ptr<Connection> connection(new Connection(db, path, busy_timeout));
+  sqlite3_busy_handler(db, &Connection::OnBusy, connection.get());
+  return connection;
+}
+
+int Connection::OnBusy(void* connection, int count) {
+  // SQLite's own busy timeout sleeps up to 100 ms between tries. A process that writes in a loop
+  // (an import commits a batch and begins the next at once) leaves the lock free only for short
+  // moments, which such coarse retries keep missing until they time out; trying every
+  // millisecond catches them (RecipientImport also pauses between batches for this).
+  auto* self = static_cast<Connection*>(connection);
+  const auto now = std::chrono::steady_clock::now();
+  if (count == 0) self->busy_since_ = now;
+  if (now - self->busy_since_ >= self->busy_timeout_) return 0;
+  std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  return 1;
 }
 
 Connection::Connection(sqlite3* db, std::string path, Duration busy_timeout)

@@ -6,6 +6,7 @@
 // Threading: like the Store that owns them, used by one thread at a time.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -82,7 +83,8 @@ class ScopedStatement {
 class Connection {
  public:
   // Opens (creating if needed) the SQLite database at `path`; ":memory:" gives a private in-memory
-  // database. Sets the busy timeout; the caller sets pragmas and the schema.
+  // database. When another connection holds the lock, statements retry for up to `busy_timeout`;
+  // the caller sets pragmas and the schema.
   // Errors: kIo when the file cannot be opened or created.
   static Result<std::unique_ptr<Connection>> Open(const std::string& path, Duration busy_timeout);
 
@@ -115,10 +117,13 @@ class Connection {
 
  private:
   Connection(sqlite3* db, std::string path, Duration busy_timeout);
+  // SQLite's busy handler: retries every millisecond until the busy timeout.
+  static int OnBusy(void* connection, int count);
 
   sqlite3* db_;
   std::string path_;
   Duration busy_timeout_;
+  std::chrono::steady_clock::time_point busy_since_;
   std::map<std::string, std::unique_ptr<Statement>, std::less<>> cache_;
 };
 
