@@ -17,12 +17,12 @@
 #include "core/units.h"
 #include "net/internal/tls.h"
 
-// Deadlines: each operation arms a steady_timer owned by the stream; when it fires first, its
-// handler marks the deadline expired and cancels the socket, so the operation completes with
-// operation_aborted and reports "timed out". The handler holds only a weak_ptr to the stream's
-// state and the generation it was armed for, so a late or stale firing finds nothing to touch.
-// Every coroutine holds a shared_ptr to that state, so destroying the Stream mid-operation only
-// closes the socket. Parameters are taken by value (STYLE.md, "Async I/O").
+// Deadlines: each operation records its deadline with a steady_timer owned by the stream (one for
+// reads, one for writes; see Impl::Deadline). When the deadline passes first, the timer's handler
+// closes the stream, so the operation completes with operation_aborted and reports "timed out".
+// The handler holds only a weak_ptr to the stream's state. Every coroutine holds a shared_ptr to
+// that state, so destroying the Stream mid-operation only closes the socket; nothing refers to a
+// coroutine frame or the Stream object. Parameters are taken by value (STYLE.md, "Async I/O").
 //
 // g++ 12 cannot keep arrays (string literals passed to templates, braced lists) as temporaries in
 // a coroutine frame, so every message is built by an ordinary function below.
@@ -44,6 +44,8 @@ constexpr std::size_t kDirectWrite = 8 * 1024;
 
 enum class Op { kResolve, kConnect, kHandshake, kRead, kWrite };
 
+using SteadyTime = std::chrono::steady_clock::time_point;
+
 // An error's text as a clause: "connection refused" rather than "Connection refused".
 std::string ErrorText(const std::error_code& error) {
   std::string text = error.message();
@@ -55,10 +57,16 @@ std::string ErrorText(const std::error_code& error) {
 
 class Stream::Impl : public std::enable_shared_from_this<Stream::Impl> {
  public:
+  // One per direction. The timer is lazy: an operation only records when it must end, and the
+  // timer, once waiting, is moved only when an operation needs it earlier. When it fires it
+  // closes the stream if the operation in progress is overdue, waits again if that operation
+  // ends later, and stops if none is in progress. In the steady state (the same timeout for
+  // every read) no operation touches the timer at all.
   struct Deadline {
     explicit Deadline(const asio::any_io_executor& executor) : timer(executor) {}
     asio::steady_timer timer;
-    std::uint64_t generation = 0;
+    SteadyTime expiry = SteadyTime::max();  // of the operation in progress; max(): none
+    bool waiting = false;                    // an async_wait is pending
     bool expired = false;
     Op op = Op::kRead;
     Duration timeout{0};
@@ -72,22 +80,37 @@ class Stream::Impl : public std::enable_shared_from_this<Stream::Impl> {
     deadline.expired = false;
     deadline.op = op;
     deadline.timeout = timeout;
-    deadline.timer.expires_after(timeout);
-    deadline.timer.async_wait([weak = weak_from_this(), target = &deadline,
-                               generation = deadline.generation](const std::error_code& error) {
-      if (error) return;
-      std::shared_ptr<Impl> self = weak.lock();
-      if (self == nullptr || target->generation != generation || self->closed) return;
-      target->expired = true;
-      self->CloseWith(self->Timeout(target->op, target->timeout));
-    });
+    deadline.expiry = std::chrono::steady_clock::now() + timeout;
+    if (deadline.waiting && deadline.timer.expiry() <= deadline.expiry) return;  // it will look again
+    deadline.timer.expires_at(deadline.expiry);  // a pending wait ends with operation_aborted
+    Wait(deadline);
   }
 
   // Ends the deadline of an operation that completed; returns whether it had expired.
   static bool Disarm(Deadline& deadline) {
-    ++deadline.generation;
-    deadline.timer.cancel();
+    deadline.expiry = SteadyTime::max();
     return deadline.expired;
+  }
+
+  // The handler holds only a weak_ptr: once the stream's state is gone (the timer with it) it
+  // does nothing.
+  void Wait(Deadline& deadline) {
+    deadline.waiting = true;
+    deadline.timer.async_wait([weak = weak_from_this(), target = &deadline](const std::error_code& error) {
+      if (error) return;  // moved by Arm() (a newer wait is pending) or cancelled by CloseWith()
+      std::shared_ptr<Impl> self = weak.lock();
+      if (self == nullptr) return;
+      Deadline& d = *target;
+      d.waiting = false;
+      if (self->closed || d.expiry == SteadyTime::max()) return;
+      if (std::chrono::steady_clock::now() >= d.expiry) {
+        d.expired = true;
+        self->CloseWith(self->Timeout(d.op, d.timeout));
+        return;
+      }
+      d.timer.expires_at(d.expiry);
+      self->Wait(d);
+    });
   }
 
   // Closes the socket and remembers why, for the operations that fail later.
@@ -95,8 +118,6 @@ class Stream::Impl : public std::enable_shared_from_this<Stream::Impl> {
     if (closed) return;
     closed = true;
     closed_reason = reason;
-    ++read_deadline.generation;
-    ++write_deadline.generation;
     read_deadline.timer.cancel();
     write_deadline.timer.cancel();
     if (resolver) resolver->cancel();

@@ -252,6 +252,80 @@ inline asio::awaitable<Status> WriteText(Stream* stream, std::string text, Durat
   co_return co_await stream->Write(std::span<const std::string_view>(&piece, 1), timeout);
 }
 
+inline ConnectOptions LoopbackOptions(std::uint16_t port) {
+  ConnectOptions options;
+  options.host = "127.0.0.1";
+  options.port = port;
+  options.timeout = 2s;
+  return options;
+}
+
+// What a client scenario that writes saw.
+struct WriteResult {
+  Status status;
+  std::string reply;
+  std::shared_ptr<ServerLog> log = std::make_shared<ServerLog>();
+  std::chrono::steady_clock::duration elapsed{};
+};
+
+inline std::string Pattern(std::size_t size) {
+  std::string out(size, '\0');
+  for (std::size_t i = 0; i < size; ++i) out[i] = static_cast<char>('a' + (i * 7 + i / 4096) % 26);
+  return out;
+}
+
+// 600 small pieces (some empty) with one of `big` bytes in the middle, and pieces around the
+// sizes where the TLS writer changes course (8 KiB: written directly; 16 KiB: a full record).
+struct GatherData {
+  std::vector<std::string> small;
+  std::string big;
+  std::vector<std::string_view> pieces;
+  std::string joined;
+};
+
+inline std::shared_ptr<GatherData> MakeGatherData(std::size_t big) {
+  auto data = std::make_shared<GatherData>();
+  for (int i = 0; i < 600; ++i) data->small.push_back(i % 50 == 0 ? std::string() : "piece " + std::to_string(i) + ";");
+  data->big = Pattern(big);
+  for (std::size_t size : {8191, 8192, 16383, 16384, 16385}) data->small.push_back(Pattern(size));
+  for (std::size_t i = 0; i < data->small.size(); ++i) {
+    if (i == 300) data->pieces.push_back(data->big);
+    data->pieces.push_back(data->small[i]);
+    if (i > 600) data->pieces.push_back(data->small[i - 100]);
+  }
+  for (std::string_view piece : data->pieces) data->joined += piece;
+  return data;
+}
+
+// Writes `data` to a sink server (TLS when `server_tls` is set) and waits for its "OK".
+inline asio::awaitable<WriteResult> GatherWrite(std::shared_ptr<GatherData> data,
+                                                std::shared_ptr<asio::ssl::context> server_tls, TlsOptions tls) {
+  WriteResult out;
+  auto executor = co_await asio::this_coro::executor;
+  ServerScript script;
+  script.then = ServerScript::Then::kSink;
+  script.sink_bytes = data->joined.size();
+  script.tls = server_tls;
+  std::uint16_t port = StartServer(executor, script, out.log);
+  Result<std::unique_ptr<Stream>> stream = co_await Stream::Connect(LoopbackOptions(port));
+  if (!stream.ok()) {
+    out.status = stream.status();
+    co_return out;
+  }
+  if (server_tls) {
+    out.status = co_await (*stream)->StartTls(tls, 2s);
+    if (!out.status.ok()) co_return out;
+  }
+  auto started = std::chrono::steady_clock::now();
+  out.status = co_await (*stream)->Write(data->pieces, 10s);
+  if (!out.status.ok()) co_return out;
+  Result<std::string> reply = co_await ReadUntil(stream->get(), "\r\n", 10s);
+  out.elapsed = std::chrono::steady_clock::now() - started;
+  out.status = reply.status();
+  if (reply.ok()) out.reply = *reply;
+  co_return out;
+}
+
 inline bool Ipv6LoopbackAvailable() {
   asio::io_context io;
   std::error_code error;

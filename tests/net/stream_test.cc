@@ -301,71 +301,6 @@ TEST(StreamTest, ReadsNoMoreThanAskedFor) {
 // ---------------------------------------------------------------------------------------------
 // Writing.
 
-struct WriteResult {
-  Status status;
-  std::string reply;
-  std::size_t expected_bytes = 0;
-  std::shared_ptr<ServerLog> log = std::make_shared<ServerLog>();
-  std::chrono::steady_clock::duration elapsed{};
-};
-
-std::string Pattern(std::size_t size) {
-  std::string out(size, '\0');
-  for (std::size_t i = 0; i < size; ++i) out[i] = static_cast<char>('a' + (i * 7 + i / 4096) % 26);
-  return out;
-}
-
-// 300 small pieces, one of `big` bytes, 300 small pieces again, some empty.
-struct GatherData {
-  std::vector<std::string> small;
-  std::string big;
-  std::vector<std::string_view> pieces;
-  std::string joined;
-};
-
-std::shared_ptr<GatherData> MakeGatherData(std::size_t big) {
-  auto data = std::make_shared<GatherData>();
-  for (int i = 0; i < 600; ++i) data->small.push_back(i % 50 == 0 ? std::string() : "piece " + std::to_string(i) + ";");
-  data->big = Pattern(big);
-  for (int i = 0; i < 600; ++i) {
-    if (i == 300) data->pieces.push_back(data->big);
-    data->pieces.push_back(data->small[static_cast<std::size_t>(i)]);
-  }
-  for (std::string_view piece : data->pieces) data->joined += piece;
-  return data;
-}
-
-asio::awaitable<WriteResult> GatherWrite(std::shared_ptr<GatherData> data, std::shared_ptr<asio::ssl::context> server_tls,
-                                         TlsOptions tls) {
-  WriteResult out;
-  auto executor = co_await asio::this_coro::executor;
-  ServerScript script = Script(ServerScript::Then::kSink);
-  script.sink_bytes = data->joined.size();
-  script.tls = server_tls;
-  std::uint16_t port = StartServer(executor, script, out.log);
-  Result<std::unique_ptr<Stream>> stream = co_await Stream::Connect(Options("127.0.0.1", port));
-  if (!stream.ok()) {
-    out.status = stream.status();
-    co_return out;
-  }
-  if (server_tls) {
-    out.status = co_await (*stream)->StartTls(tls, 2s);
-    if (!out.status.ok()) co_return out;
-  }
-  auto started = std::chrono::steady_clock::now();
-  out.status = co_await (*stream)->Write(data->pieces, 10s);
-  if (!out.status.ok()) co_return out;
-  Result<std::string> reply = co_await ReadUntil(stream->get(), kCrLf, 10s);
-  out.elapsed = std::chrono::steady_clock::now() - started;
-  out.status = reply.status();
-  if (reply.ok()) out.reply = *reply;
-  co_return out;
-}
-
-double MegabytesPerSecond(std::size_t bytes, std::chrono::steady_clock::duration elapsed) {
-  return static_cast<double>(bytes) / 1e6 / std::chrono::duration<double>(elapsed).count();
-}
-
 TEST(StreamTest, GatherWriteSendsEveryPieceInOrder) {
   std::shared_ptr<GatherData> data = MakeGatherData(10 * 1000 * 1000);
   std::optional<WriteResult> got = RunWithin(20s, GatherWrite(data, nullptr, {}));
@@ -374,8 +309,6 @@ TEST(StreamTest, GatherWriteSendsEveryPieceInOrder) {
   EXPECT_EQ(got->reply, "OK\r\n");
   ASSERT_EQ(got->log->received.size(), data->joined.size());
   EXPECT_TRUE(got->log->received == data->joined) << "the bytes differ";
-  std::printf("[ measured ] plain TCP gather write of %zu bytes in %zu pieces: %.0f MB/s\n", data->joined.size(),
-              data->pieces.size(), MegabytesPerSecond(data->joined.size(), got->elapsed));
 }
 
 asio::awaitable<WriteResult> WriteToStalledServer() {
@@ -480,6 +413,61 @@ TEST(StreamTest, CancellingAReadFromOutsideClosesTheStream) {
   std::optional<Status> got = RunWithin(5s, ReadRacingATimer());
   ASSERT_TRUE(got);
   EXPECT_THAT(got->message(), HasSubstr("the connection is closed (cancelled while reading from 127.0.0.1:"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cost of one small read when the bytes are already there: the stream's own overhead (deadline,
+// coroutine, completion) on top of the recv() call. Thread CPU time, so other load matters less.
+
+struct ReadCost {
+  Status status;
+  int reads = 0;
+  double cpu_seconds = 0;
+};
+
+double ThreadCpuSeconds() {
+  timespec now{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now);
+  return static_cast<double>(now.tv_sec) + static_cast<double>(now.tv_nsec) / 1e9;
+}
+
+asio::awaitable<ReadCost> SmallReads(std::uint16_t port, std::size_t total) {
+  ReadCost out;
+  Result<std::unique_ptr<Stream>> stream = co_await Stream::Connect(Options("127.0.0.1", port));
+  if (!stream.ok()) {
+    out.status = stream.status();
+    co_return out;
+  }
+  std::string buffer(64, '\0');
+  std::size_t got = 0;
+  // Let the whole payload arrive first.
+  asio::steady_timer pause(co_await asio::this_coro::executor, 200ms);
+  co_await pause.async_wait(kAsTuple);
+  double started = ThreadCpuSeconds();
+  while (got < total) {
+    Result<std::size_t> n = co_await (*stream)->ReadSome(std::span<char>(buffer.data(), buffer.size()), 30s);
+    if (!n.ok()) {
+      out.status = n.status();
+      co_return out;
+    }
+    got += *n;
+    ++out.reads;
+  }
+  out.cpu_seconds = ThreadCpuSeconds() - started;
+  co_return out;
+}
+
+TEST(StreamTest, CostOfASmallRead) {
+  constexpr std::size_t kTotal = 2 * 1024 * 1024;
+  std::optional<ReadCost> got;
+  {
+    ServerThread server(Script(ServerScript::Then::kStall, std::string(kTotal, 'r')), std::make_shared<ServerLog>());
+    got = RunWithin(30s, SmallReads(server.port(), kTotal));
+  }
+  ASSERT_TRUE(got);
+  ASSERT_TRUE(got->status.ok()) << got->status.ToString();
+  std::printf("[ measured ] %d reads of 64 bytes with a deadline each: %.2f us of CPU per read\n", got->reads,
+              got->cpu_seconds * 1e6 / got->reads);
 }
 
 }  // namespace
