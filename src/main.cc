@@ -7,6 +7,7 @@
 #include "cli/cli.h"
 #include "core/clock.h"
 #include "engine/transport_factory.h"
+#include "smtp/smtp_transport.h"
 #include "store/sqlite_store.h"
 #include "transport/pickup_transport.h"
 
@@ -20,7 +21,11 @@ class DefaultTransportFactory final : public TransportFactory {
       case AccountKind::kPickup:
         return std::unique_ptr<Transport>(std::make_unique<PickupTransport>(account.folder));
       case AccountKind::kSmtp:
-      case AccountKind::kGmail:
+      case AccountKind::kGmail: {
+        Result<std::unique_ptr<SmtpTransport>> transport = SmtpTransport::Create(account);
+        if (!transport.ok()) return transport.status();
+        return std::unique_ptr<Transport>(std::move(*transport));
+      }
       case AccountKind::kDirect:
       case AccountKind::kEws:
       case AccountKind::kGraph:

@@ -358,7 +358,8 @@ class Run {
 };
 
 Result<std::vector<AccountRuntime>> MakeAccounts(const TaskConfig& task, const AccountSet& accounts,
-                                                 TransportFactory& transports, asio::io_context& io) {
+                                                 TransportFactory& transports, RunObserver& observer,
+                                                 asio::io_context& io) {
   std::vector<const AccountConfig*> chosen;
   if (task.sending.accounts.empty()) {
     for (const AccountConfig& account : accounts.accounts()) chosen.push_back(&account);
@@ -381,6 +382,11 @@ Result<std::vector<AccountRuntime>> MakeAccounts(const TaskConfig& task, const A
     runtime.overrides.default_sender_name = config->default_sender_name;
     runtime.overrides.fixed_sender = config->fixed_sender;
     runtimes.push_back(std::move(runtime));
+    if (!config->verify_certificate) {
+      observer.OnWarning(fmt::format("account \"{}\": certificate verification is turned off "
+                                     "(verify_certificate = false); the server is not authenticated",
+                                     config->name));
+    }
   }
   if (runtimes.empty()) return InvalidArgument(fmt::format("{}: no account to send through", task.accounts_file));
   return runtimes;
@@ -398,7 +404,7 @@ Result<RunReport> RunTask(const TaskConfig& task, const AccountSet& accounts, St
   HERALD_RETURN_IF_ERROR(CheckTaskAccounts(task, accounts));
 
   asio::io_context io(1);
-  Result<std::vector<AccountRuntime>> runtimes = MakeAccounts(task, accounts, transports, io);
+  Result<std::vector<AccountRuntime>> runtimes = MakeAccounts(task, accounts, transports, observer, io);
   if (!runtimes.ok()) return runtimes.status();
 
   Result<TaskRecord> record = SyncTask(task, *columns, prepared->address_column, store, clock, observer, report);
