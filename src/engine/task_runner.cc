@@ -246,6 +246,7 @@ class Run {
   }
 
   void NoteAccountFailure(AccountRuntime& account, const Outcome& failure) {
+    if (account.failure) return;  // concurrent sends may all see it; say it once
     account.failure = failure;
     observer_.OnWarning(fmt::format("account \"{}\" failed, not used again in this run: {}", account.config->name,
                                     failure.text));
