@@ -39,10 +39,7 @@ constexpr std::int64_t kWalSizeLimitBytes = 64 * 1024 * 1024;
 // them out past their busy timeout.
 constexpr Duration kImportPauseBetweenBatches = std::chrono::milliseconds(2);
 
-constexpr std::string_view kRecipientColumns =
-    "id, address, fields, line, status, attempts, next_attempt_at, last_code, last_enhanced, last_text, "
-    "account, updated_at, possible_duplicate";
-
+// The recipient queries select the columns ReadRecipient() reads, in its order.
 // ?1 task key, ?2 after id, ?3 limit, ?4 now. The index recipients_by_status is ordered by
 // (task, status, id), so each of these is a range scan that stops after ?3 rows.
 constexpr std::string_view kFetchUnsentSql =
@@ -69,8 +66,6 @@ constexpr std::string_view kInsertRecipientSql =
     "INSERT INTO recipients (task, dedup_key, dedup_hash, address, fields, line, status, updated_at) "
     "SELECT ?1, ?2, ?7, ?3, ?4, ?5, 0, ?6 "
     "WHERE NOT EXISTS (SELECT 1 FROM recipients WHERE task = ?1 AND dedup_hash = ?7 AND dedup_key = ?2)";
-
-constexpr std::string_view kTaskColumns = "id, title, columns, submitted_at, source_digest, nonce";
 
 std::int64_t FloorDiv(std::int64_t a, std::int64_t b) {
   std::int64_t q = a / b;
@@ -102,7 +97,8 @@ std::string Quote(std::string_view text) {
   return out;
 }
 
-// Reads the current row of a query selecting kRecipientColumns.
+// Reads the current row of a query selecting id, address, fields, line, status, attempts,
+// next_attempt_at, last_code, last_enhanced, last_text, account, updated_at, possible_duplicate.
 Status ReadRecipient(const Statement& row, const std::string& file, RecipientRecord& out) {
   out.id = row.ColumnInt(0);
   out.address = row.ColumnText(1);
@@ -127,7 +123,7 @@ Status ReadRecipient(const Statement& row, const std::string& file, RecipientRec
   return Status::Ok();
 }
 
-// Reads the current row of a query selecting kTaskColumns.
+// Reads the current row of a query selecting id, title, columns, submitted_at, source_digest, nonce.
 Status ReadTask(const Statement& row, const std::string& file, TaskRecord& out) {
   out.id = row.ColumnText(0);
   out.title = row.ColumnText(1);
@@ -169,7 +165,8 @@ class SqliteRecipientImport final : public RecipientImport {
         task_id_(std::move(task_id)),
         column_count_(column_count),
         now_ms_(ToUnixMillis(now)),
-        batch_rows_(std::max<std::size_t>(batch_rows, 1)) {}
+        batch_rows_(std::max<std::size_t>(batch_rows, 1)),
+        what_("importing recipients into task " + Quote(task_id_)) {}
 
   Result<bool> Add(const NewRecipient& recipient) override {
     if (!failure_.ok()) return failure_;
@@ -233,7 +230,7 @@ class SqliteRecipientImport final : public RecipientImport {
   std::size_t column_count_;
   std::int64_t now_ms_;
   std::size_t batch_rows_;
-  std::string what_ = "importing recipients";
+  std::string what_;
   std::optional<Transaction> transaction_;
   std::size_t rows_in_batch_ = 0;
   std::string encoded_;

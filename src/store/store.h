@@ -97,9 +97,10 @@ struct SendCount {
 
 // Writes the engine applies in one transaction, so batching them keeps the store off the
 // critical path without weakening the guarantees: callers put recipients in flight with a batch
-// that is applied before their MAIL FROM, and record results with a later batch.
+// that is applied before their MAIL FROM, and record results with a later batch. Applied in the
+// order results, in_flight, sends: a recipient may be put back and put in flight again in one batch.
 struct StoreBatch {
-  std::vector<std::int64_t> in_flight;  // -> kInFlight, attempts + 1
+  std::vector<std::int64_t> in_flight;  // -> kInFlight, attempts + 1; each must be kUnsent or kDeferred
   std::vector<AttemptResult> results;
   std::vector<SendCount> sends;
 
@@ -142,7 +143,11 @@ class Store {
   // next_attempt_at <= now — with id > after_id, in id order.
   virtual Result<std::vector<RecipientRecord>> FetchDue(std::string_view task_id, TimePoint now,
                                                         std::int64_t after_id, std::size_t limit) = 0;
-  // Applies the batch atomically, stamping rows with `now`.
+  // Applies the batch atomically, stamping rows with `now`. On error nothing is written.
+  // Errors: kFailedPrecondition when a recipient to put in flight is no longer kUnsent or
+  // kDeferred (cancelled, or taken by another process, since it was fetched): do not send it;
+  // kNotFound for an unknown recipient id; kInvalidArgument for a result status that is not one
+  // of an attempt, kDeferred without next_attempt_at, or a send count without an account.
   virtual Status Apply(const StoreBatch& batch, TimePoint now) = 0;
   // Puts every kInFlight recipient of the task back to kUnsent, marked possible_duplicate.
   // Returns how many. Called at the start of a run: they were in flight when a run stopped abruptly.
@@ -152,6 +157,8 @@ class Store {
 
   // --- bulk changes; each returns how many recipients changed
   // Every recipient of the task whose status is in `from` gets status `to` (last error kept).
+  // `to` cannot be kInFlight (only Apply puts recipients in flight) or kDeferred (it needs a
+  // time): kInvalidArgument.
   virtual Result<std::size_t> ChangeStatus(std::string_view task_id, std::span<const RecipientStatus> from,
                                            RecipientStatus to) = 0;
 
@@ -163,6 +170,8 @@ class Store {
 
   // --- sending limits
   // Messages counted for `account` with from <= at < until, over every task and process.
+  // Counted per minute of `at`: a minute that overlaps [from, until) counts whole, so a window
+  // whose ends are not on whole minutes may count more than was sent in it, never fewer.
   virtual Result<std::uint64_t> CountSends(std::string_view account, TimePoint from, TimePoint until) = 0;
 };
 

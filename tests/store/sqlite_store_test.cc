@@ -533,7 +533,7 @@ TEST_P(SqliteStoreTest, ApplyIsAllOrNothing) {
     const char* name;
     StoreBatch batch;
     StatusCode want;
-    std::string_view want_in_message;
+    std::string want_in_message;
   };
   const std::int64_t missing = ids.back() + 1000;
   const Case cases[] = {
@@ -693,7 +693,9 @@ TEST_P(SqliteStoreTest, ForEachRecipientVisitsAllInIdOrderAndStopsOnError) {
   Import("t", MakeRecipients(400));
   Import("other", MakeRecipients(300));
   std::vector<NewRecipient> more;
-  for (std::size_t i = 0; i < 300; ++i) more.push_back(MakeRecipient("late" + std::to_string(i) + "@example.com", 1000 + i));
+  for (std::size_t i = 0; i < 300; ++i) {
+    more.push_back(MakeRecipient("late" + std::to_string(i) + "@example.com", 1000 + i));
+  }
   Import("t", more);
 
   std::vector<RecipientRecord> all = All("t");
@@ -846,22 +848,23 @@ TEST_F(SqliteStoreFileTest, ImportTellsKeysWithTheSameHashApart) {
 }
 
 TEST_F(SqliteStoreFileTest, ALongImportDoesNotKeepOtherProcessesOut) {
+  constexpr std::size_t kBatchRows = 1000;
   SqliteStore::Options import_options;
-  import_options.import_batch_rows = 2000;
+  import_options.import_batch_rows = kBatchRows;
   Result<std::unique_ptr<SqliteStore>> importer = SqliteStore::Open(path_, import_options);
   ASSERT_TRUE(importer.ok()) << importer.status().ToString();
   ASSERT_TRUE((*importer)->CreateTask(MakeTask("t")).ok());
-  Result<std::unique_ptr<SqliteStore>> sender = Open(milliseconds(500));
-  ASSERT_TRUE(sender.ok()) << sender.status().ToString();
 
   // The importer writes batch after batch, as fast as it can, until the sender is done.
   std::atomic<bool> stop = false;
+  std::atomic<bool> failed = false;
   Status import_status;
   std::atomic<std::size_t> imported = 0;
   std::thread import_thread([&] {
     Result<std::unique_ptr<RecipientImport>> import = (*importer)->BeginImport("t");
     if (!import.ok()) {
       import_status = import.status();
+      failed = true;
       return;
     }
     while (!stop) {
@@ -869,23 +872,34 @@ TEST_F(SqliteStoreFileTest, ALongImportDoesNotKeepOtherProcessesOut) {
           (*import)->Add(MakeRecipient("user" + std::to_string(imported.load()) + "@example.com", 2));
       if (!added.ok()) {
         import_status = added.status();
+        failed = true;
         return;
       }
       ++imported;
     }
     import_status = (*import)->Finish();
   });
+  auto wait_for_rows = [&](std::size_t rows) {
+    while (imported < rows && !failed) std::this_thread::sleep_for(milliseconds(1));
+  };
+  // How long one batch holds the lock here (sanitizer builds are many times slower).
+  wait_for_rows(kBatchRows);
+  const auto batches_start = std::chrono::steady_clock::now();
+  wait_for_rows(3 * kBatchRows);
+  const auto batch_time = (std::chrono::steady_clock::now() - batches_start) / 2;
 
-  while (imported < 1000 && import_status.ok()) std::this_thread::sleep_for(milliseconds(1));
-
-  // For a second and a half, each write of the sender waits for at most about one batch, far
-  // less than its 500 ms.
+  // Each write of the sender waits for about one batch. Without a fair share it would wait for
+  // the end of the import, however many batches that takes.
+  const Duration timeout = std::max<Duration>(milliseconds(300),
+                                              std::chrono::duration_cast<milliseconds>(10 * batch_time));
+  Result<std::unique_ptr<SqliteStore>> sender = Open(timeout);
+  ASSERT_TRUE(sender.ok()) << sender.status().ToString();
   const auto start = std::chrono::steady_clock::now();
   const std::size_t imported_before = imported;
   StoreBatch batch;
   batch.sends = {{"relay", clock_.Now(), 1}};
   std::size_t written = 0;
-  while (std::chrono::steady_clock::now() - start < milliseconds(1500)) {
+  while (std::chrono::steady_clock::now() - start < std::max<Duration>(seconds(1), 3 * timeout)) {
     Status status = (*sender)->Apply(batch, clock_.Now());
     if (!status.ok()) {
       ADD_FAILURE() << "write " << written << " after " << imported << " imported rows: " << status.ToString();
@@ -898,11 +912,12 @@ TEST_F(SqliteStoreFileTest, ALongImportDoesNotKeepOtherProcessesOut) {
   stop = true;
   import_thread.join();
   ASSERT_TRUE(import_status.ok()) << import_status.ToString();
-  EXPECT_GT(imported_meanwhile, 2000u) << "the import did not compete for the lock";
+  EXPECT_GT(imported_meanwhile, 3 * kBatchRows) << "the import did not compete for the lock";
   EXPECT_EQ(*(*sender)->CountSends("relay", clock_.Now(), clock_.Now() + minutes(1)), written);
   EXPECT_EQ((*sender)->CountByStatus("t")->total(), imported.load());
   std::cout << written << " writes in " << std::chrono::duration_cast<milliseconds>(elapsed).count()
-            << " ms while importing " << imported_meanwhile << " recipients\n";
+            << " ms (busy timeout " << timeout.count() << " ms) while importing " << imported_meanwhile
+            << " recipients\n";
 }
 
 TEST_F(SqliteStoreFileTest, ReopeningKeepsEverything) {
