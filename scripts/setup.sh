@@ -12,7 +12,12 @@ build_packages=(
   libasio-dev libssl-dev libsqlite3-dev libtomlplusplus-dev libcli11-dev
   libfmt-dev libspdlog-dev libidn2-dev nlohmann-json3-dev
 )
-test_packages=(libgtest-dev libgmock-dev python3 openssl)
+# Real mail servers for the integration tests (tests/servers/ starts its own instances with their
+# own configuration in temporary folders; the system-wide services stay unconfigured and stopped).
+test_packages=(
+  libgtest-dev libgmock-dev python3 openssl
+  postfix dovecot-core dovecot-pop3d python3-aiosmtpd swaks libnet-ssleay-perl libsasl2-modules dnsmasq
+)
 bench_packages=(libbenchmark-dev python3)
 
 wanted=("${build_packages[@]}")
@@ -37,4 +42,31 @@ as_root=()
 echo "setup.sh: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 "${as_root[@]}" apt-get update -q
+
+# Postfix without a system configuration (no /etc/postfix/main.cf), and no service started by a
+# package's install script while it runs (policy-rc.d answering 101 "action forbidden"; one that
+# was already there is left as it is).
+echo "postfix postfix/main_mailer_type select No configuration" | "${as_root[@]}" debconf-set-selections
+policy_rc_d=/usr/sbin/policy-rc.d
+if [ ! -e "$policy_rc_d" ]; then
+  printf '#!/bin/sh\nexit 101\n' | "${as_root[@]}" tee "$policy_rc_d" >/dev/null
+  "${as_root[@]}" chmod 755 "$policy_rc_d"
+  trap '"${as_root[@]}" rm -f "$policy_rc_d"' EXIT
+fi
 "${as_root[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
+
+# The tests start their own mail servers on free ports: stop any system instance an install started
+# anyway (by the pid in its pid file), and keep systemd from starting them at boot.
+for server in postfix:master:/var/spool/postfix/pid/master.pid dovecot:dovecot:/run/dovecot/master.pid \
+              dnsmasq:dnsmasq:/run/dnsmasq/dnsmasq.pid; do
+  IFS=: read -r name program pid_file <<< "$server"
+  if [ -d /run/systemd/system ] && systemctl is-enabled --quiet "$name" 2>/dev/null; then
+    "${as_root[@]}" systemctl disable --now --quiet "$name" || true
+  fi
+  pid=$(tr -d ' \n' 2>/dev/null < "$pid_file" || true)
+  # A stale pid file may name some other process: only the server's own program is stopped.
+  if [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$program" ]; then
+    echo "setup.sh: stopping the system $name (pid $pid) started by its install"
+    "${as_root[@]}" kill "$pid" || true
+  fi
+done

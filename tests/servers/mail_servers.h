@@ -1,0 +1,28 @@
+// Real mail servers from Debian packages for herald's integration tests (DESIGN.md, "Real peers
+// used in tests"), each started and stopped by the test itself: on free ports of 127.0.0.1 (or
+// ::1), with its configuration, state and logs in a folder of the test, stopped by process id, with
+// every wait bounded. No system-wide configuration or service is used or changed.
+//
+//   PostfixServer   submission (STARTTLS), smtps (implicit TLS), smtp with POP-before-SMTP; AUTH
+//                   through Dovecot; every delivered message readable per recipient
+//   DovecotServer   POP3/STLS/POP3S, SASL authentication for Postfix, POP-before-SMTP logins
+//   AiosmtpdServer  python3-aiosmtpd: STARTTLS, AUTH PLAIN/LOGIN, records envelope and message
+//   SmtpSink        Postfix's smtp-sink: fast counting sink for benchmarks, per-recipient counts
+// Certificates for their TLS ports: MakeTestCertificates() in tests/tls_certificates.h.
+//
+// A typical fixture (members destroyed in reverse order: servers stop before the folder goes):
+//
+//   TempDir temp_;
+//   DovecotServer dovecot_{{.directory = temp_.Path("dovecot"), .users = {{"alice", "secret"}}, ...}};
+//   PostfixServer postfix_{{.directory = temp_.Path("postfix"), .sasl_socket = ..., ...}};
+//
+// Start() returns a Status whose message includes the server's log when it fails; the servers
+// also stop by themselves when the test process exits (PR_SET_PDEATHSIG) or after their lifetime.
+#pragma once
+
+#include "servers/aiosmtpd_server.h"
+#include "servers/dovecot_server.h"
+#include "servers/postfix_server.h"
+#include "servers/server_credentials.h"
+#include "servers/server_process.h"
+#include "servers/smtp_sink.h"
