@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 #include <sqlite3.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -966,6 +968,47 @@ TEST_F(SqliteStoreFileTest, ReopeningKeepsEverything) {
                   .ok());
   EXPECT_TRUE(seen);
   EXPECT_EQ(*(*store)->RecoverInFlight("t"), 2u);
+}
+
+TEST_F(SqliteStoreFileTest, CommittedWritesSurviveAKilledProcess) {
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    // The "sending process": puts two recipients in flight, is in the middle of another import,
+    // and is killed. Any failure exits with a code the parent reports.
+    Result<std::unique_ptr<SqliteStore>> store = Open();
+    if (!store.ok() || !(*store)->CreateTask(MakeTask("t")).ok()) _exit(2);
+    Result<std::unique_ptr<RecipientImport>> import = (*store)->BeginImport("t");
+    if (!import.ok()) _exit(3);
+    for (const NewRecipient& r : MakeRecipients(3)) {
+      if (!(*import)->Add(r).ok()) _exit(4);
+    }
+    if (!(*import)->Finish().ok()) _exit(5);
+    import->reset();
+    Result<std::vector<RecipientRecord>> due = (*store)->FetchDue("t", clock_.Now(), 0, 2);
+    if (!due.ok() || due->size() != 2) _exit(6);
+    StoreBatch batch;
+    batch.in_flight = {(*due)[0].id, (*due)[1].id};
+    if (!(*store)->Apply(batch, clock_.Now()).ok()) _exit(7);
+    import = (*store)->BeginImport("t");
+    if (!import.ok() || !(*import)->Add(MakeRecipient("unfinished@example.com", 9)).ok()) _exit(8);
+    raise(SIGKILL);
+    _exit(9);
+  }
+  int wait_status = 0;
+  ASSERT_EQ(waitpid(child, &wait_status, 0), child);
+  ASSERT_TRUE(WIFSIGNALED(wait_status) && WTERMSIG(wait_status) == SIGKILL)
+      << "the child exited with " << (WIFEXITED(wait_status) ? WEXITSTATUS(wait_status) : -1);
+
+  Result<std::unique_ptr<SqliteStore>> store = Open();
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  const StatusCounts counts = *(*store)->CountByStatus("t");
+  EXPECT_EQ(counts[RecipientStatus::kInFlight], 2u);
+  EXPECT_EQ(counts.total(), 3u);  // the unfinished import batch is gone
+  Result<std::size_t> recovered = (*store)->RecoverInFlight("t");
+  ASSERT_TRUE(recovered.ok()) << recovered.status().ToString();
+  EXPECT_EQ(*recovered, 2u);
+  EXPECT_EQ((*store)->CountByStatus("t")->possible_duplicates, 2u);
 }
 
 TEST_F(SqliteStoreFileTest, RefusesAStoreFromANewerVersion) {
