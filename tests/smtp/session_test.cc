@@ -1,0 +1,478 @@
+#include "smtp/session.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "fakes/scripted_smtp_server.h"
+#include "run_awaitable.h"
+#include "temp_dir.h"
+#include "tls_certificates.h"
+
+namespace herald::smtp {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+std::shared_ptr<const MessageData> Message(std::string_view bytes) {
+  auto message = std::make_shared<MessageData>();
+  message->Append(bytes);
+  return message;
+}
+
+const std::string kBody = "Subject: test\r\n\r\nHello\r\n";
+
+// Built outside the coroutines below: g++ 12 miscompiles temporaries (string concatenations,
+// braced lists) inside coroutine bodies.
+Envelope EnvelopeTo(std::vector<std::string> recipients, bool smtputf8 = false) {
+  return Envelope{"news@example.com", std::move(recipients), smtputf8};
+}
+Envelope Numbered(int i) { return EnvelopeTo({"r" + std::to_string(i) + "@example.org"}); }
+
+class SessionTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new TempDir();
+    certificates_ = new TestCertificates(MakeTestCertificates(dir_->path()));
+  }
+  static void TearDownTestSuite() {
+    delete certificates_;
+    delete dir_;
+  }
+
+  SessionOptions Options(const ScriptedSmtpServer& server, Security security = Security::kNone) {
+    SessionOptions options;
+    options.host = server.host();
+    options.port = server.port();
+    options.security = security;
+    options.tls.ca_file = certificates_->ca_file;
+    options.helo_name = "client.example.com";
+    options.timeouts.connect = std::chrono::seconds(5);
+    options.timeouts.greeting = std::chrono::seconds(5);
+    options.timeouts.command = std::chrono::seconds(5);
+    options.timeouts.data_init = std::chrono::seconds(5);
+    options.timeouts.data_block = std::chrono::seconds(5);
+    options.timeouts.data_end = std::chrono::seconds(5);
+    options.transcript = [this](std::string_view line) { transcript_.emplace_back(line); };
+    return options;
+  }
+
+  static SmtpServerScript Tls(const CertificateFiles& files) {
+    SmtpServerScript script;
+    script.certificate_file = files.certificate;
+    script.key_file = files.key;
+    return script;
+  }
+
+  // Opens a session, sends one message to `recipients`, quits; returns the outcomes (or the
+  // open failure repeated per recipient).
+  std::vector<Outcome> SendOne(SessionOptions options, std::vector<std::string> recipients,
+                               std::string_view bytes = kBody, bool smtputf8 = false) {
+    return RunAwaitable([](SessionOptions options, std::vector<std::string> recipients, std::string data,
+                           bool smtputf8) -> asio::awaitable<std::vector<Outcome>> {
+      OpenResult opened = co_await Session::Open(std::move(options));
+      if (opened.session == nullptr) co_return std::vector<Outcome>(recipients.size(), opened.failure);
+      std::vector<Outcome> outcomes = co_await opened.session->Send(EnvelopeTo(recipients, smtputf8), Message(data));
+      co_await opened.session->Quit();
+      co_return outcomes;
+    }(std::move(options), std::move(recipients), std::string(bytes), smtputf8));
+  }
+
+  OpenResult OpenOnly(SessionOptions options) {
+    return RunAwaitable([](SessionOptions options) -> asio::awaitable<OpenResult> {
+      co_return co_await Session::Open(std::move(options));
+    }(std::move(options)));
+  }
+
+  static std::size_t CountCommands(const SmtpSessionRecord& record, std::string_view verb) {
+    return std::count_if(record.commands.begin(), record.commands.end(),
+                         [&](const std::string& c) { return c.rfind(verb, 0) == 0; });
+  }
+
+  static TempDir* dir_;
+  static TestCertificates* certificates_;
+  std::vector<std::string> transcript_;
+};
+
+TempDir* SessionTest::dir_ = nullptr;
+TestCertificates* SessionTest::certificates_ = nullptr;
+
+TEST_F(SessionTest, DeliversSeveralMessagesOnOneConnectionWithPipelining) {
+  ScriptedSmtpServer server;
+  std::vector<std::vector<Outcome>> all = RunAwaitable(
+      [](SessionOptions options) -> asio::awaitable<std::vector<std::vector<Outcome>>> {
+        OpenResult opened = co_await Session::Open(std::move(options));
+        std::vector<std::vector<Outcome>> results;
+        if (opened.session == nullptr) co_return results;
+        for (int i = 0; i < 3; ++i) {
+          std::vector<Outcome> outcomes = co_await opened.session->Send(Numbered(i), Message(kBody));
+          results.push_back(std::move(outcomes));
+        }
+        co_await opened.session->Quit();
+        co_return results;
+      }(Options(server)));
+  ASSERT_EQ(all.size(), 3u);
+  for (const auto& outcomes : all) {
+    ASSERT_EQ(outcomes.size(), 1u);
+    EXPECT_TRUE(outcomes[0].delivered()) << outcomes[0].text;
+    EXPECT_EQ(outcomes[0].reply_code, 250);
+  }
+  ASSERT_TRUE(server.WaitForEndedSessions(1));
+  std::vector<SmtpSessionRecord> sessions = server.sessions();
+  ASSERT_EQ(sessions.size(), 1u);
+  ASSERT_EQ(sessions[0].messages.size(), 3u);
+  EXPECT_EQ(UnstuffSmtpData(sessions[0].messages[2].data), kBody);
+  EXPECT_EQ(sessions[0].messages[2].recipients, std::vector<std::string>{"r2@example.org"});
+  EXPECT_THAT(sessions[0].messages[0].mail_parameters, HasSubstr("SIZE=" + std::to_string(kBody.size())));
+  EXPECT_EQ(CountCommands(sessions[0], "RSET"), 0u) << "no RSET after a completed transaction";
+  EXPECT_TRUE(sessions[0].quit);
+  EXPECT_FALSE(sessions[0].bare_lf);
+}
+
+TEST_F(SessionTest, WorksWithoutPipeliningAndFallsBackToHelo) {
+  SmtpServerScript script;
+  script.extensions = {"SIZE 1000000"};
+  ScriptedSmtpServer plain(script);
+  std::vector<Outcome> outcomes = SendOne(Options(plain), {"a@example.org", "b@example.org"});
+  ASSERT_EQ(outcomes.size(), 2u);
+  EXPECT_TRUE(outcomes[0].delivered() && outcomes[1].delivered()) << outcomes[0].text;
+
+  SmtpServerScript old;
+  old.on["EHLO"] = SmtpAction::Reply("502 5.5.1 EHLO not implemented");
+  ScriptedSmtpServer helo_only(old);
+  outcomes = SendOne(Options(helo_only), {"a@example.org"});
+  EXPECT_TRUE(outcomes[0].delivered()) << outcomes[0].text;
+  ASSERT_TRUE(helo_only.WaitForEndedSessions(1));
+  EXPECT_EQ(CountCommands(helo_only.sessions()[0], "HELO client.example.com"), 1u);
+}
+
+TEST_F(SessionTest, ResultPerRecipient) {
+  SmtpServerScript script;
+  script.on_rcpt["unknown@example.org"] = SmtpAction::Reply("550 5.1.1 No such user here");
+  script.on_rcpt["full@example.org"] = SmtpAction::Reply("452 4.2.2 Mailbox full");
+  ScriptedSmtpServer server(script);
+  std::vector<Outcome> outcomes =
+      SendOne(Options(server), {"ok@example.org", "unknown@example.org", "full@example.org", "ok2@example.org"});
+  ASSERT_EQ(outcomes.size(), 4u);
+  EXPECT_TRUE(outcomes[0].delivered());
+  EXPECT_EQ(outcomes[1].disposition, Disposition::kPermanent);
+  EXPECT_EQ(outcomes[1].scope, Scope::kRecipient);
+  EXPECT_EQ(outcomes[1].stage, Stage::kRcptTo);
+  EXPECT_EQ(outcomes[1].reply_code, 550);
+  EXPECT_EQ(outcomes[1].enhanced_status, "5.1.1");
+  EXPECT_THAT(outcomes[1].text, HasSubstr("No such user"));
+  EXPECT_EQ(outcomes[2].disposition, Disposition::kTemporary);
+  EXPECT_EQ(outcomes[2].scope, Scope::kRecipient);
+  EXPECT_TRUE(outcomes[3].delivered());
+  ASSERT_TRUE(server.WaitForEndedSessions(1));
+  EXPECT_EQ(server.sessions()[0].messages[0].recipients,
+            (std::vector<std::string>{"ok@example.org", "ok2@example.org"}));
+}
+
+TEST_F(SessionTest, TooManyRecipientsGoInAFurtherTransaction) {
+  SmtpServerScript script;
+  script.max_recipients = 2;
+  ScriptedSmtpServer server(script);
+  std::vector<std::string> recipients;
+  for (int i = 0; i < 5; ++i) recipients.push_back("r" + std::to_string(i) + "@example.org");
+  std::vector<Outcome> outcomes = SendOne(Options(server), recipients);
+  for (const Outcome& outcome : outcomes) EXPECT_TRUE(outcome.delivered()) << outcome.text;
+  ASSERT_TRUE(server.WaitForEndedSessions(1));
+  std::vector<SmtpSessionRecord> sessions = server.sessions();
+  ASSERT_EQ(sessions[0].messages.size(), 3u);
+  EXPECT_EQ(sessions[0].messages[2].recipients, std::vector<std::string>{"r4@example.org"});
+}
+
+TEST_F(SessionTest, EveryRecipientRefusedSendsNoData) {
+  SmtpServerScript script;
+  script.on["RCPT"] = SmtpAction::Reply("550 5.7.1 Relaying denied");
+  ScriptedSmtpServer server(script);
+  std::vector<Outcome> outcomes = SendOne(Options(server), {"a@example.org", "b@example.org"});
+  for (const Outcome& outcome : outcomes) {
+    EXPECT_EQ(outcome.disposition, Disposition::kPermanent);
+    EXPECT_EQ(outcome.reply_code, 550);
+  }
+  ASSERT_TRUE(server.WaitForEndedSessions(1));
+  for (const SmtpReceivedMessage& message : server.sessions()[0].messages) EXPECT_FALSE(message.accepted);
+}
+
+TEST_F(SessionTest, GreetingFailuresConcernTheAccount) {
+  SmtpServerScript busy;
+  busy.on["GREETING"] = SmtpAction::Close("421 4.3.2 Service not available");
+  ScriptedSmtpServer busy_server(busy);
+  std::vector<Outcome> outcomes = SendOne(Options(busy_server), {"a@example.org"});
+  EXPECT_EQ(outcomes[0].disposition, Disposition::kTemporary);
+  EXPECT_EQ(outcomes[0].scope, Scope::kAccount);
+  EXPECT_EQ(outcomes[0].reply_code, 421);
+
+  SmtpServerScript refused;
+  refused.on["GREETING"] = SmtpAction::Close("554 5.7.1 No SMTP service here");
+  ScriptedSmtpServer refused_server(refused);
+  outcomes = SendOne(Options(refused_server), {"a@example.org"});
+  EXPECT_EQ(outcomes[0].disposition, Disposition::kPermanent);
+  EXPECT_EQ(outcomes[0].scope, Scope::kAccount);
+  EXPECT_EQ(outcomes[0].stage, Stage::kGreeting);
+}
+
+TEST_F(SessionTest, ConnectionRefusedConcernsTheAccount) {
+  std::uint16_t port;
+  {
+    ScriptedSmtpServer gone;
+    port = gone.port();
+  }
+  SessionOptions options;
+  options.host = "127.0.0.1";
+  options.port = port;
+  options.security = Security::kNone;
+  options.helo_name = "client.example.com";
+  std::vector<Outcome> outcomes = SendOne(options, {"a@example.org"});
+  EXPECT_EQ(outcomes[0].scope, Scope::kAccount);
+  EXPECT_EQ(outcomes[0].stage, Stage::kConnect);
+  EXPECT_THAT(outcomes[0].text, HasSubstr("refused"));
+}
+
+TEST_F(SessionTest, DropAfterDataIsTemporaryAndMayBeADuplicate) {
+  SmtpServerScript script;
+  script.on["DATA_END"] = SmtpAction::Close();
+  ScriptedSmtpServer server(script);
+  std::vector<Outcome> outcomes = SendOne(Options(server), {"a@example.org", "b@example.org"});
+  for (const Outcome& outcome : outcomes) {
+    EXPECT_EQ(outcome.disposition, Disposition::kTemporary);
+    EXPECT_EQ(outcome.scope, Scope::kMessage);
+    EXPECT_EQ(outcome.stage, Stage::kDataEnd);
+    EXPECT_THAT(outcome.text, HasSubstr("may or may not have been accepted"));
+  }
+}
+
+TEST_F(SessionTest, DeadlineFiresOnAServerThatDripsItsReplies) {
+  SmtpServerScript script;
+  script.byte_delay = std::chrono::milliseconds(50);
+  ScriptedSmtpServer server(script);
+  SessionOptions options = Options(server);
+  options.timeouts.greeting = std::chrono::milliseconds(300);  // the greeting takes ~2 s at this pace
+  auto started = std::chrono::steady_clock::now();
+  std::vector<Outcome> outcomes = SendOne(options, {"a@example.org"});
+  auto took = std::chrono::steady_clock::now() - started;
+  EXPECT_EQ(outcomes[0].disposition, Disposition::kTemporary);
+  EXPECT_EQ(outcomes[0].stage, Stage::kGreeting);
+  EXPECT_THAT(outcomes[0].text, HasSubstr("timed out"));
+  EXPECT_LT(took, std::chrono::seconds(2)) << "one deadline for the whole reply";
+}
+
+TEST_F(SessionTest, StalledServerTimesOutAtMailFrom) {
+  SmtpServerScript script;
+  script.on["MAIL"] = SmtpAction::Stall();
+  ScriptedSmtpServer server(script);
+  SessionOptions options = Options(server);
+  options.timeouts.command = std::chrono::milliseconds(300);
+  std::vector<Outcome> outcomes = SendOne(options, {"a@example.org", "b@example.org"});
+  for (const Outcome& outcome : outcomes) {
+    EXPECT_EQ(outcome.disposition, Disposition::kTemporary);
+    EXPECT_EQ(outcome.scope, Scope::kMessage);
+  }
+}
+
+TEST_F(SessionTest, MalformedAndOverlongRepliesEndTheSessionCleanly) {
+  const std::string kReplies[] = {
+      "250-first\r\n251 inconsistent codes",
+      "garbage without a code",
+      "250 " + std::string(5000, 'x'),
+      std::string("250 nul\0inside", 14),
+      "150 one hundred",
+  };
+  for (const std::string& reply : kReplies) {
+    SmtpServerScript script;
+    script.on["MAIL"] = SmtpAction::Reply(reply);
+    ScriptedSmtpServer server(script);
+    std::vector<Outcome> outcomes = SendOne(Options(server), {"a@example.org"});
+    EXPECT_EQ(outcomes[0].disposition, Disposition::kTemporary) << reply.substr(0, 40);
+    EXPECT_FALSE(outcomes[0].delivered());
+  }
+}
+
+TEST_F(SessionTest, StartTlsVerifiesTheCertificateAndSaysWhatIsWrong) {
+  ScriptedSmtpServer good(Tls(certificates_->localhost));
+  std::vector<Outcome> outcomes = SendOne(Options(good, Security::kStartTls), {"a@example.org"});
+  EXPECT_TRUE(outcomes[0].delivered()) << outcomes[0].text;
+  ASSERT_TRUE(good.WaitForEndedSessions(1));
+  EXPECT_TRUE(good.sessions()[0].tls);
+  EXPECT_EQ(CountCommands(good.sessions()[0], "EHLO"), 2u) << "EHLO again after STARTTLS";
+
+  struct Case {
+    const CertificateFiles* files;
+    const char* want;
+  };
+  const Case cases[] = {
+      {&certificates_->self_signed, "self-signed"},
+      {&certificates_->expired, "expired"},
+      {&certificates_->wrong_host, "mail.other.example"},
+      {&certificates_->unknown_ca, "not trusted"},
+  };
+  for (const Case& c : cases) {
+    ScriptedSmtpServer bad(Tls(*c.files));
+    outcomes = SendOne(Options(bad, Security::kStartTls), {"a@example.org"});
+    EXPECT_EQ(outcomes[0].scope, Scope::kAccount) << c.want;
+    EXPECT_EQ(outcomes[0].stage, Stage::kStartTls) << c.want;
+    EXPECT_THAT(outcomes[0].text, HasSubstr(c.want));
+    ASSERT_TRUE(bad.WaitForEndedSessions(1));
+    EXPECT_TRUE(bad.sessions()[0].messages.empty()) << "nothing sent over an untrusted connection";
+  }
+
+  ScriptedSmtpServer self_signed(Tls(certificates_->self_signed));
+  SessionOptions trusting = Options(self_signed, Security::kStartTls);
+  trusting.tls.verify = false;
+  outcomes = SendOne(trusting, {"a@example.org"});
+  EXPECT_TRUE(outcomes[0].delivered()) << "verification off by explicit setting: " << outcomes[0].text;
+}
+
+TEST_F(SessionTest, ImplicitTls) {
+  SmtpServerScript script = Tls(certificates_->localhost);
+  script.implicit_tls = true;
+  ScriptedSmtpServer server(script);
+  std::vector<Outcome> outcomes = SendOne(Options(server, Security::kTls), {"a@example.org"});
+  EXPECT_TRUE(outcomes[0].delivered()) << outcomes[0].text;
+  ASSERT_TRUE(server.WaitForEndedSessions(1));
+  EXPECT_TRUE(server.sessions()[0].tls);
+  EXPECT_EQ(CountCommands(server.sessions()[0], "STARTTLS"), 0u);
+}
+
+TEST_F(SessionTest, BytesInjectedAfterTheStartTls220AbortTheSession) {
+  SmtpServerScript script = Tls(certificates_->localhost);
+  script.on["STARTTLS"] = SmtpAction::Reply("220 2.0.0 Go ahead\r\n250 injected");
+  ScriptedSmtpServer server(script);
+  std::vector<Outcome> outcomes = SendOne(Options(server, Security::kStartTls), {"a@example.org"});
+  EXPECT_EQ(outcomes[0].scope, Scope::kAccount);
+  EXPECT_THAT(outcomes[0].text, HasSubstr("CVE-2021-38371"));
+  ASSERT_TRUE(server.WaitForEndedSessions(1));
+  EXPECT_TRUE(server.sessions()[0].messages.empty());
+}
+
+TEST_F(SessionTest, RequiredTlsWithoutStartTlsSendsNothing) {
+  SmtpServerScript script;  // no certificate: STARTTLS not offered
+  ScriptedSmtpServer server(script);
+  std::vector<Outcome> outcomes = SendOne(Options(server, Security::kStartTls), {"a@example.org"});
+  EXPECT_EQ(outcomes[0].disposition, Disposition::kPermanent);
+  EXPECT_EQ(outcomes[0].scope, Scope::kAccount);
+  EXPECT_THAT(outcomes[0].text, HasSubstr("does not offer STARTTLS"));
+  ASSERT_TRUE(server.WaitForEndedSessions(1));
+  EXPECT_EQ(CountCommands(server.sessions()[0], "MAIL"), 0u);
+  EXPECT_EQ(CountCommands(server.sessions()[0], "AUTH"), 0u);
+}
+
+TEST_F(SessionTest, AuthenticatesAndKeepsSecretsOutOfTheTranscript) {
+  SmtpServerScript script = Tls(certificates_->localhost);
+  script.auth_user = "news@example.com";
+  script.auth_password = "s3cret-Pa55";
+  script.require_auth = true;
+  ScriptedSmtpServer server(script);
+  SessionOptions options = Options(server, Security::kStartTls);
+  options.username = "news@example.com";
+  options.secret = "s3cret-Pa55";
+  for (Mechanism mechanism : {Mechanism::kPlain, Mechanism::kLogin, Mechanism::kCramMd5}) {
+    transcript_.clear();
+    SessionOptions with = options;
+    with.mechanisms = {mechanism};
+    std::vector<Outcome> outcomes = SendOne(with, {"a@example.org"});
+    EXPECT_TRUE(outcomes[0].delivered()) << MechanismName(mechanism) << ": " << outcomes[0].text;
+    std::string all;
+    for (const std::string& line : transcript_) all += line + "\n";
+    EXPECT_THAT(all, HasSubstr("AUTH " + std::string(MechanismName(mechanism))));
+    EXPECT_THAT(all, ::testing::Not(HasSubstr("s3cret")));
+    EXPECT_THAT(all, ::testing::Not(HasSubstr("AHN")));        // base64 of "\0news..." (PLAIN)
+    EXPECT_THAT(all, ::testing::Not(HasSubstr("czNjcmV0")));   // base64 of "s3cret"
+  }
+
+  options.secret = "wrong";
+  std::vector<Outcome> outcomes = SendOne(options, {"a@example.org"});
+  EXPECT_EQ(outcomes[0].disposition, Disposition::kPermanent);
+  EXPECT_EQ(outcomes[0].scope, Scope::kAccount);
+  EXPECT_EQ(outcomes[0].stage, Stage::kAuth);
+  EXPECT_EQ(outcomes[0].reply_code, 535);
+}
+
+TEST_F(SessionTest, CredentialsNeverCrossAPlainConnectionUnlessAllowed) {
+  SmtpServerScript script;
+  script.extensions = {"PIPELINING", "AUTH PLAIN LOGIN"};
+  ScriptedSmtpServer server(script);
+  SessionOptions options = Options(server);
+  options.username = "u@example.com";
+  options.secret = "pw";
+  std::vector<Outcome> outcomes = SendOne(options, {"a@example.org"});
+  EXPECT_EQ(outcomes[0].scope, Scope::kAccount);
+  EXPECT_EQ(outcomes[0].stage, Stage::kAuth);
+  ASSERT_TRUE(server.WaitForEndedSessions(1));
+  EXPECT_EQ(CountCommands(server.sessions()[0], "AUTH"), 0u);
+
+  options.allow_plaintext_auth = true;
+  outcomes = SendOne(options, {"a@example.org"});
+  EXPECT_TRUE(outcomes[0].delivered()) << outcomes[0].text;
+}
+
+TEST_F(SessionTest, MessageOverTheServersSizeLimitFailsBeforeItIsSent) {
+  SmtpServerScript script;
+  script.extensions = {"PIPELINING", "SIZE 1000"};
+  ScriptedSmtpServer server(script);
+  std::vector<Outcome> outcomes = SendOne(Options(server), {"a@example.org"}, std::string(2000, 'x') + "\r\n");
+  EXPECT_EQ(outcomes[0].disposition, Disposition::kPermanent);
+  EXPECT_EQ(outcomes[0].stage, Stage::kPrepare);
+  EXPECT_THAT(outcomes[0].text, HasSubstr("limit of 1000 bytes"));
+  ASSERT_TRUE(server.WaitForEndedSessions(1));
+  EXPECT_EQ(CountCommands(server.sessions()[0], "MAIL"), 0u);
+}
+
+TEST_F(SessionTest, SmtpUtf8IsUsedWhenNeededAndRequired) {
+  ScriptedSmtpServer server;
+  std::vector<Outcome> outcomes = SendOne(Options(server), {"jürgen@example.org"}, kBody, /*smtputf8=*/true);
+  EXPECT_TRUE(outcomes[0].delivered()) << outcomes[0].text;
+  ASSERT_TRUE(server.WaitForEndedSessions(1));
+  EXPECT_THAT(server.sessions()[0].messages[0].mail_parameters, HasSubstr("SMTPUTF8"));
+
+  SmtpServerScript script;
+  script.extensions = {"PIPELINING", "8BITMIME"};
+  ScriptedSmtpServer old(script);
+  outcomes = SendOne(Options(old), {"jürgen@example.org"}, kBody, true);
+  EXPECT_EQ(outcomes[0].disposition, Disposition::kPermanent);
+  EXPECT_THAT(outcomes[0].text, HasSubstr("SMTPUTF8"));
+}
+
+// The wire test: whatever the message holds, what reaches the server is CRLF-only and correctly
+// dot-stuffed, and the server stores the message with line ends normalised and nothing else changed.
+TEST_F(SessionTest, MessageDataOnTheWireIsCrlfOnlyAndDotStuffed) {
+  const std::string kBodies[] = {
+      "Subject: bare LF\n\nline one\nline two\n",
+      "Subject: bare CR\r\rline one\rline two\r",
+      "Subject: smuggling\r\n\r\nbefore\n.\nMAIL FROM:<evil@example.com>\r\nafter\r\n",
+      "Subject: cr smuggling\r\n\r\nbefore\r.\rafter\r\n",
+      "Subject: dots\r\n\r\n.leading dot\r\n..two dots\r\n.\r\nlone dot above\r\n",
+      "Subject: no final newline\r\n\r\nend without CRLF",
+  };
+  for (const std::string& body : kBodies) {
+    ScriptedSmtpServer server;
+    std::vector<Outcome> outcomes = SendOne(Options(server), {"a@example.org"}, body);
+    ASSERT_TRUE(outcomes[0].delivered()) << outcomes[0].text;
+    ASSERT_TRUE(server.WaitForEndedSessions(1));
+    std::vector<SmtpSessionRecord> sessions = server.sessions();
+    ASSERT_EQ(sessions[0].messages.size(), 1u) << "exactly one message, nothing smuggled";
+    const std::string& wire = sessions[0].messages[0].data;
+    for (std::size_t i = 0; i < wire.size(); ++i) {
+      if (wire[i] == '\n') ASSERT_TRUE(i > 0 && wire[i - 1] == '\r') << "bare LF at " << i;
+      if (wire[i] == '\r') ASSERT_TRUE(i + 1 < wire.size() && wire[i + 1] == '\n') << "bare CR at " << i;
+    }
+    EXPECT_EQ(wire.find("\r\n.\r\n"), wire.size() - 5) << "the end marker only at the end";
+    std::string normalised;
+    for (std::size_t i = 0; i < body.size(); ++i) {
+      if (body[i] == '\r' && i + 1 < body.size() && body[i + 1] == '\n') continue;
+      if (body[i] == '\r' || body[i] == '\n') {
+        normalised += "\r\n";
+      } else {
+        normalised += body[i];
+      }
+    }
+    if (normalised.size() < 2 || normalised.substr(normalised.size() - 2) != "\r\n") normalised += "\r\n";
+    EXPECT_EQ(UnstuffSmtpData(wire), normalised);
+    EXPECT_EQ(CountCommands(sessions[0], "MAIL"), 1u);
+  }
+}
+
+}  // namespace
+}  // namespace herald::smtp
