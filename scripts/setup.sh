@@ -13,10 +13,12 @@ build_packages=(
   libfmt-dev libspdlog-dev libidn2-dev nlohmann-json3-dev
 )
 # Real mail servers for the integration tests (tests/servers/ starts its own instances with their
-# own configuration in temporary folders; the system-wide services stay unconfigured and stopped).
+# own configuration in temporary folders; the system-wide services stay unconfigured and stopped),
+# and swaks with what it needs for TLS and IPv6 (only recommended by the package).
 test_packages=(
   libgtest-dev libgmock-dev python3 openssl
-  postfix dovecot-core dovecot-pop3d python3-aiosmtpd swaks libnet-ssleay-perl libsasl2-modules dnsmasq
+  postfix dovecot-core dovecot-pop3d python3-aiosmtpd dnsmasq
+  swaks libnet-ssleay-perl libio-socket-inet6-perl
 )
 bench_packages=(libbenchmark-dev python3)
 

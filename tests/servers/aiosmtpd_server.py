@@ -18,6 +18,7 @@ import os
 import signal
 import ssl
 import sys
+import warnings
 
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
@@ -84,6 +85,8 @@ def MakeAuthenticator(users):
 
 
 def main():
+    # aiosmtpd 1.4 itself still sets the deprecated Session.login_data: keep the log quiet.
+    warnings.filterwarnings("ignore", message="Session.login_data is deprecated")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)

@@ -47,6 +47,10 @@ Status DovecotServer::Start() {
     }
     passwd += user.name + ":{PLAIN}" + user.password + "\n";
   }
+  if (geteuid() != 0) {
+    return Status(StatusCode::kFailedPrecondition,
+                  "DovecotServer needs root: Dovecot's master runs as root, its services as other users");
+  }
   if (!fs::exists(kDovecotProgram)) {
     return Status(StatusCode::kFailedPrecondition,
                   std::string(kDovecotProgram) +

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -106,6 +107,16 @@ Status PostfixServer::Start() {
   if (needs_tls && options_.tls.empty()) {
     return InvalidArgument("PostfixOptions.tls is required for the submission and smtps ports");
   }
+  // Postfix's smtpd would only fail at the first connection, after the start timeout: check now.
+  for (const std::string* file : {&options_.tls.certificate, &options_.tls.key}) {
+    if (!file->empty() && !fs::is_regular_file(*file)) {
+      return InvalidArgument("PostfixOptions.tls: no file " + *file);
+    }
+  }
+  if (geteuid() != 0) {
+    return Status(StatusCode::kFailedPrecondition,
+                  "PostfixServer needs root: Postfix's master runs as root and its daemons as postfix");
+  }
   if (!fs::exists(kMasterProgram)) {
     return Status(StatusCode::kFailedPrecondition,
                   std::string(kMasterProgram) + " is missing: install postfix (scripts/setup.sh test)");
@@ -186,9 +197,14 @@ Status PostfixServer::WriteConfiguration() const {
   const PostfixOptions& o = options_;
   bool tls = !o.tls.empty();
   bool sasl = !o.sasl_socket.empty();
-  std::string smtp_relay = "permit_sasl_authenticated, ";
-  if (!o.pop_before_smtp_directory.empty()) smtp_relay += "check_policy_service unix:private/popb4smtp, ";
-  smtp_relay += "reject_unauth_destination";
+  // POP-before-SMTP: a policy service (postfix_pop_before_smtp_policy.sh) answers OK for a client
+  // address with a recent POP3 login, DUNNO otherwise. Not check_client_access on a map the login
+  // script rewrites: each smtpd process opens its maps once (a texthash map is read into memory, a
+  // hash map needs postmap and a process restart to be seen) and map entries cannot expire.
+  std::string pop_before_smtp =
+      o.pop_before_smtp_directory.empty() ? "" : "check_policy_service unix:private/popb4smtp, ";
+  std::string submission_relay = "permit_sasl_authenticated, " + pop_before_smtp + "reject";
+  std::string smtp_relay = "permit_sasl_authenticated, " + pop_before_smtp + "reject_unauth_destination";
 
   std::string main_cf =
       "# Written by herald's PostfixServer (tests/servers/postfix_server.cc) for one test.\n"
@@ -234,7 +250,7 @@ Status PostfixServer::WriteConfiguration() const {
       "smtpd_banner = $myhostname ESMTP Postfix\n"
       "smtpd_client_restrictions =\n"
       "smtpd_recipient_restrictions =\n"
-      "herald_submission_relay = permit_sasl_authenticated, reject\n"
+      "herald_submission_relay = " + submission_relay + "\n"
       "herald_smtp_relay = " + smtp_relay + "\n"
       "smtpd_relay_restrictions = $herald_smtp_relay\n"
       "smtpd_tls_security_level = " + (tls ? "may" : "none") + "\n"

@@ -7,9 +7,15 @@
 //               authenticated clients only;
 //   smtps       implicit TLS (RFC 8314), otherwise like submission;
 //   smtp        port-25 style: STARTTLS offered, AUTH after STARTTLS; relays for authenticated
-//               clients and, when enabled, for POP-before-SMTP clients.
+//               clients.
+// With POP-before-SMTP enabled, every port also relays for a client address that logged in to
+// Dovecot's POP3 within pop_before_smtp_ttl: Dovecot's post-login script writes the time of the
+// login to <pop_before_smtp_directory>/<address>, and a Postfix policy service consulted in the
+// relay restrictions answers OK while that time is recent (postfix_pop_before_smtp_policy.sh).
 // Every accepted message is delivered, one copy per recipient, into files the test reads with
-// Delivered() (a pipe(8) transport to postfix_deliver.sh). No mail leaves the machine.
+// Delivered() (a pipe(8) transport to postfix_deliver.sh). No mail leaves the machine. Postfix
+// prepends its Received: header and turns CRLF into LF; DeliveredMessage::ClientData() undoes both.
+// Needs root (Postfix's master runs as root, its daemons as postfix, the transport as nobody).
 //
 // Threading: one test thread uses a PostfixServer; reading deliveries is safe while Postfix runs.
 #pragma once
@@ -36,7 +42,7 @@ struct PostfixOptions {
   // Dovecot's authentication socket (DovecotServer::auth_socket()). Empty: no AUTH offered.
   std::string sasl_socket;
   int64_t message_size_limit = 10'240'000;  // bytes; SIZE in EHLO, 552 above it
-  // POP-before-SMTP: when not empty, the smtp port relays for a client whose address logged in to
+  // POP-before-SMTP: when not empty, relaying is allowed for a client whose address logged in to
   // POP3 within `pop_before_smtp_ttl` (DovecotOptions::pop_before_smtp_directory, the same folder).
   std::string pop_before_smtp_directory;
   std::chrono::seconds pop_before_smtp_ttl{600};

@@ -56,9 +56,9 @@ struct Sent {
   std::string transcript;
 };
 
-// Runs swaks (bounded) against host:port with `options` and the message in `data_file`.
+// Runs swaks (bounded, stdin closed) against host:port with `options`.
 Sent Swaks(const std::string& host, int port, std::vector<std::string> options) {
-  std::vector<std::string> argv = {"swaks", "--server", host + ":" + std::to_string(port),
+  std::vector<std::string> argv = {"swaks", "--server", host, "--port", std::to_string(port),
                                    "--timeout", "10", "--helo", "client.herald.test"};
   argv.insert(argv.end(), options.begin(), options.end());
   auto run = RunCommand(argv, milliseconds(30000));
@@ -197,18 +197,23 @@ TEST_F(PostfixTest, SubmissionWithStartTlsAndAuthPlainDeliversTheExactMessagePer
   EXPECT_EQ(postfix_->AllDelivered().size(), 2u);
 }
 
-TEST_F(PostfixTest, SmtpsIsImplicitTlsWithAuthLogin) {
+TEST_F(PostfixTest, SmtpsIsImplicitTlsWithAuthLoginAndCramMd5) {
   StartServers();
-  Sent sent = Swaks("127.0.0.1", postfix_->smtps_port(),
-                    {"--tls-on-connect", "--tls-verify", "--tls-ca-path", certs_.ca_file,
-                     "--auth", "LOGIN", "--auth-user", "bob", "--auth-password", "builder",
-                     "--from", "bob@herald.test", "--to", "dave@example.test",
-                     "--data", message_file_});
-  ASSERT_EQ(sent.exit_code, 0) << sent.transcript << Logs();
-  auto delivered = postfix_->WaitForDelivered("dave@example.test", 1);
+  for (std::string mechanism : {"LOGIN", "CRAM-MD5"}) {
+    Sent sent = Swaks("127.0.0.1", postfix_->smtps_port(),
+                      {"--tls-on-connect", "--tls-verify", "--tls-ca-path", certs_.ca_file,
+                       "--auth", mechanism, "--auth-user", "bob", "--auth-password", "builder",
+                       "--from", "bob@herald.test", "--to", "dave@example.test",
+                       "--data", message_file_});
+    ASSERT_EQ(sent.exit_code, 0) << sent.transcript << Logs();
+    EXPECT_THAT(sent.transcript, HasSubstr("235 2.7.0 Authentication successful"));
+  }
+  auto delivered = postfix_->WaitForDelivered("dave@example.test", 2);
   ASSERT_TRUE(delivered.ok()) << delivered.status().ToString();
-  EXPECT_EQ(delivered->front().ClientData(), kMessage);
-  EXPECT_EQ(delivered->front().sender, "bob@herald.test");
+  for (const DeliveredMessage& message : *delivered) {
+    EXPECT_EQ(message.ClientData(), kMessage);
+    EXPECT_EQ(message.sender, "bob@herald.test");
+  }
 }
 
 TEST_F(PostfixTest, RejectsWrongPasswordsPlainTextAuthAndUnauthenticatedRelay) {
@@ -274,9 +279,14 @@ TEST_F(PostfixTest, PopBeforeSmtpOpensRelayingForTheClientAddressForAWhile) {
 
   Sent after = Swaks("127.0.0.1", postfix_->smtp_port(), plain);
   ASSERT_EQ(after.exit_code, 0) << after.transcript << Logs();
-  auto delivered = postfix_->WaitForDelivered("erin@example.test", 1);
+  // Also on the submission port (after the STARTTLS it demands), without AUTH.
+  std::vector<std::string> submission = {"--tls"};
+  submission.insert(submission.end(), plain.begin(), plain.end());
+  Sent after_on_submission = Swaks("127.0.0.1", postfix_->submission_port(), submission);
+  ASSERT_EQ(after_on_submission.exit_code, 0) << after_on_submission.transcript << Logs();
+  auto delivered = postfix_->WaitForDelivered("erin@example.test", 2);
   ASSERT_TRUE(delivered.ok()) << delivered.status().ToString();
-  EXPECT_EQ(delivered->front().ClientData(), kMessage);
+  for (const DeliveredMessage& message : *delivered) EXPECT_EQ(message.ClientData(), kMessage);
 
   // The permission ends after pop_before_smtp_ttl (whole seconds, so wait for two).
   std::this_thread::sleep_for(milliseconds(2200));
@@ -379,6 +389,61 @@ TEST_F(ServersTest, SmtpSinkCapturesAMessageExactly) {
   EXPECT_EQ(transactions[0].data, lf_message);
   EXPECT_EQ(transactions[0].helo, "client.herald.test");
   EXPECT_THAT(transactions[0].recipients, ElementsAre("b@example.test"));
+}
+
+TEST_F(ServersTest, ServersListenOnIpv6Loopback) {
+  if (!PickFreePort("::1").ok()) GTEST_SKIP() << "no IPv6 loopback on this machine";
+  DovecotOptions dovecot_options;
+  dovecot_options.directory = temp_.Path("dovecot");
+  dovecot_options.host = "::1";
+  dovecot_options.users = {{"alice", "wonderland"}};
+  dovecot_options.tls = tls_;
+  DovecotServer dovecot(dovecot_options);
+  Status started = dovecot.Start();
+  ASSERT_TRUE(started.ok()) << started.ToString();
+  PostfixOptions postfix_options;
+  postfix_options.directory = temp_.Path("postfix");
+  postfix_options.host = "::1";
+  postfix_options.tls = tls_;
+  postfix_options.sasl_socket = dovecot.auth_socket();
+  PostfixServer postfix(postfix_options);
+  started = postfix.Start();
+  ASSERT_TRUE(started.ok()) << started.ToString();
+  AiosmtpdOptions aiosmtpd_options;
+  aiosmtpd_options.directory = temp_.Path("aiosmtpd");
+  aiosmtpd_options.host = "::1";
+  AiosmtpdServer aiosmtpd(aiosmtpd_options);
+  started = aiosmtpd.Start();
+  ASSERT_TRUE(started.ok()) << started.ToString();
+  SmtpSinkOptions sink_options;
+  sink_options.directory = temp_.Path("sink");
+  sink_options.host = "::1";
+  SmtpSink sink(sink_options);
+  started = sink.Start();
+  ASSERT_TRUE(started.ok()) << started.ToString();
+
+  std::vector<std::string> envelope = {"--from", "alice@herald.test", "--to", "bob@example.test",
+                                       "--data", message_file_};
+  std::vector<std::string> authenticated = {"--tls", "--tls-verify", "--tls-ca-path", certs_.ca_file,
+                                            "--auth", "PLAIN", "--auth-user", "alice",
+                                            "--auth-password", "wonderland"};
+  authenticated.insert(authenticated.end(), envelope.begin(), envelope.end());
+  Sent to_postfix = Swaks("::1", postfix.submission_port(), authenticated);
+  ASSERT_EQ(to_postfix.exit_code, 0) << to_postfix.transcript << postfix.Log();
+  auto delivered = postfix.WaitForDelivered("bob@example.test", 1);
+  ASSERT_TRUE(delivered.ok()) << delivered.status().ToString();
+  EXPECT_THAT(delivered->front().data, HasSubstr("[IPv6:::1]"));
+
+  Sent to_aiosmtpd = Swaks("::1", aiosmtpd.port(), envelope);
+  ASSERT_EQ(to_aiosmtpd.exit_code, 0) << to_aiosmtpd.transcript << aiosmtpd.Log();
+  auto recorded = aiosmtpd.WaitForMessages(1);
+  ASSERT_TRUE(recorded.ok()) << recorded.status().ToString();
+  EXPECT_EQ(recorded->front().data, kMessage);
+
+  Sent to_sink = Swaks("::1", sink.port(), envelope);
+  ASSERT_EQ(to_sink.exit_code, 0) << to_sink.transcript << sink.Log();
+  ASSERT_TRUE(sink.WaitForMessageCount(1).ok()) << sink.Log();
+  EXPECT_EQ(sink.Transactions().front().client_address, "ipv6:::1");
 }
 
 TEST_F(ServersTest, FailedStartShowsTheServerLog) {

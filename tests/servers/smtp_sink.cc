@@ -1,5 +1,7 @@
 #include "servers/smtp_sink.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <filesystem>
 
@@ -77,8 +79,8 @@ Status SmtpSink::Start() {
   }
   HERALD_RETURN_IF_ERROR(MakeDirectory(options_.directory, 0755));
   HERALD_RETURN_IF_ERROR(MakeReachableByServers(options_.directory));
-  // smtp-sink runs as nobody and writes its capture files there.
-  HERALD_RETURN_IF_ERROR(MakeDirectory(capture_dir_, 0755, "nobody"));
+  // As root, smtp-sink runs as nobody and writes its capture files there.
+  HERALD_RETURN_IF_ERROR(MakeDirectory(capture_dir_, 0755, geteuid() == 0 ? "nobody" : ""));
   // A port given by the test is not replaced by another one.
   return RetryOnPortCollision([this] { return StartOnce(); }, options_.port == 0 ? 3 : 1);
 }
@@ -98,7 +100,7 @@ Status SmtpSink::StartOnce() {
   process.argv.push_back(address + ":" + std::to_string(port_));
   process.argv.push_back(std::to_string(o.backlog));
   // Unprivileged from the start (smtp-sink insists on -u when it runs as root).
-  process.user = "nobody";
+  if (geteuid() == 0) process.user = "nobody";
   process.working_directory = options_.directory;
   process.log_file = output_file_;
   HERALD_RETURN_IF_ERROR(sink_.Start(process));
