@@ -310,7 +310,7 @@ Status PostfixServer::WriteConfiguration() const {
       "scache    unix  - - n - 1 scache\n"
       "postlog   unix-dgram n - n - 1 postlogd\n"
       "herald    unix  - n n - - pipe\n"
-      "  user=nobody argv=/bin/sh " + bin_dir_ + "/postfix_deliver.sh " + mail_dir_ +
+      "  user=nobody null_sender= argv=/bin/sh " + bin_dir_ + "/postfix_deliver.sh " + mail_dir_ +
       " ${sender} ${recipient}\n";
   if (!o.pop_before_smtp_directory.empty()) {
     master_cf += "popb4smtp unix  - n n - 0 spawn\n"

@@ -4,7 +4,7 @@
 //
 // Ports (each optional):
 //   submission  STARTTLS required before MAIL and AUTH; AUTH through Dovecot; relays for
-//               authenticated clients only;
+//               authenticated clients;
 //   smtps       implicit TLS (RFC 8314), otherwise like submission;
 //   smtp        port-25 style: STARTTLS offered, AUTH after STARTTLS; relays for authenticated
 //               clients.

@@ -197,6 +197,18 @@ TEST_F(PostfixTest, SubmissionWithStartTlsAndAuthPlainDeliversTheExactMessagePer
   EXPECT_EQ(postfix_->AllDelivered().size(), 2u);
 }
 
+TEST_F(PostfixTest, NullSenderIsDeliveredWithAnEmptySender) {
+  StartServers();
+  Sent sent = Swaks("127.0.0.1", postfix_->submission_port(),
+                    {"--tls", "--auth", "PLAIN", "--auth-user", "alice", "--auth-password",
+                     "wonderland", "--from", "<>", "--to", "bob@example.test", "--data", message_file_});
+  ASSERT_EQ(sent.exit_code, 0) << sent.transcript << Logs();
+  auto delivered = postfix_->WaitForDelivered("bob@example.test", 1);
+  ASSERT_TRUE(delivered.ok()) << delivered.status().ToString();
+  EXPECT_EQ(delivered->front().sender, "");
+  EXPECT_EQ(delivered->front().recipient, "bob@example.test");
+}
+
 TEST_F(PostfixTest, SmtpsIsImplicitTlsWithAuthLoginAndCramMd5) {
   StartServers();
   for (std::string mechanism : {"LOGIN", "CRAM-MD5"}) {
