@@ -16,13 +16,13 @@ namespace {
 
 class DefaultTransportFactory final : public TransportFactory {
  public:
-  Result<std::unique_ptr<Transport>> Create(const AccountConfig& account) override {
+  Result<std::unique_ptr<Transport>> Create(const AccountConfig& account, Transcript transcript) override {
     switch (account.kind) {
       case AccountKind::kPickup:
         return std::unique_ptr<Transport>(std::make_unique<PickupTransport>(account.folder));
       case AccountKind::kSmtp:
       case AccountKind::kGmail: {
-        Result<std::unique_ptr<SmtpTransport>> transport = SmtpTransport::Create(account);
+        Result<std::unique_ptr<SmtpTransport>> transport = SmtpTransport::Create(account, std::move(transcript));
         if (!transport.ok()) return transport.status();
         return std::unique_ptr<Transport>(std::move(*transport));
       }

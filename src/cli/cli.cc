@@ -19,6 +19,8 @@
 #include "engine/recipient_import.h"
 #include "engine/task_runner.h"
 #include "merge/csv_reader.h"
+#include "mime/composer.h"
+#include "cli/send_one.h"
 
 namespace herald {
 namespace {
@@ -316,6 +318,81 @@ int Cancel(const CliDependencies& deps, const std::string& task, const std::stri
   return kExitOk;
 }
 
+// What a failed test send means, in plain words, before the server's own text.
+std::string Explain(const Outcome& outcome, const std::string& from, const std::string& to) {
+  switch (outcome.stage) {
+    case Stage::kConnect: return "Could not reach the server";
+    case Stage::kGreeting: return "The server refused the connection";
+    case Stage::kHello: return "The server refused our greeting (EHLO/HELO)";
+    case Stage::kStartTls: return "TLS could not be set up";
+    case Stage::kAuth: return "Authentication was rejected";
+    case Stage::kMailFrom: return fmt::format("The server refused the sender {}", from);
+    case Stage::kRcptTo: return fmt::format("The server refused the recipient {}", to);
+    case Stage::kData: return "The server refused the message";
+    case Stage::kDataEnd: return "The server did not accept the message";
+    case Stage::kWrite: return "The message could not be written";
+    case Stage::kPrepare: return "The message could not be sent";
+  }
+  return "The test failed";
+}
+
+int TestAccount(const CliDependencies& deps, const std::string& accounts_file, const std::string& name,
+                const std::string& from_text, const std::string& to_text) {
+  Result<AccountSet> accounts = LoadAccounts(accounts_file);
+  if (!accounts.ok()) return Fail(accounts.status());
+  const AccountConfig* account = accounts->Find(name);
+  if (account == nullptr) {
+    return Fail(NotFound(fmt::format("no account \"{}\" in {}; the accounts there: {}", name, accounts_file,
+                                     accounts->Names())));
+  }
+  Result<Mailbox> from = ParseMailbox(from_text);
+  if (!from.ok()) return Fail(from.status().WithContext("--from"), kExitUsage);
+  Result<Address> to = ParseAddress(to_text);
+  if (!to.ok()) return Fail(to.status().WithContext("--to"), kExitUsage);
+
+  fmt::print("account {} ({}", account->name, AccountKindName(account->kind));
+  if (!account->host.empty()) fmt::print(", {}:{} {}", account->host, account->port, SecurityName(account->security));
+  fmt::print(")\n");
+  if (!account->verify_certificate) fmt::print("warning: certificate verification is turned off for this account\n");
+  std::fflush(stdout);
+  Result<std::unique_ptr<Transport>> transport = deps.transports->Create(*account, [](std::string_view line) {
+    fmt::print("  {}\n", line);
+    std::fflush(stdout);
+  });
+  if (!transport.ok()) return Fail(transport.status());
+
+  FieldSet fields({});
+  Result<Template> subject = Template::Compile("herald test message", fields, "subject");
+  Result<Template> body = Template::Compile(
+      fmt::format("This is a test message sent by herald through the account \"{}\".\n", account->name), fields,
+      "body");
+  ComposerSpec spec{.task_title = "test", .from_address = from->address, .subject = *subject, .text_body = *body};
+  if (!from->display_name.empty()) spec.from_name = *Template::Compile(from->display_name, fields, "from");
+  Result<std::shared_ptr<const MessageComposer>> composer = MessageComposer::Create(std::move(spec), fields);
+  if (!composer.ok()) return Fail(composer.status());
+  auto message = std::make_shared<MessageData>();
+  std::string message_id = fmt::format("test.{}@{}", ToUnixMillis(deps.clock->Now()), from->address.domain);
+  RecipientParts parts{{}, &*to, message_id, deps.clock->Now(), nullptr};
+  if (Status composed = (*composer)->Compose(parts, *message); !composed.ok()) return Fail(composed);
+
+  Envelope envelope{from->address.ToString(), {to->ToString()}, from->address.needs_smtputf8 || to->needs_smtputf8};
+  Outcome outcome = SendOneMessage(**transport, std::move(envelope), std::move(message));
+  if (outcome.delivered()) {
+    fmt::print("sent: the server accepted the test message for {} ({} {})\n", to->ToString(), outcome.reply_code,
+               outcome.text);
+    return kExitOk;
+  }
+  std::string code = outcome.reply_code == 0 ? std::string()
+                                             : fmt::format(" ({}{}{})", outcome.reply_code,
+                                                           outcome.enhanced_status.empty() ? "" : " ",
+                                                           outcome.enhanced_status);
+  fmt::print("failed: {}{}: {}\n", Explain(outcome, from->address.ToString(), to->ToString()), code, outcome.text);
+  fmt::print("        ({} failure; {})\n",
+             outcome.disposition == Disposition::kTemporary ? "a temporary" : "a permanent",
+             outcome.scope == Scope::kAccount ? "the whole account is affected" : "this message only");
+  return kExitIncomplete;
+}
+
 }  // namespace
 
 int RunCli(int argc, char** argv, const CliDependencies& deps) {
@@ -352,6 +429,15 @@ int RunCli(int argc, char** argv, const CliDependencies& deps) {
   CLI::App* cancel = app.add_subcommand("cancel", "Withdraw every recipient of a task not yet sent");
   add_task_ref(cancel);
 
+  std::string account_name, from, to;
+  CLI::App* test_account = app.add_subcommand(
+      "test-account", "Check an account: show the dialogue (secrets hidden) and send one test message");
+  test_account->add_option("ACCOUNTS", accounts_file, "the accounts file (TOML)")->required();
+  test_account->add_option("NAME", account_name, "the account to test")->required();
+  test_account->add_option("--from", from, "the sender of the test message")->required();
+  test_account->add_option("--to", to, "the recipient of the test message")->required();
+  test_account->footer(std::string(kExitCodes));
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
@@ -365,6 +451,7 @@ int RunCli(int argc, char** argv, const CliDependencies& deps) {
     if (*status) return ShowStatus(deps, task_file, store_file);
     if (*export_command) return ExportCsv(deps, task_file, store_file, output);
     if (*cancel) return Cancel(deps, task_file, store_file);
+    if (*test_account) return TestAccount(deps, accounts_file, account_name, from, to);
   } catch (const std::exception& error) {
     fmt::print(stderr, "herald: internal error: {}\n", error.what());
     return kExitInternal;

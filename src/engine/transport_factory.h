@@ -3,7 +3,9 @@
 // fakes.
 #pragma once
 
+#include <functional>
 #include <memory>
+#include <string_view>
 
 #include "config/account_config.h"
 #include "core/status.h"
@@ -14,9 +16,12 @@ namespace herald {
 class TransportFactory {
  public:
   virtual ~TransportFactory() = default;
+  // Receives each line of a protocol dialogue, secrets redacted (`herald test-account`).
+  using Transcript = std::function<void(std::string_view)>;
+
   // The transport for `account`. Errors: the kind is not available in this build, or its
   // settings cannot be used (e.g. an unreadable secret); the error names the account.
-  virtual Result<std::unique_ptr<Transport>> Create(const AccountConfig& account) = 0;
+  virtual Result<std::unique_ptr<Transport>> Create(const AccountConfig& account, Transcript transcript = {}) = 0;
 };
 
 }  // namespace herald

@@ -115,7 +115,7 @@ class FakeTransport final : public Transport {
 // Hands out one FakeTransport per account name (created on first use, kept for inspection).
 class FakeTransportFactory final : public TransportFactory {
  public:
-  Result<std::unique_ptr<Transport>> Create(const AccountConfig& account) override {
+  Result<std::unique_ptr<Transport>> Create(const AccountConfig& account, Transcript = {}) override {
     return std::unique_ptr<Transport>(new ForwardingTransport(For(account.name)));
   }
 
