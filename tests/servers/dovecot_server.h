@@ -3,9 +3,13 @@
 // authentication socket Postfix uses for SMTP AUTH (smtpd_sasl_type = dovecot). Its configuration,
 // runtime folder, state, log and mailboxes live in a folder of the test; /etc/dovecot is not read.
 //
+// Wrong passwords are answered at once: no auth_failure_delay and no auth penalty (Dovecot's
+// growing delay for an address after failed logins), so tests can fail logins on purpose.
 // Mailboxes are Maildirs owned by `nobody`; AddMessage() puts a message into one for POP3 to serve.
 // With pop_before_smtp_directory set, each successful POP3 login records the client's address there
 // (a post-login script), which PostfixServer's POP-before-SMTP policy reads.
+//
+// Needs root (Dovecot's master runs as root, its services as dovecot, dovenull and nobody).
 //
 // Threading: one test thread uses a DovecotServer.
 #pragma once

@@ -16,8 +16,9 @@
 //   DovecotServer dovecot_{{.directory = temp_.Path("dovecot"), .users = {{"alice", "secret"}}, ...}};
 //   PostfixServer postfix_{{.directory = temp_.Path("postfix"), .sasl_socket = ..., ...}};
 //
-// Start() returns a Status whose message includes the server's log when it fails; the servers
-// also stop by themselves when the test process exits (PR_SET_PDEATHSIG) or after their lifetime.
+// Start() returns a Status whose message includes the server's log when it fails; Stop() (also
+// run by the destructor) ends the server's whole process group. Should the test process die
+// without stopping them, a watchdog per server stops it within seconds (server_process.h).
 #pragma once
 
 #include "servers/aiosmtpd_server.h"

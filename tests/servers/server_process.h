@@ -29,7 +29,7 @@ using std::chrono::milliseconds;
 struct ProcessOptions {
   std::vector<std::string> argv;        // argv[0]: an absolute path
   std::string log_file;                 // stdout and stderr are appended here (created 0644)
-  std::string working_directory = "/";  //
+  std::string working_directory = "/";
   std::string user;                     // empty: keep the current user; else run as this user
   std::vector<std::string> environment; // added to the inherited environment, "NAME=value"
 };
