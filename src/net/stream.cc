@@ -210,6 +210,8 @@ Status BadLocalAddress(const std::string& text) {
   return InvalidArgument(fmt::format("the local address {} is not an IP address", Printable(text)));
 }
 
+Status NoHost() { return InvalidArgument("no host to connect to"); }
+
 Status ResolveFailure(const Stream::Impl& impl, const std::error_code& error) {
   std::string reason;
   if (error == asio::error::host_not_found) {
@@ -290,6 +292,7 @@ asio::awaitable<Status> ConnectImpl(std::shared_ptr<Stream::Impl> self, ConnectO
   const Clock::time_point deadline = Clock::now() + options.timeout;
   self->host = options.host;
   self->connecting_to = HostPortText(options.host, options.port);
+  if (options.host.empty()) co_return NoHost();
   std::optional<asio::ip::address> local;
   if (!options.local_address.empty()) {
     local = ParseIp(options.local_address);

@@ -15,6 +15,8 @@
 // from that executor only. At most one ReadSome() and one Write() may be in progress at a time (a
 // read and a write may overlap); Connect() and StartTls() run alone. Destroying a Stream (or
 // calling Close()) while an operation is in progress is safe: the operation ends with an error.
+// An open, idle Stream may keep a deadline timer waiting (until the last deadline it was given),
+// so its io_context's run() returns only after that or after the Stream is closed or destroyed.
 #pragma once
 
 #include <cstddef>
@@ -68,7 +70,8 @@ class Stream {
   // in turn until one connects, all within options.timeout; binds to local_address first when
   // set. TCP_NODELAY is on. Errors (kUnavailable) say which: "cannot resolve mail.example: name
   // not found", "cannot connect to mail.example:25: 192.0.2.1:25: connection refused", "timed
-  // out after 30s while connecting to ..."; a malformed local address is kInvalidArgument.
+  // out after 30s while connecting to ..."; an empty host or a malformed local address is
+  // kInvalidArgument.
   static asio::awaitable<Result<std::unique_ptr<Stream>>> Connect(ConnectOptions options);
 
   ~Stream();

@@ -176,6 +176,13 @@ TEST(StreamTest, UnknownNameIsNotFound) {
   EXPECT_EQ(got->message(), "cannot resolve " + name + ": name not found");
 }
 
+TEST(StreamTest, EmptyHostIsInvalidArgument) {
+  std::optional<Status> got = RunWithin(5s, ConnectOnly(Options("", 25)));
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(got->message(), "no host to connect to");
+}
+
 // A listener whose accept queue is full (backlog 0, never accepting) drops further SYNs, so a
 // connect gets no answer. Fill the queue with connections that succeed until one times out.
 asio::awaitable<std::vector<Status>> ConnectUntilTimeout(std::uint16_t* port_out) {
