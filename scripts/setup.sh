@@ -4,6 +4,7 @@
 #
 #   scripts/setup.sh            build dependencies (compiler, libraries)
 #   scripts/setup.sh test       + what the tests use (real mail servers, Python's email parser)
+#   scripts/setup.sh example    + what the example mailing's local SMTP server uses
 #   scripts/setup.sh bench      + what the benchmarks use
 set -euo pipefail
 
@@ -20,14 +21,17 @@ test_packages=(
   postfix dovecot-core dovecot-pop3d python3-aiosmtpd dnsmasq
   swaks libnet-ssleay-perl libio-socket-inet6-perl
 )
+# The example mailing's local submission server (scripts/local_smtp_server.py) and certificates.
+example_packages=(python3 python3-aiosmtpd openssl)
 bench_packages=(libbenchmark-dev python3)
 
 wanted=("${build_packages[@]}")
 for group in "$@"; do
   case "$group" in
     test) wanted+=("${test_packages[@]}") ;;
+    example) wanted+=("${example_packages[@]}") ;;
     bench) wanted+=("${bench_packages[@]}") ;;
-    *) echo "setup.sh: unknown group '$group' (expected: test, bench)" >&2; exit 2 ;;
+    *) echo "setup.sh: unknown group '$group' (expected: test, example, bench)" >&2; exit 2 ;;
   esac
 done
 

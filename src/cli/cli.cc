@@ -219,7 +219,8 @@ int Check(const std::string& task_file, const std::string& accounts_file) {
   return kExitOk;
 }
 
-int ShowStatus(const CliDependencies& deps, const std::string& task, const std::string& store_file) {
+int ShowStatus(const CliDependencies& deps, const std::string& task, const std::string& store_file,
+               bool list_recipients) {
   Result<TaskRef> ref = ResolveTask(task, store_file);
   if (!ref.ok()) return Fail(ref.status());
   Result<std::unique_ptr<Store>> store = deps.open_store(ref->store_file);
@@ -235,6 +236,16 @@ int ShowStatus(const CliDependencies& deps, const std::string& task, const std::
   PrintCounts(stdout, ref->id, *counts);
   Result<std::optional<TimePoint>> next = (*store)->NextAttemptAt(ref->id);
   if (next.ok() && next->has_value()) fmt::print("  next retry due at {}\n", LocalTime(**next));
+  if (list_recipients) {
+    Status listed = (*store)->ForEachRecipient(ref->id, [](const RecipientRecord& r) {
+      std::string reply = r.last_error.reply_code == 0 ? std::string() : std::to_string(r.last_error.reply_code);
+      if (!r.last_error.enhanced_status.empty()) reply += " " + r.last_error.enhanced_status;
+      fmt::print("  {:<11} {:<40} {} {}\n", RecipientStatusName(r.status), r.address, reply,
+                 Printable(r.last_error.text, 100));
+      return Status::Ok();
+    });
+    if (!listed.ok()) return Fail(listed, kExitStopped);
+  }
   return kExitOk;
 }
 
@@ -422,6 +433,8 @@ int RunCli(int argc, char** argv, const CliDependencies& deps) {
   };
   CLI::App* status = app.add_subcommand("status", "Count a task's recipients by status");
   add_task_ref(status);
+  bool list_recipients = false;
+  status->add_flag("-l,--list", list_recipients, "also list every recipient with its status and last reply");
   CLI::App* export_command =
       app.add_subcommand("export", "Write a CSV of a task's recipients: status, attempts, last error, columns");
   add_task_ref(export_command);
@@ -448,7 +461,7 @@ int RunCli(int argc, char** argv, const CliDependencies& deps) {
   try {
     if (*send) return Send(deps, task_file, accounts_file, quiet);
     if (*check) return Check(task_file, accounts_file);
-    if (*status) return ShowStatus(deps, task_file, store_file);
+    if (*status) return ShowStatus(deps, task_file, store_file, list_recipients);
     if (*export_command) return ExportCsv(deps, task_file, store_file, output);
     if (*cancel) return Cancel(deps, task_file, store_file);
     if (*test_account) return TestAccount(deps, accounts_file, account_name, from, to);
