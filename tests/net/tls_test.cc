@@ -193,6 +193,8 @@ struct BadCertificateCase {
   std::string want_message;
 };
 
+void PrintTo(const BadCertificateCase& c, std::ostream* out) { *out << c.label; }
+
 class BadCertificateTest : public TlsTest, public ::testing::WithParamInterface<BadCertificateCase> {};
 
 TEST_P(BadCertificateTest, IsRefusedWithTheReasonAndTheNames) {
