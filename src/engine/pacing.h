@@ -1,0 +1,61 @@
+// Pacing: the waits a user sets, as pure arithmetic on times so that they are tested without
+// sleeping (DESIGN.md, per account: "minimum wait between two messages"; per task: "a limit per
+// task", "blocks of N messages with a pause between blocks"). The engine asks, waits until the
+// answer, and asks again. Not thread-safe: one per account / task, used from the engine's thread.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+
+#include "core/clock.h"
+
+namespace herald {
+
+// The account's minimum wait between the starts of two messages, over all its connections.
+class MinimumWait {
+ public:
+  explicit MinimumWait(Duration wait) : wait_(wait) {}
+
+  // When the next message may start if asked at `now`.
+  TimePoint NextStart(TimePoint now) const;
+  // Records that a message starts at `at` (at >= NextStart(at)).
+  void Started(TimePoint at) { last_ = at; }
+
+ private:
+  Duration wait_;
+  std::optional<TimePoint> last_;
+};
+
+// The task's limit per run and its blocks: after every `block_size` messages, a pause of
+// `block_pause` before the next one starts.
+class TaskPacing {
+ public:
+  TaskPacing(std::uint64_t limit, std::uint64_t block_size, Duration block_pause)
+      : limit_(limit), block_size_(block_size), block_pause_(block_pause) {}
+
+  enum class Verdict {
+    kStart,  // a message may start now
+    kWait,   // not before resume_at()
+    kDone,   // the task's limit for this run is reached
+  };
+  Verdict Next(TimePoint now) const;
+  TimePoint resume_at() const { return resume_at_; }
+
+  // Records that a message starts at `at`; after the last of a block, the pause begins.
+  void Started(TimePoint at);
+  // A started message that did not go out after all (its recipient was refused a slot, or
+  // cancelled): it does not count towards the limit or the block.
+  void Unstarted();
+
+  std::uint64_t started() const { return started_; }
+
+ private:
+  std::uint64_t limit_;
+  std::uint64_t block_size_;
+  Duration block_pause_;
+  std::uint64_t started_ = 0;
+  std::uint64_t in_block_ = 0;
+  TimePoint resume_at_{};
+};
+
+}  // namespace herald
