@@ -150,7 +150,7 @@ class Run {
     StoreBatch rest = writer_.TakePending();
     rest.in_flight.clear();  // their messages never left: they are still unsent in the store
     if (!rest.empty()) {
-      Status saved = store_.Apply(rest, clock_.Now());
+      Status saved = store_.Apply(rest, clock_.Now()).status();
       if (!saved.ok() && report_.stopped_by.ok()) report_.stopped_by = saved;
     }
   }
@@ -311,7 +311,6 @@ class Run {
     TimePoint now = clock_.Now();
     AttemptResult result = DecideResult(recipient.id, outcome, attempts, task_.sending, now);
     if (outcome.delivered()) {
-      writer_.AddSend(SendCount{account_name, now, 1});
       SaveBackup(recipient, values, *to, *message);
     }
     Record(recipient, std::move(result), account_name);

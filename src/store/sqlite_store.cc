@@ -1,6 +1,7 @@
 #include "store/sqlite_store.h"
 
 #include <algorithm>
+#include <array>
 #include <limits>
 #include <thread>
 #include <utility>
@@ -8,13 +9,17 @@
 #include "store/internal/dedup_hash.h"
 #include "store/internal/field_codec.h"
 #include "store/internal/schema.h"
+#include "store/internal/send_limits.h"
 #include "store/internal/sqlite.h"
 
 namespace herald {
 
+using store_internal::BucketCount;
 using store_internal::Connection;
+using store_internal::CountLevel;
 using store_internal::DecodeStrings;
 using store_internal::EncodeStrings;
+using store_internal::LimitCheck;
 using store_internal::ScopedStatement;
 using store_internal::Statement;
 using store_internal::Transaction;
@@ -66,6 +71,22 @@ constexpr std::string_view kInsertRecipientSql =
     "INSERT INTO recipients (task, dedup_key, dedup_hash, address, fields, line, status, updated_at) "
     "SELECT ?1, ?2, ?7, ?3, ?4, ?5, 0, ?6 "
     "WHERE NOT EXISTS (SELECT 1 FROM recipients WHERE task = ?1 AND dedup_hash = ?7 AND dedup_key = ?2)";
+
+// The send counters of each CountLevel (schema.cc), finest first. Reads are range scans of the
+// tables' primary keys (account, bucket), at most a window's worth of rows (send_limits.h).
+constexpr std::array<std::string_view, store_internal::kCountLevelCount> kReadSendCountsSql = {
+    "SELECT minute, messages FROM send_counts WHERE account = ?1 AND minute >= ?2 ORDER BY minute",
+    "SELECT hour, messages FROM send_counts_hourly WHERE account = ?1 AND hour >= ?2 ORDER BY hour",
+    "SELECT day, messages FROM send_counts_daily WHERE account = ?1 AND day >= ?2 ORDER BY day",
+};
+constexpr std::array<std::string_view, store_internal::kCountLevelCount> kAddSendCountsSql = {
+    "INSERT INTO send_counts (account, minute, messages) VALUES (?1, ?2, ?3) "
+    "ON CONFLICT (account, minute) DO UPDATE SET messages = messages + excluded.messages",
+    "INSERT INTO send_counts_hourly (account, hour, messages) VALUES (?1, ?2, ?3) "
+    "ON CONFLICT (account, hour) DO UPDATE SET messages = messages + excluded.messages",
+    "INSERT INTO send_counts_daily (account, day, messages) VALUES (?1, ?2, ?3) "
+    "ON CONFLICT (account, day) DO UPDATE SET messages = messages + excluded.messages",
+};
 
 std::int64_t FloorDiv(std::int64_t a, std::int64_t b) {
   std::int64_t q = a / b;
@@ -458,38 +479,92 @@ Status SqliteStore::ApplyResult(const AttemptResult& result, std::int64_t now_ms
   return Status::Ok();
 }
 
-Status SqliteStore::ApplyInFlight(std::int64_t recipient_id, std::int64_t now_ms) {
+Result<std::optional<RefusedInFlight>> SqliteStore::ApplyInFlight(const InFlight& entry, std::int64_t now_ms,
+                                                                   LimitCheck& limits) {
   const std::string_view what = "putting a recipient in flight";
-  {
+  std::optional<LimitCheck::Refusal> over;
+  if (!entry.account.empty()) {
+    Result<std::optional<LimitCheck::Refusal>> checked = limits.Check(entry.account, entry.limits);
+    if (!checked.ok()) return checked.status();
+    over = *checked;
+  }
+  if (!over) {
     Result<ScopedStatement> update = connection_->Cached(
         "UPDATE recipients SET status = 1, attempts = attempts + 1, next_attempt_at = NULL, updated_at = ?2 "
         "WHERE id = ?1 AND status IN (0, 4)",
         what);
     if (!update.ok()) return update.status();
-    (*update)->BindInt(1, recipient_id);
+    (*update)->BindInt(1, entry.recipient_id);
     (*update)->BindInt(2, now_ms);
     HERALD_RETURN_IF_ERROR((*update)->Run());
-    if (connection_->Changes() == 1) return Status::Ok();
+    if (connection_->Changes() == 1) {
+      if (!entry.account.empty()) limits.Count(entry.account);
+      return std::optional<RefusedInFlight>();
+    }
   }
+  // Refused: not due (which the engine must know even when a limit is reached too), or over a limit.
   Result<ScopedStatement> query = connection_->Cached("SELECT status FROM recipients WHERE id = ?1", what);
   if (!query.ok()) return query.status();
-  (*query)->BindInt(1, recipient_id);
+  (*query)->BindInt(1, entry.recipient_id);
   Result<bool> row = (*query)->Step();
   if (!row.ok()) return row.status();
   if (!*row) {
-    return NotFound(FileName() + ": " + std::string(what) + ": recipient " + std::to_string(recipient_id) +
+    return NotFound(FileName() + ": " + std::string(what) + ": recipient " + std::to_string(entry.recipient_id) +
                     " does not exist");
   }
-  const auto status = static_cast<RecipientStatus>((*query)->ColumnInt(0));
-  return Status(StatusCode::kFailedPrecondition,
-                FileName() + ": " + std::string(what) + ": recipient " + std::to_string(recipient_id) + " is " +
-                    std::string(RecipientStatusName(status)) +
-                    ", not unsent or deferred (changed since it was fetched, e.g. cancelled or taken by "
-                    "another process); nothing of the batch was written");
+  const std::int64_t status = (*query)->ColumnInt(0);
+  RefusedInFlight refused;
+  refused.recipient_id = entry.recipient_id;
+  if (status != static_cast<std::int64_t>(RecipientStatus::kUnsent) &&
+      status != static_cast<std::int64_t>(RecipientStatus::kDeferred)) {
+    refused.reason = RefusedInFlight::Reason::kNotDue;
+    return std::optional<RefusedInFlight>(std::move(refused));
+  }
+  if (!over) {
+    return Internal(FileName() + ": " + std::string(what) + ": recipient " + std::to_string(entry.recipient_id) +
+                    " is due but was not updated");
+  }
+  refused.reason = RefusedInFlight::Reason::kLimit;
+  refused.retry_at = over->retry_at;
+  refused.limit = over->limit;
+  return std::optional<RefusedInFlight>(std::move(refused));
 }
 
-Status SqliteStore::Apply(const StoreBatch& batch, TimePoint now) {
-  if (batch.empty()) return Status::Ok();
+Status SqliteStore::ReadSendCounts(std::string_view account, CountLevel level, std::int64_t first,
+                                   std::vector<BucketCount>& out) {
+  Result<ScopedStatement> query =
+      connection_->Cached(kReadSendCountsSql[static_cast<std::size_t>(level)], "checking sending limits");
+  if (!query.ok()) return query.status();
+  (*query)->BindText(1, account);
+  (*query)->BindInt(2, first);
+  while (true) {
+    Result<bool> row = (*query)->Step();
+    if (!row.ok()) return row.status();
+    if (!*row) return Status::Ok();
+    const std::int64_t messages = (*query)->ColumnInt(1);
+    if (messages < 0) {
+      return Damaged(FileName(), "send counter of account " + Quote(account) + " is negative");
+    }
+    out.push_back(BucketCount{(*query)->ColumnInt(0), static_cast<std::uint64_t>(messages)});
+  }
+}
+
+Status SqliteStore::AddSendCounts(const std::string& account, std::uint64_t messages, TimePoint at) {
+  for (const CountLevel level : store_internal::kCountLevels) {
+    Result<ScopedStatement> add =
+        connection_->Cached(kAddSendCountsSql[static_cast<std::size_t>(level)], "counting sent messages");
+    if (!add.ok()) return add.status();
+    (*add)->BindText(1, account);
+    (*add)->BindInt(2, store_internal::BucketOf(level, at));
+    (*add)->BindInt(3, static_cast<std::int64_t>(messages));
+    HERALD_RETURN_IF_ERROR((*add)->Run());
+  }
+  return Status::Ok();
+}
+
+Result<ApplyReport> SqliteStore::Apply(const StoreBatch& batch, TimePoint now) {
+  ApplyReport report;
+  if (batch.empty()) return report;
   for (const AttemptResult& result : batch.results) {
     if (!IsValidStatus(result.status) || !IsResultStatus(result.status)) {
       return InvalidArgument("recipient " + std::to_string(result.recipient_id) + ": " +
@@ -500,11 +575,21 @@ Status SqliteStore::Apply(const StoreBatch& batch, TimePoint now) {
                              ": deferred without a next attempt time");
     }
   }
-  for (const SendCount& send : batch.sends) {
-    if (send.account.empty()) return InvalidArgument("a send count without an account");
+  for (const InFlight& entry : batch.in_flight) {
+    for (const SendingLimit& limit : entry.limits) {
+      if (limit.count == 0 || static_cast<int>(limit.window) < static_cast<int>(LimitWindow::kMinute) ||
+          static_cast<int>(limit.window) > static_cast<int>(LimitWindow::kMonth)) {
+        return InvalidArgument("recipient " + std::to_string(entry.recipient_id) + ": sending limit " +
+                               std::to_string(limit.count) + " per window " +
+                               std::to_string(static_cast<int>(limit.window)) +
+                               " of account " + Quote(entry.account) + " is not a limit");
+      }
+    }
   }
 
   const std::int64_t now_ms = ToUnixMillis(now);
+  // BEGIN IMMEDIATE: the write lock is held from here, so the counters read below cannot change
+  // before this transaction's own increments are committed.
   Result<Transaction> transaction = Transaction::Begin(*connection_, "applying a batch");
   if (!transaction.ok()) return transaction.status();
   // Results first: a recipient may be put back (or deferred earlier) and put in flight again in
@@ -512,23 +597,20 @@ Status SqliteStore::Apply(const StoreBatch& batch, TimePoint now) {
   for (const AttemptResult& result : batch.results) {
     HERALD_RETURN_IF_ERROR(ApplyResult(result, now_ms));
   }
-  for (const std::int64_t id : batch.in_flight) {
-    HERALD_RETURN_IF_ERROR(ApplyInFlight(id, now_ms));
+  LimitCheck limits(now, [this](std::string_view account, CountLevel level, std::int64_t first,
+                                std::vector<BucketCount>& out) { return ReadSendCounts(account, level, first, out); });
+  for (const InFlight& entry : batch.in_flight) {
+    Result<std::optional<RefusedInFlight>> refused = ApplyInFlight(entry, now_ms, limits);
+    if (!refused.ok()) return refused.status();
+    if (*refused) report.refused.push_back(std::move(**refused));
   }
-  if (!batch.sends.empty()) {
-    Result<ScopedStatement> add = connection_->Cached(
-        "INSERT INTO send_counts (account, minute, messages) VALUES (?1, ?2, ?3) "
-        "ON CONFLICT (account, minute) DO UPDATE SET messages = messages + excluded.messages",
-        "counting sent messages");
-    if (!add.ok()) return add.status();
-    for (const SendCount& send : batch.sends) {
-      (*add)->BindText(1, send.account);
-      (*add)->BindInt(2, FloorDiv(ToUnixMillis(send.at), kMillisPerMinute));
-      (*add)->BindInt(3, send.messages);
-      HERALD_RETURN_IF_ERROR((*add)->Run());
-    }
-  }
-  return transaction->Commit();
+  Status counted = Status::Ok();
+  limits.ForEachCounted([&](const std::string& account, std::uint64_t messages) {
+    if (counted.ok()) counted = AddSendCounts(account, messages, now);
+  });
+  HERALD_RETURN_IF_ERROR(counted);
+  HERALD_RETURN_IF_ERROR(transaction->Commit());
+  return report;
 }
 
 Result<std::size_t> SqliteStore::RecoverInFlight(std::string_view task_id) {

@@ -16,8 +16,10 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/clock.h"
 #include "core/status.h"
@@ -27,6 +29,9 @@ namespace herald {
 
 namespace store_internal {
 class Connection;
+class LimitCheck;
+struct BucketCount;
+enum class CountLevel;
 }  // namespace store_internal
 
 class SqliteStore final : public Store {
@@ -66,7 +71,7 @@ class SqliteStore final : public Store {
 
   Result<std::vector<RecipientRecord>> FetchDue(std::string_view task_id, TimePoint now, std::int64_t after_id,
                                                 std::size_t limit) override;
-  Status Apply(const StoreBatch& batch, TimePoint now) override;
+  Result<ApplyReport> Apply(const StoreBatch& batch, TimePoint now) override;
   Result<std::size_t> RecoverInFlight(std::string_view task_id) override;
   Result<std::optional<TimePoint>> NextAttemptAt(std::string_view task_id) override;
 
@@ -92,8 +97,15 @@ class SqliteStore final : public Store {
   Status ReadRecipients(std::string_view sql, std::int64_t task_key, std::int64_t after_id, std::size_t limit,
                         std::optional<std::int64_t> now_ms, std::string_view what,
                         std::vector<RecipientRecord>& out);
-  Status ApplyInFlight(std::int64_t recipient_id, std::int64_t now_ms);
   Status ApplyResult(const AttemptResult& result, std::int64_t now_ms);
+  // Puts one entry in flight and counts it, or says why not.
+  Result<std::optional<RefusedInFlight>> ApplyInFlight(const InFlight& entry, std::int64_t now_ms,
+                                                       store_internal::LimitCheck& limits);
+  // Appends the account's counters on `level` with bucket >= `first`, ascending.
+  Status ReadSendCounts(std::string_view account, store_internal::CountLevel level, std::int64_t first,
+                        std::vector<store_internal::BucketCount>& out);
+  // Adds `messages` to the account's counters of the buckets holding `at`, on every level.
+  Status AddSendCounts(const std::string& account, std::uint64_t messages, TimePoint at);
 
   std::unique_ptr<store_internal::Connection> connection_;
   Options options_;

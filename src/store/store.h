@@ -21,6 +21,7 @@
 
 #include "core/clock.h"
 #include "core/status.h"
+#include "core/units.h"
 
 namespace herald {
 
@@ -88,23 +89,67 @@ struct AttemptResult {
   std::string account;
 };
 
-// A message counted against an account's sending limits.
-struct SendCount {
+// Sending limits. A limit "N per window" (SendingLimit) holds in every window of the window's
+// fixed length, wherever it starts: no span [s, s + length) holds more than N messages through
+// the account, over every task, run and process sharing the store. Lengths: minute 60 s, hour
+// 60 min, day 24 h, week 7 days, month 31 days (so no calendar month exceeds a monthly limit
+// either). Time is Unix time: no time zones, no daylight-saving jumps.
+//
+// A message is counted when its recipient is put in flight (InFlight with an account), at
+// Apply's `now`, and stays counted whatever the attempt's result. Counters are kept per account
+// and minute, hour and day of Unix time; a limit is checked on one level — minute and hour
+// windows on minutes, day and week windows on hours, month windows on days — and a bucket that
+// overlaps the window only partly counts whole. In effect every message counts as if it had
+// been sent at the last millisecond of its bucket: never early, at most one bucket late (1 min
+// for minute and hour limits, 1 h for day and week limits, 1 day for month limits). Precisely,
+// an entry put in flight at `now` fits a limit of N when the buckets overlapping the window
+// (now - length, now] — and any later ones — hold at most N - 1 messages. With 1/hour, after a
+// message at 10:00:59.999 the next fits at 11:00:59.999; after one at 10:00:00.000, also at
+// 11:00:59.999 (its minute counts until its last millisecond is an hour old).
+//
+// When an entry is refused for a limit, its retry_at is, for each limit it reaches, the moment
+// the newest of the oldest buckets that must leave the window for count + 1 <= N to hold has
+// left it (its last millisecond is one window length old); the latest of those over the reached
+// limits, whose limit is reported (the first in the entry's list on a tie). Counts in a window
+// only shrink while nothing is sent, so at retry_at one more message fits every limit.
+
+// A recipient about to be sent (StoreBatch::in_flight).
+struct InFlight {
+  std::int64_t recipient_id = 0;
+  // The account the message leaves through; counted in its send counters and checked against
+  // `limits` in the same transaction. Empty: not counted (the attempt does not reach a server,
+  // e.g. the account already failed in this run), and `limits` are not checked.
   std::string account;
-  TimePoint at;
-  std::uint32_t messages = 1;
+  // The account's sending limits (see "Sending limits" above); each count at least 1.
+  std::vector<SendingLimit> limits;
+};
+
+// An in-flight entry that Apply did not write: the recipient is not sent now.
+struct RefusedInFlight {
+  enum class Reason { kNotDue, kLimit };
+  std::int64_t recipient_id = 0;
+  Reason reason = Reason::kNotDue;
+  // kNotDue: the recipient is no longer unsent or deferred (cancelled by `herald cancel`, taken by
+  // another process, or already put in flight earlier in the batch) — the engine skips it.
+  // kLimit: `limit` is reached; `retry_at` is the earliest time one more message through the
+  // account fits every limit of the entry (later than Apply's `now`). Both unset for kNotDue.
+  std::optional<TimePoint> retry_at;
+  SendingLimit limit;
+};
+
+struct ApplyReport {
+  std::vector<RefusedInFlight> refused;  // in the order of StoreBatch::in_flight
 };
 
 // Writes the engine applies in one transaction, so batching them keeps the store off the
 // critical path without weakening the guarantees: callers put recipients in flight with a batch
 // that is applied before their MAIL FROM, and record results with a later batch. Applied in the
-// order results, in_flight, sends: a recipient may be put back and put in flight again in one batch.
+// order results, then in_flight: a recipient may be put back and put in flight again in one batch.
 struct StoreBatch {
-  std::vector<std::int64_t> in_flight;  // -> kInFlight, attempts + 1; each must be kUnsent or kDeferred
+  std::vector<InFlight> in_flight;  // -> kInFlight, attempts + 1, counted (see Store::Apply)
   std::vector<AttemptResult> results;
-  std::vector<SendCount> sends;
 
-  bool empty() const { return in_flight.empty() && results.empty() && sends.empty(); }
+  bool empty() const { return in_flight.empty() && results.empty(); }
 };
 
 struct StatusCounts {
@@ -143,12 +188,22 @@ class Store {
   // next_attempt_at <= now — with id > after_id, in id order.
   virtual Result<std::vector<RecipientRecord>> FetchDue(std::string_view task_id, TimePoint now,
                                                         std::int64_t after_id, std::size_t limit) = 0;
-  // Applies the batch atomically, stamping rows with `now`. On error nothing is written.
-  // Errors: kFailedPrecondition when a recipient to put in flight is no longer kUnsent or
-  // kDeferred (cancelled, or taken by another process, since it was fetched): do not send it;
-  // kNotFound for an unknown recipient id; kInvalidArgument for a result status that is not one
-  // of an attempt, kDeferred without next_attempt_at, or a send count without an account.
-  virtual Status Apply(const StoreBatch& batch, TimePoint now) = 0;
+  // Applies the batch in one write transaction, stamping rows with `now`. The transaction holds
+  // the store's write lock from its start, so the batches of all processes sharing the store
+  // are applied one after the other: two of them cannot both take the last slot of a limit.
+  //  1. Results, in order.
+  //  2. In-flight entries, in order. An entry is refused — reported, nothing of it written —
+  //     with kNotDue when its recipient is no longer kUnsent or kDeferred, else with kLimit when
+  //     one more message through its account at `now` would exceed one of its limits, counting
+  //     what every process counted before and the entries of this batch before it. Otherwise
+  //     the recipient becomes kInFlight (attempts + 1, next_attempt_at cleared) and, when the
+  //     entry names an account, one message is counted for it at `now`.
+  // Everything not refused is written; the refused entries are returned in batch order.
+  // Errors (nothing of the batch written): kInvalidArgument for a result status that is not one
+  // of an attempt, kDeferred without next_attempt_at, or a limit of 0 messages; kNotFound for an
+  // unknown recipient id; kUnavailable when another process holds the store longer than the
+  // busy timeout.
+  virtual Result<ApplyReport> Apply(const StoreBatch& batch, TimePoint now) = 0;
   // Puts every kInFlight recipient of the task back to kUnsent, marked possible_duplicate.
   // Returns how many. Called at the start of a run: they were in flight when a run stopped abruptly.
   virtual Result<std::size_t> RecoverInFlight(std::string_view task_id) = 0;

@@ -209,7 +209,7 @@ TEST_F(TaskRunnerTest, InFlightRecipientsOfAnAbruptStopAreSentAgainAsPossibleDup
   Result<std::vector<RecipientRecord>> due = store_->FetchDue("t1", clock_.Now() + std::chrono::hours(2), 0, 10);
   ASSERT_TRUE(due.ok());
   StoreBatch batch;
-  batch.in_flight.push_back(due->front().id);  // as if a run died between MAIL FROM and the result
+  batch.in_flight.push_back({due->front().id});  // as if a run died between MAIL FROM and the result
   ASSERT_TRUE(store_->Apply(batch, clock_.Now()).ok());
 
   relay().connect_failure.reset();

@@ -19,6 +19,7 @@
 
 #include "fakes/fake_clock.h"
 #include "store/internal/dedup_hash.h"
+#include "store/internal/schema.h"
 
 namespace herald {
 namespace {
@@ -99,10 +100,40 @@ std::vector<std::int64_t> Ids(const std::vector<RecipientRecord>& records) {
   return ids;
 }
 
+// In-flight entries for `ids`, through `account` (empty: not counted) with `limits`.
+std::vector<InFlight> Entries(const std::vector<std::int64_t>& ids, const std::string& account = "",
+                              const std::vector<SendingLimit>& limits = {}) {
+  std::vector<InFlight> entries;
+  for (std::int64_t id : ids) entries.push_back(InFlight{id, account, limits});
+  return entries;
+}
+
+SendingLimit Limit(std::string_view text) {
+  Result<SendingLimit> limit = ParseSendingLimit(text);
+  EXPECT_TRUE(limit.ok()) << text << ": " << limit.status().ToString();
+  return limit.ok() ? *limit : SendingLimit{};
+}
+
 std::string Describe(const std::vector<std::int64_t>& ids) {
   std::string out = "[";
   for (std::int64_t id : ids) out += (out.size() > 1 ? " " : "") + std::to_string(id);
   return out + "]";
+}
+
+// Imports `list` into `task_id` and returns, per recipient, whether it was added.
+std::vector<bool> ImportInto(Store& store, const std::string& task_id, const std::vector<NewRecipient>& list) {
+  std::vector<bool> added;
+  Result<std::unique_ptr<RecipientImport>> import = store.BeginImport(task_id);
+  EXPECT_TRUE(import.ok()) << import.status().ToString();
+  if (!import.ok()) return added;
+  for (const NewRecipient& r : list) {
+    Result<bool> got = (*import)->Add(r);
+    EXPECT_TRUE(got.ok()) << r.address << ": " << got.status().ToString();
+    added.push_back(got.ok() && *got);
+  }
+  Status finished = (*import)->Finish();
+  EXPECT_TRUE(finished.ok()) << finished.ToString();
+  return added;
 }
 
 class SqliteStoreTest : public ::testing::TestWithParam<bool> {
@@ -125,22 +156,6 @@ class SqliteStoreTest : public ::testing::TestWithParam<bool> {
   // Imports `list` into `task_id` and returns, per recipient, whether it was added.
   std::vector<bool> Import(const std::string& task_id, const std::vector<NewRecipient>& list) {
     return ImportInto(*store_, task_id, list);
-  }
-
-  static std::vector<bool> ImportInto(Store& store, const std::string& task_id,
-                                      const std::vector<NewRecipient>& list) {
-    std::vector<bool> added;
-    Result<std::unique_ptr<RecipientImport>> import = store.BeginImport(task_id);
-    EXPECT_TRUE(import.ok()) << import.status().ToString();
-    if (!import.ok()) return added;
-    for (const NewRecipient& r : list) {
-      Result<bool> got = (*import)->Add(r);
-      EXPECT_TRUE(got.ok()) << r.address << ": " << got.status().ToString();
-      added.push_back(got.ok() && *got);
-    }
-    Status finished = (*import)->Finish();
-    EXPECT_TRUE(finished.ok()) << finished.ToString();
-    return added;
   }
 
   // A task "t" with `count` imported recipients; returns their ids in import order.
@@ -171,9 +186,33 @@ class SqliteStoreTest : public ::testing::TestWithParam<bool> {
     return {};
   }
 
+  // Applies a batch that must be written whole.
   void ApplyOk(const StoreBatch& batch, TimePoint now) {
-    Status status = store_->Apply(batch, now);
-    ASSERT_TRUE(status.ok()) << status.ToString();
+    Result<ApplyReport> report = store_->Apply(batch, now);
+    ASSERT_TRUE(report.ok()) << report.status().ToString();
+    ASSERT_TRUE(report->refused.empty()) << report->refused.size() << " entries refused, first "
+                                         << report->refused.front().recipient_id;
+  }
+
+  // Puts the first `count` due recipients of the task in flight through `account` at `now`.
+  ApplyReport Send(std::size_t count, const std::string& account, TimePoint now,
+                   const std::vector<SendingLimit>& limits = {}, const std::string& task_id = "t") {
+    Result<std::vector<RecipientRecord>> due = store_->FetchDue(task_id, now, 0, count);
+    EXPECT_TRUE(due.ok()) << due.status().ToString();
+    EXPECT_EQ(due.ok() ? due->size() : 0, count) << "due recipients of task " << task_id;
+    StoreBatch batch;
+    if (due.ok()) batch.in_flight = Entries(Ids(*due), account, limits);
+    Result<ApplyReport> report = store_->Apply(batch, now);
+    EXPECT_TRUE(report.ok()) << report.status().ToString();
+    return report.ok() ? *report : ApplyReport();
+  }
+
+  // Send() that must not be refused.
+  void SendOk(std::size_t count, const std::string& account, TimePoint now,
+              const std::vector<SendingLimit>& limits = {}) {
+    const ApplyReport report = Send(count, account, now, limits);
+    EXPECT_TRUE(report.refused.empty()) << report.refused.size() << " of " << count << " through " << account
+                                        << " refused";
   }
 
   StatusCounts Counts(const std::string& task_id = "t") {
@@ -380,13 +419,13 @@ TEST_P(SqliteStoreTest, WritesWaitForAnUnfinishedImportOnTheSameObject) {
   // Reads see the unfinished batch; a write would be rolled back with it, so it is refused.
   EXPECT_EQ(Counts().total(), 1u);
   StoreBatch batch;
-  batch.sends.push_back({"relay", clock_.Now(), 1});
-  Status status = store_->Apply(batch, clock_.Now());
-  EXPECT_EQ(status.code(), StatusCode::kFailedPrecondition) << status.ToString();
+  batch.in_flight = Entries({All("t")[0].id}, "relay", {Limit("10/hour")});
+  Result<ApplyReport> report = store_->Apply(batch, clock_.Now());
+  EXPECT_EQ(report.status().code(), StatusCode::kFailedPrecondition) << report.status().ToString();
   EXPECT_EQ(store_->CreateTask(MakeTask("u")).code(), StatusCode::kFailedPrecondition);
 
   ASSERT_TRUE((*import)->Finish().ok());
-  EXPECT_TRUE(store_->Apply(batch, clock_.Now()).ok());
+  ApplyOk(batch, clock_.Now());
   EXPECT_EQ(*store_->CountSends("relay", clock_.Now(), clock_.Now() + minutes(1)), 1u);
 }
 
@@ -399,7 +438,7 @@ TEST_P(SqliteStoreTest, FetchDueReturnsUnsentAndDueDeferredInIdOrder) {
   // ids[1] sent, ids[2] failed, ids[3] in flight, ids[4] deferred to t0+10m, ids[6] deferred to
   // t0+20m, ids[8] blacklisted; the rest unsent.
   StoreBatch batch;
-  batch.in_flight = {ids[1], ids[2], ids[3], ids[4], ids[6]};
+  batch.in_flight = Entries({ids[1], ids[2], ids[3], ids[4], ids[6]});
   ApplyOk(batch, t0);
   batch = {};
   batch.results = {
@@ -445,8 +484,9 @@ TEST_P(SqliteStoreTest, ApplyMovesRecipientsThroughTheirStates) {
   const TimePoint t0 = clock_.Now() + minutes(1);
 
   StoreBatch batch;
-  batch.in_flight = {ids[0], ids[1], ids[2]};
+  batch.in_flight = Entries({ids[0], ids[1], ids[2]}, "relay-a");
   ApplyOk(batch, t0);
+  EXPECT_EQ(*store_->CountSends("relay-a", t0, t0 + minutes(1)), 3u);
   for (std::int64_t id : ids) {
     const RecipientRecord r = Get(id);
     EXPECT_EQ(r.status, RecipientStatus::kInFlight);
@@ -462,7 +502,6 @@ TEST_P(SqliteStoreTest, ApplyMovesRecipientsThroughTheirStates) {
       {ids[1], RecipientStatus::kDeferred, t1 + hours(1), {451, "4.4.2", "timeout"}, "relay-b"},
       {ids[2], RecipientStatus::kFailed, std::nullopt, {550, "5.1.1", "User unknown"}, "relay-a"},
   };
-  batch.sends = {{"relay-a", t1, 1}};
   ApplyOk(batch, t1);
 
   RecipientRecord sent = Get(ids[0]);
@@ -487,7 +526,7 @@ TEST_P(SqliteStoreTest, ApplyMovesRecipientsThroughTheirStates) {
   // The retry: in flight again (second attempt), then sent; the error of the last attempt goes.
   const TimePoint t2 = t1 + hours(1);
   batch = {};
-  batch.in_flight = {ids[1]};
+  batch.in_flight = Entries({ids[1]});
   ApplyOk(batch, t2);
   RecipientRecord retried = Get(ids[1]);
   EXPECT_EQ(retried.status, RecipientStatus::kInFlight);
@@ -509,12 +548,12 @@ TEST_P(SqliteStoreTest, ApplyMovesRecipientsThroughTheirStates) {
 TEST_P(SqliteStoreTest, ApplyPutsBackAndRetriesInOneBatch) {
   const std::vector<std::int64_t> ids = SetUpTask(2);
   StoreBatch batch;
-  batch.in_flight = {ids[0]};
+  batch.in_flight = Entries({ids[0]});
   ApplyOk(batch, clock_.Now());
   // The account failed before MAIL FROM: put back and claimed again for the secondary account.
   batch = {};
   batch.results = {{ids[0], RecipientStatus::kUnsent, std::nullopt, {421, "4.3.2", "shutting down"}, "primary"}};
-  batch.in_flight = {ids[0]};
+  batch.in_flight = Entries({ids[0]});
   ApplyOk(batch, clock_.Now());
   const RecipientRecord r = Get(ids[0]);
   EXPECT_EQ(r.status, RecipientStatus::kInFlight);
@@ -525,7 +564,7 @@ TEST_P(SqliteStoreTest, ApplyPutsBackAndRetriesInOneBatch) {
 TEST_P(SqliteStoreTest, ApplyIsAllOrNothing) {
   const std::vector<std::int64_t> ids = SetUpTask(3);
   StoreBatch sent;
-  sent.in_flight = {ids[2]};
+  sent.in_flight = Entries({ids[2]});
   ApplyOk(sent, clock_.Now());
   sent = {};
   sent.results = {{ids[2], RecipientStatus::kSent, std::nullopt, {}, "relay"}};
@@ -538,25 +577,35 @@ TEST_P(SqliteStoreTest, ApplyIsAllOrNothing) {
     std::string want_in_message;
   };
   const std::int64_t missing = ids.back() + 1000;
+  const std::vector<SendingLimit> limits = {Limit("5/hour")};
   const Case cases[] = {
       {"unknown recipient in a result",
-       {{ids[0]}, {{missing, RecipientStatus::kSent, std::nullopt, {}, "relay"}}, {{"relay", clock_.Now(), 1}}},
+       {Entries({ids[0]}, "relay", limits), {{missing, RecipientStatus::kSent, std::nullopt, {}, "relay"}}},
        StatusCode::kNotFound,
        std::to_string(missing)},
-      {"unknown recipient in flight", {{ids[0], missing}, {}, {}}, StatusCode::kNotFound, std::to_string(missing)},
-      {"a sent recipient put in flight", {{ids[0], ids[2]}, {}, {}}, StatusCode::kFailedPrecondition, "is sent"},
+      {"unknown recipient in flight after a counted one",
+       {Entries({ids[0], missing}, "relay", limits), {}},
+       StatusCode::kNotFound,
+       std::to_string(missing)},
       {"deferred without a time",
-       {{ids[0]}, {{ids[1], RecipientStatus::kDeferred, std::nullopt, {}, "relay"}}, {}},
+       {Entries({ids[0]}, "relay"), {{ids[1], RecipientStatus::kDeferred, std::nullopt, {}, "relay"}}},
        StatusCode::kInvalidArgument,
        "next attempt"},
       {"in flight as a result",
-       {{}, {{ids[1], RecipientStatus::kInFlight, std::nullopt, {}, "relay"}}, {}},
+       {{}, {{ids[1], RecipientStatus::kInFlight, std::nullopt, {}, "relay"}}},
        StatusCode::kInvalidArgument,
        "in-flight"},
-      {"a send without account", {{ids[0]}, {}, {{"", clock_.Now(), 1}}}, StatusCode::kInvalidArgument, "account"},
+      {"a limit of 0 messages",
+       {{InFlight{ids[0], "relay", {Limit("5/hour"), SendingLimit{0, LimitWindow::kDay}}}}, {}},
+       StatusCode::kInvalidArgument,
+       "sending limit 0"},
+      {"an unknown window",
+       {{InFlight{ids[0], "relay", {SendingLimit{5, static_cast<LimitWindow>(9)}}}}, {}},
+       StatusCode::kInvalidArgument,
+       "sending limit 5"},
   };
   for (const Case& c : cases) {
-    Status status = store_->Apply(c.batch, clock_.Now() + minutes(1));
+    Status status = store_->Apply(c.batch, clock_.Now() + minutes(1)).status();
     EXPECT_EQ(status.code(), c.want) << c.name << ": " << status.ToString();
     EXPECT_NE(status.message().find(c.want_in_message), std::string::npos)
         << c.name << ": got " << status.message() << ", want it to contain " << c.want_in_message;
@@ -565,7 +614,9 @@ TEST_P(SqliteStoreTest, ApplyIsAllOrNothing) {
     EXPECT_EQ(first.attempts, 0) << c.name;
     EXPECT_EQ(*store_->CountSends("relay", clock_.Now() - hours(1), clock_.Now() + hours(1)), 0u) << c.name;
   }
-  EXPECT_TRUE(store_->Apply(StoreBatch(), clock_.Now()).ok());
+  Result<ApplyReport> empty = store_->Apply(StoreBatch(), clock_.Now());
+  ASSERT_TRUE(empty.ok()) << empty.status().ToString();
+  EXPECT_TRUE(empty->refused.empty());
 }
 
 TEST_P(SqliteStoreTest, RecoverInFlightMarksPossibleDuplicates) {
@@ -575,7 +626,7 @@ TEST_P(SqliteStoreTest, RecoverInFlightMarksPossibleDuplicates) {
   const std::int64_t other_id = All("other")[0].id;
 
   StoreBatch batch;
-  batch.in_flight = {ids[0], ids[1], ids[2], other_id};
+  batch.in_flight = Entries({ids[0], ids[1], ids[2], other_id});
   ApplyOk(batch, clock_.Now());
   batch = {};
   batch.results = {{ids[0], RecipientStatus::kSent, std::nullopt, {}, "relay"}};
@@ -606,7 +657,7 @@ TEST_P(SqliteStoreTest, RecoverInFlightMarksPossibleDuplicates) {
   // They are due again, and a later successful send keeps the mark for the report.
   EXPECT_EQ(Ids(*store_->FetchDue("t", clock_.Now(), 0, 10)), (std::vector<std::int64_t>{ids[1], ids[2], ids[3]}));
   batch = {};
-  batch.in_flight = {ids[1]};
+  batch.in_flight = Entries({ids[1]});
   ApplyOk(batch, clock_.Now());
   batch = {};
   batch.results = {{ids[1], RecipientStatus::kSent, std::nullopt, {}, "relay"}};
@@ -622,7 +673,7 @@ TEST_P(SqliteStoreTest, ChangeStatusMovesOnlyTheGivenStatuses) {
   ASSERT_TRUE(store_->CreateTask(MakeTask("other")).ok());
   Import("other", MakeRecipients(2));
   StoreBatch batch;
-  batch.in_flight = {ids[0], ids[1], ids[2]};
+  batch.in_flight = Entries({ids[0], ids[1], ids[2]});
   ApplyOk(batch, clock_.Now());
   batch = {};
   batch.results = {
@@ -665,7 +716,7 @@ TEST_P(SqliteStoreTest, ChangeStatusMovesOnlyTheGivenStatuses) {
 TEST_P(SqliteStoreTest, CountByStatusCountsEveryStatus) {
   const std::vector<std::int64_t> ids = SetUpTask(9);
   StoreBatch batch;
-  batch.in_flight = {ids[0], ids[1], ids[2], ids[3], ids[4], ids[5]};
+  batch.in_flight = Entries({ids[0], ids[1], ids[2], ids[3], ids[4], ids[5]});
   ApplyOk(batch, clock_.Now());
   batch = {};
   batch.results = {
@@ -722,20 +773,15 @@ TEST_P(SqliteStoreTest, ForEachRecipientVisitsAllInIdOrderAndStopsOnError) {
 // --- sending limits
 
 TEST_P(SqliteStoreTest, CountSendsSumsTheMinutesOfAWindow) {
+  SetUpTask(16);
   const TimePoint t0 = clock_.Now();  // on a minute boundary
-  StoreBatch batch;
-  batch.sends = {
-      {"a", t0 + seconds(10), 1}, {"a", t0 + seconds(50), 1},  // minute 0
-      {"a", t0 + seconds(70), 3},                              // minute 1
-      {"a", t0 + seconds(130), 1},                             // minute 2
-      {"b", t0 + seconds(10), 5},
-  };
-  ApplyOk(batch, t0);
-  batch = {};
-  batch.sends = {{"a", t0 + hours(1), 4}};  // a later batch adds to its minute
-  ApplyOk(batch, t0);
-  batch.sends = {{"a", t0 + hours(1) + seconds(59), 1}};
-  ApplyOk(batch, t0);
+  SendOk(1, "a", t0 + seconds(10));  // minute 0
+  SendOk(1, "a", t0 + seconds(50));
+  SendOk(3, "a", t0 + seconds(70));  // minute 1
+  SendOk(1, "a", t0 + seconds(130));  // minute 2
+  SendOk(5, "b", t0 + seconds(10));
+  SendOk(4, "a", t0 + hours(1));
+  SendOk(1, "a", t0 + hours(1) + seconds(59));  // a later batch adds to its minute
 
   struct Case {
     std::string account;
@@ -790,34 +836,55 @@ TEST_F(SqliteStoreFileTest, TwoStoreObjectsShareOneFile) {
   ASSERT_TRUE(second.ok()) << second.status().ToString();
   const TimePoint t0 = clock_.Now();
 
-  StoreBatch batch;
-  batch.sends = {{"relay", t0 + seconds(5), 2}};
-  ASSERT_TRUE((*first)->Apply(batch, t0).ok());
-  batch.sends = {{"relay", t0 + seconds(20), 3}, {"relay", t0 + minutes(2), 1}};
-  ASSERT_TRUE((*second)->Apply(batch, t0).ok());
+  // A task created by one is seen, imported into and worked on by the other.
+  ASSERT_TRUE((*first)->CreateTask(MakeTask("t")).ok());
+  Result<std::unique_ptr<RecipientImport>> import = (*second)->BeginImport("t");
+  ASSERT_TRUE(import.ok()) << import.status().ToString();
+  for (const NewRecipient& r : MakeRecipients(7)) ASSERT_TRUE((*import)->Add(r).ok());
+  ASSERT_TRUE((*import)->Finish().ok());
+  import->reset();
+  Result<std::vector<RecipientRecord>> due = (*first)->FetchDue("t", t0, 0, 10);
+  ASSERT_TRUE(due.ok()) << due.status().ToString();
+  ASSERT_EQ(due->size(), 7u);
+  const std::vector<std::int64_t> ids = Ids(*due);
+
+  struct Step {
+    SqliteStore* store;
+    std::vector<std::int64_t> ids;
+    Duration at;
+  };
+  const Step steps[] = {
+      {first->get(), {ids[0], ids[1]}, seconds(5)},
+      {second->get(), {ids[2], ids[3], ids[4]}, seconds(20)},
+      {second->get(), {ids[5]}, minutes(2)},
+  };
+  for (const Step& step : steps) {
+    StoreBatch batch;
+    batch.in_flight = Entries(step.ids, "relay");
+    Result<ApplyReport> report = step.store->Apply(batch, t0 + step.at);
+    ASSERT_TRUE(report.ok()) << report.status().ToString();
+    EXPECT_TRUE(report->refused.empty());
+  }
   for (SqliteStore* store : {first->get(), second->get()}) {
     EXPECT_EQ(*store->CountSends("relay", t0, t0 + minutes(1)), 5u);
     EXPECT_EQ(*store->CountSends("relay", t0, t0 + hours(1)), 6u);
   }
 
-  // A task created by one is seen, imported into and worked on by the other.
-  ASSERT_TRUE((*first)->CreateTask(MakeTask("t")).ok());
-  Result<std::unique_ptr<RecipientImport>> import = (*second)->BeginImport("t");
-  ASSERT_TRUE(import.ok()) << import.status().ToString();
-  for (const NewRecipient& r : MakeRecipients(3)) ASSERT_TRUE((*import)->Add(r).ok());
-  ASSERT_TRUE((*import)->Finish().ok());
-  import->reset();
-  Result<std::vector<RecipientRecord>> due = (*first)->FetchDue("t", t0, 0, 10);
-  ASSERT_TRUE(due.ok()) << due.status().ToString();
-  ASSERT_EQ(due->size(), 3u);
-
-  // Both fetched the same recipient; only the first to put it in flight may send it.
-  batch = {};
-  batch.in_flight = {(*due)[0].id};
-  ASSERT_TRUE((*first)->Apply(batch, t0).ok());
-  Status status = (*second)->Apply(batch, t0);
-  EXPECT_EQ(status.code(), StatusCode::kFailedPrecondition) << status.ToString();
-  EXPECT_EQ((*(*second)->CountByStatus("t"))[RecipientStatus::kInFlight], 1u);
+  // Both fetched the same recipient; only the first to put it in flight may send it. The other
+  // is told it is not due, and nothing is counted for it.
+  StoreBatch batch;
+  batch.in_flight = Entries({ids[6]}, "relay", {Limit("100/hour")});
+  Result<ApplyReport> report = (*first)->Apply(batch, t0 + minutes(3));
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_TRUE(report->refused.empty());
+  report = (*second)->Apply(batch, t0 + minutes(3));
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  ASSERT_EQ(report->refused.size(), 1u);
+  EXPECT_EQ(report->refused[0].recipient_id, ids[6]);
+  EXPECT_EQ(report->refused[0].reason, RefusedInFlight::Reason::kNotDue);
+  EXPECT_FALSE(report->refused[0].retry_at.has_value());
+  EXPECT_EQ((*(*second)->CountByStatus("t"))[RecipientStatus::kInFlight], 7u);
+  EXPECT_EQ(*(*second)->CountSends("relay", t0, t0 + hours(1)), 7u);
 }
 
 TEST_F(SqliteStoreFileTest, ImportTellsKeysWithTheSameHashApart) {
@@ -856,6 +923,10 @@ TEST_F(SqliteStoreFileTest, ALongImportDoesNotKeepOtherProcessesOut) {
   Result<std::unique_ptr<SqliteStore>> importer = SqliteStore::Open(path_, import_options);
   ASSERT_TRUE(importer.ok()) << importer.status().ToString();
   ASSERT_TRUE((*importer)->CreateTask(MakeTask("t")).ok());
+  // The sender's recipient, put back and in flight again by every write (each counting one message).
+  ASSERT_TRUE((*importer)->CreateTask(MakeTask("s")).ok());
+  ImportInto(**importer, "s", MakeRecipients(1));
+  const std::int64_t sent_id = (*(*importer)->FetchDue("s", clock_.Now(), 0, 1))[0].id;
 
   // The importer writes batch after batch, as fast as it can, until the sender is done.
   std::atomic<bool> stop = false;
@@ -899,10 +970,12 @@ TEST_F(SqliteStoreFileTest, ALongImportDoesNotKeepOtherProcessesOut) {
   const auto start = std::chrono::steady_clock::now();
   const std::size_t imported_before = imported;
   StoreBatch batch;
-  batch.sends = {{"relay", clock_.Now(), 1}};
+  batch.results = {{sent_id, RecipientStatus::kUnsent, std::nullopt, {}, "relay"}};
+  batch.in_flight = Entries({sent_id}, "relay");
   std::size_t written = 0;
   while (std::chrono::steady_clock::now() - start < std::max<Duration>(seconds(1), 3 * timeout)) {
-    Status status = (*sender)->Apply(batch, clock_.Now());
+    Result<ApplyReport> report = (*sender)->Apply(batch, clock_.Now());
+    Status status = report.ok() && !report->refused.empty() ? Internal("refused") : report.status();
     if (!status.ok()) {
       ADD_FAILURE() << "write " << written << " after " << imported << " imported rows: " << status.ToString();
       break;
@@ -937,11 +1010,10 @@ TEST_F(SqliteStoreFileTest, ReopeningKeepsEverything) {
     std::vector<RecipientRecord> due = *(*store)->FetchDue("t", t0, 0, 10);
     deferred_id = due[1].id;
     StoreBatch batch;
-    batch.in_flight = {due[0].id, due[1].id, due[2].id};
+    batch.in_flight = Entries({due[0].id, due[1].id, due[2].id}, "relay");
     ASSERT_TRUE((*store)->Apply(batch, t0).ok());
     batch = {};
     batch.results = {{due[1].id, RecipientStatus::kDeferred, t0 + hours(1), {452, "4.2.2", "mailbox full"}, "relay"}};
-    batch.sends = {{"relay", t0, 7}};
     ASSERT_TRUE((*store)->Apply(batch, t0).ok());
   }
   Result<std::unique_ptr<SqliteStore>> store = Open();
@@ -953,7 +1025,7 @@ TEST_F(SqliteStoreFileTest, ReopeningKeepsEverything) {
   EXPECT_EQ(counts[RecipientStatus::kInFlight], 2u);
   EXPECT_EQ(counts[RecipientStatus::kDeferred], 1u);
   EXPECT_EQ(*(*store)->NextAttemptAt("t"), std::optional<TimePoint>(t0 + hours(1)));
-  EXPECT_EQ(*(*store)->CountSends("relay", t0, t0 + minutes(1)), 7u);
+  EXPECT_EQ(*(*store)->CountSends("relay", t0, t0 + minutes(1)), 3u);
   bool seen = false;
   ASSERT_TRUE((*store)
                   ->ForEachRecipient("t",
@@ -988,7 +1060,7 @@ TEST_F(SqliteStoreFileTest, CommittedWritesSurviveAKilledProcess) {
     Result<std::vector<RecipientRecord>> due = (*store)->FetchDue("t", clock_.Now(), 0, 2);
     if (!due.ok() || due->size() != 2) _exit(6);
     StoreBatch batch;
-    batch.in_flight = {(*due)[0].id, (*due)[1].id};
+    batch.in_flight = Entries({(*due)[0].id, (*due)[1].id});
     if (!(*store)->Apply(batch, clock_.Now()).ok()) _exit(7);
     import = (*store)->BeginImport("t");
     if (!import.ok() || !(*import)->Add(MakeRecipient("unfinished@example.com", 9)).ok()) _exit(8);
@@ -1018,7 +1090,8 @@ TEST_F(SqliteStoreFileTest, RefusesAStoreFromANewerVersion) {
   ASSERT_FALSE(store.ok());
   const Status& status = store.status();
   EXPECT_EQ(status.code(), StatusCode::kFailedPrecondition);
-  for (const std::string& part : {path_, std::string("version 99"), std::string("version 1 ")}) {
+  for (const std::string& part :
+       {path_, std::string("version 99"), "version " + std::to_string(store_internal::SchemaVersion()) + " "}) {
     EXPECT_NE(status.message().find(part), std::string::npos) << status.message() << "\nmissing: " << part;
   }
 }
@@ -1101,6 +1174,8 @@ TEST_F(SqliteStoreFileTest, AStoreLockedByAnotherProcessIsUnavailable) {
   Result<std::unique_ptr<SqliteStore>> store = Open(milliseconds(200));
   ASSERT_TRUE(store.ok()) << store.status().ToString();
   ASSERT_TRUE((*store)->CreateTask(MakeTask("t")).ok());
+  ImportInto(**store, "t", MakeRecipients(1));
+  const std::int64_t id = (*(*store)->FetchDue("t", clock_.Now(), 0, 1))[0].id;
 
   // Another "process" holds the write lock in an open transaction.
   sqlite3* other = nullptr;
@@ -1118,8 +1193,8 @@ TEST_F(SqliteStoreFileTest, AStoreLockedByAnotherProcessIsUnavailable) {
   EXPECT_GE(waited, milliseconds(150));
 
   StoreBatch batch;
-  batch.sends = {{"relay", clock_.Now(), 1}};
-  EXPECT_EQ((*store)->Apply(batch, clock_.Now()).code(), StatusCode::kUnavailable);
+  batch.in_flight = Entries({id}, "relay", {Limit("1/hour")});
+  EXPECT_EQ((*store)->Apply(batch, clock_.Now()).status().code(), StatusCode::kUnavailable);
   // Readers do not wait for the writer (WAL), and opening an up-to-date store needs no lock.
   EXPECT_TRUE((*store)->FindTask("t").ok());
   EXPECT_TRUE((*store)->CountSends("relay", clock_.Now(), clock_.Now() + minutes(1)).ok());
@@ -1129,7 +1204,10 @@ TEST_F(SqliteStoreFileTest, AStoreLockedByAnotherProcessIsUnavailable) {
   ASSERT_EQ(sqlite3_exec(other, "COMMIT", nullptr, nullptr, nullptr), SQLITE_OK);
   sqlite3_close(other);
   EXPECT_TRUE((*store)->CreateTask(MakeTask("u")).ok());
-  EXPECT_TRUE((*store)->Apply(batch, clock_.Now()).ok());
+  Result<ApplyReport> report = (*store)->Apply(batch, clock_.Now());
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_TRUE(report->refused.empty());
+  EXPECT_EQ(*(*store)->CountSends("relay", clock_.Now(), clock_.Now() + minutes(1)), 1u);
 }
 
 TEST_F(SqliteStoreFileTest, ReportsFilesThatCannotBeOpened) {

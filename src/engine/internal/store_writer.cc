@@ -1,5 +1,7 @@
 #include "engine/internal/store_writer.h"
 
+#include <string>
+
 #include <asio/post.hpp>
 
 namespace herald::engine_internal {
@@ -17,10 +19,18 @@ void StoreWriter::ScheduleCommit() {
 
 void StoreWriter::Commit() {
   commit_scheduled_ = false;
-  if (status_.ok() && !batch_.empty()) status_ = store_.Apply(batch_, clock_.Now());
+  if (status_.ok() && !batch_.empty()) {
+    Result<ApplyReport> applied = store_.Apply(batch_, clock_.Now());
+    if (!applied.ok()) {
+      status_ = applied.status();
+    } else if (!applied->refused.empty()) {
+      status_ = Status(StatusCode::kFailedPrecondition,
+                       "recipient " + std::to_string(applied->refused.front().recipient_id) +
+                           " was not put in flight: it is no longer unsent or deferred");
+    }
+  }
   batch_.in_flight.clear();
   batch_.results.clear();
-  batch_.sends.clear();
   ++committed_;
   committed_event_.NotifyAll();
 }
@@ -33,18 +43,13 @@ asio::awaitable<Status> StoreWriter::WaitForCommit() {
 
 asio::awaitable<Status> StoreWriter::PutInFlight(std::vector<std::int64_t> ids) {
   if (!status_.ok()) co_return status_;
-  batch_.in_flight.insert(batch_.in_flight.end(), ids.begin(), ids.end());
+  for (std::int64_t id : ids) batch_.in_flight.push_back(InFlight{id, {}, {}});
   ScheduleCommit();
   co_return co_await WaitForCommit();
 }
 
 void StoreWriter::AddResult(AttemptResult result) {
   batch_.results.push_back(std::move(result));
-  ScheduleCommit();
-}
-
-void StoreWriter::AddSend(SendCount send) {
-  batch_.sends.push_back(std::move(send));
   ScheduleCommit();
 }
 

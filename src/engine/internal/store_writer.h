@@ -25,9 +25,8 @@ class StoreWriter {
 
   // Puts the recipients in flight; returns once that is written (or the error that stopped it).
   asio::awaitable<Status> PutInFlight(std::vector<std::int64_t> ids);
-  // Queues a result / a send count; written with the next commit, which this schedules.
+  // Queues a result; written with the next commit, which this schedules.
   void AddResult(AttemptResult result);
-  void AddSend(SendCount send);
   // Writes everything queued; returns once written.
   asio::awaitable<Status> Flush();
 

@@ -1,6 +1,7 @@
 #include "store/internal/schema.h"
 
 #include <array>
+#include <cassert>
 #include <string>
 #include <string_view>
 
@@ -8,7 +9,7 @@ namespace herald::store_internal {
 namespace {
 
 // Never edit a migration that has shipped: add a new one.
-constexpr std::array<std::string_view, 1> kMigrations = {
+constexpr std::array<std::string_view, 2> kMigrations = {
     // 0 -> 1: tasks, recipients, send counters.
     //
     // Tasks get an integer key that recipients refer to, so the recipient indexes carry 8 bytes
@@ -67,6 +68,36 @@ CREATE TABLE send_counts (
   PRIMARY KEY (account, minute)
 ) WITHOUT ROWID;
 )sql",
+
+    // 1 -> 2: coarser send counters, so that a sending limit is checked on at most a window's
+    // worth of rows (send_limits.h): day and week windows on hours, month windows on days.
+    // send_counts stays the finest level. Every message put in flight is added to the bucket of
+    // its time on all three levels, in one transaction. An hour or a day of Unix time is a whole
+    // number of minutes, so the existing minutes are summed into their hours and days (floor
+    // division, also right before 1970 where SQLite's `/` would round towards zero).
+    R"sql(
+CREATE TABLE send_counts_hourly (
+  account TEXT NOT NULL,
+  hour INTEGER NOT NULL,
+  messages INTEGER NOT NULL,
+  PRIMARY KEY (account, hour)
+) WITHOUT ROWID;
+
+CREATE TABLE send_counts_daily (
+  account TEXT NOT NULL,
+  day INTEGER NOT NULL,
+  messages INTEGER NOT NULL,
+  PRIMARY KEY (account, day)
+) WITHOUT ROWID;
+
+INSERT INTO send_counts_hourly (account, hour, messages)
+  SELECT account, (minute - ((minute % 60) + 60) % 60) / 60 AS h, sum(messages)
+  FROM send_counts GROUP BY account, h;
+
+INSERT INTO send_counts_daily (account, day, messages)
+  SELECT account, (minute - ((minute % 1440) + 1440) % 1440) / 1440 AS d, sum(messages)
+  FROM send_counts GROUP BY account, d;
+)sql",
 };
 
 std::string FileName(const Connection& connection) { return "store file '" + connection.path() + "'"; }
@@ -108,6 +139,11 @@ Status CheckIdentity(Connection& connection, std::int64_t application_id, std::i
 }  // namespace
 
 int SchemaVersion() { return static_cast<int>(kMigrations.size()); }
+
+std::string_view MigrationScript(int from_version) {
+  assert(from_version >= 0 && from_version < SchemaVersion());
+  return kMigrations[static_cast<std::size_t>(from_version)];
+}
 
 Status CheckSchema(Connection& connection) {
   Result<std::int64_t> application_id = connection.QueryInt("PRAGMA application_id", "reading the store's kind");

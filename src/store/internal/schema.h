@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string_view>
 
 #include "core/status.h"
 #include "store/internal/sqlite.h"
@@ -12,6 +13,10 @@ namespace herald::store_internal {
 
 // The schema version this build writes; stores of higher versions are refused.
 int SchemaVersion();
+
+// The SQL that takes a store from `from_version` to from_version + 1; 0 <= from_version <
+// SchemaVersion(). For tests that build a store file of an older version.
+std::string_view MigrationScript(int from_version);
 
 // "HRLD": PRAGMA application_id of a herald store.
 inline constexpr std::int32_t kApplicationId = 0x48524C44;
