@@ -549,6 +549,10 @@ asio::awaitable<std::vector<Outcome>> Session::Send(Envelope envelope, std::shar
     pending = co_await s.Transaction(envelope, std::move(pending), wire, outcomes);
     if (pending.size() == before) break;  // no progress: leave them to the engine's retry
   }
+  // A transaction the server refused (MAIL FROM, every RCPT TO, or DATA answered 5xx/4xx) ends
+  // before the end of data, in a state other than kReady; the connection itself is fine and
+  // carries the next message (after RSET, as transaction_open_ says). Only Break() ends it.
+  if (s.usable()) s.state_ = SessionState::kReady;
   co_return outcomes;
 }
 
