@@ -13,6 +13,21 @@ Result<Template> CompileSetting(const TaskConfig& task, std::string_view key, st
   return Template::Compile(text, fields, fmt::format("{}: {}", task.path, key));
 }
 
+// Turbo mode sends one message to many recipients: nothing in it may differ per recipient.
+Status CheckNotPersonal(const TaskConfig& task, std::string_view setting, const Template& compiled,
+                        const FieldSet& fields) {
+  for (const Template::Segment& segment : compiled.segments()) {
+    if (segment.field == Template::kNoField || segment.field == fields.task_title_index() ||
+        segment.field == fields.subject_index()) {
+      continue;
+    }
+    return InvalidArgument(fmt::format("{}: {} uses {{%{}%}}, but sending.mode = \"turbo\" sends one message to "
+                                       "many recipients; use personalised mode or remove the placeholder",
+                                       task.path, setting, fields.name(segment.field)));
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 Result<std::size_t> FindColumn(const std::vector<std::string>& columns, std::string_view name,
@@ -84,6 +99,16 @@ Result<PreparedTask> PrepareTask(const TaskConfig& task, const std::vector<std::
     backup.emplace(task.backup.folder, std::move(*file_name));
   }
 
+  if (task.sending.mode == SendMode::kTurbo) {
+    HERALD_RETURN_IF_ERROR(CheckNotPersonal(task, "message.subject", spec.subject, fields));
+    if (spec.from_name) HERALD_RETURN_IF_ERROR(CheckNotPersonal(task, "message.from_name", *spec.from_name, fields));
+    if (spec.to_name) HERALD_RETURN_IF_ERROR(CheckNotPersonal(task, "message.to_name", *spec.to_name, fields));
+    if (spec.text_body) HERALD_RETURN_IF_ERROR(CheckNotPersonal(task, "message.text", *spec.text_body, fields));
+    if (spec.html_body) HERALD_RETURN_IF_ERROR(CheckNotPersonal(task, "message.html", *spec.html_body, fields));
+    for (const HeaderSpec& header : spec.extra_headers) {
+      HERALD_RETURN_IF_ERROR(CheckNotPersonal(task, "message.headers." + header.name, header.value, fields));
+    }
+  }
   Result<std::shared_ptr<const MessageComposer>> composer = MessageComposer::Create(std::move(spec), fields);
   if (!composer.ok()) return composer.status();
   return PreparedTask{std::move(fields), *address_column, std::move(*subject), std::move(*composer), std::move(backup)};
