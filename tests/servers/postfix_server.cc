@@ -113,6 +113,13 @@ Status PostfixServer::Start() {
       return InvalidArgument("PostfixOptions.tls: no file " + *file);
     }
   }
+  for (const auto& [address, reply] : options_.rejected_recipients) {
+    if (address.empty() || address.find_first_of(" \t\r\n") != std::string::npos ||
+        reply.find_first_of("\r\n") != std::string::npos) {
+      return InvalidArgument("PostfixOptions.rejected_recipients: an address without blanks and a one-line reply, "
+                             "not: " + address);
+    }
+  }
   if (geteuid() != 0) {
     return Status(StatusCode::kFailedPrecondition,
                   "PostfixServer needs root: Postfix's master runs as root and its daemons as postfix");
@@ -205,6 +212,15 @@ Status PostfixServer::WriteConfiguration() const {
       o.pop_before_smtp_directory.empty() ? "" : "check_policy_service unix:private/popb4smtp, ";
   std::string submission_relay = "permit_sasl_authenticated, " + pop_before_smtp + "reject";
   std::string smtp_relay = "permit_sasl_authenticated, " + pop_before_smtp + "reject_unauth_destination";
+  // Refused recipients: a texthash map is read by each smtpd process when it starts, which is
+  // enough for a map written once before Postfix starts.
+  std::string recipient_restrictions;
+  if (!o.rejected_recipients.empty()) {
+    std::string map;
+    for (const auto& [address, reply] : o.rejected_recipients) map += address + " " + reply + "\n";
+    HERALD_RETURN_IF_ERROR(WriteTextFile(config_dir_ + "/rejected_recipients", map));
+    recipient_restrictions = " check_recipient_access texthash:" + config_dir_ + "/rejected_recipients";
+  }
 
   std::string main_cf =
       "# Written by herald's PostfixServer (tests/servers/postfix_server.cc) for one test.\n"
@@ -249,7 +265,7 @@ Status PostfixServer::WriteConfiguration() const {
       "smtpd_hard_error_limit = 100\n"
       "smtpd_banner = $myhostname ESMTP Postfix\n"
       "smtpd_client_restrictions =\n"
-      "smtpd_recipient_restrictions =\n"
+      "smtpd_recipient_restrictions =" + recipient_restrictions + "\n"
       "herald_submission_relay = " + submission_relay + "\n"
       "herald_smtp_relay = " + smtp_relay + "\n"
       "smtpd_relay_restrictions = $herald_smtp_relay\n"

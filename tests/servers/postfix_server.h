@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "core/status.h"
@@ -46,6 +47,10 @@ struct PostfixOptions {
   // POP3 within `pop_before_smtp_ttl` (DovecotOptions::pop_before_smtp_directory, the same folder).
   std::string pop_before_smtp_directory;
   std::chrono::seconds pop_before_smtp_ttl{600};
+  // Recipients every port refuses at RCPT TO, whoever the client (smtpd_recipient_restrictions =
+  // check_recipient_access): {address, reply}, the reply as access(5) takes it, e.g.
+  // {"nobody@example.test", "550 5.1.1 User unknown"}. Other recipients are not affected.
+  std::vector<std::pair<std::string, std::string>> rejected_recipients;
   std::string hostname = "mx.herald.test";  // greeting and Received: header
   std::chrono::seconds lifetime{900};       // Postfix stops by itself after this (master -e)
   milliseconds start_timeout{15000};
