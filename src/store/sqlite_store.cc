@@ -577,12 +577,15 @@ Result<ApplyReport> SqliteStore::Apply(const StoreBatch& batch, TimePoint now) {
   }
   for (const InFlight& entry : batch.in_flight) {
     for (const SendingLimit& limit : entry.limits) {
-      if (limit.count == 0 || static_cast<int>(limit.window) < static_cast<int>(LimitWindow::kMinute) ||
-          static_cast<int>(limit.window) > static_cast<int>(LimitWindow::kMonth)) {
+      const auto window = static_cast<int>(limit.window);
+      if (window < static_cast<int>(LimitWindow::kMinute) || window > static_cast<int>(LimitWindow::kMonth)) {
         return InvalidArgument("recipient " + std::to_string(entry.recipient_id) + ": sending limit " +
-                               std::to_string(limit.count) + " per window " +
-                               std::to_string(static_cast<int>(limit.window)) +
-                               " of account " + Quote(entry.account) + " is not a limit");
+                               std::to_string(limit.count) + " of account " + Quote(entry.account) +
+                               " has an unknown window (" + std::to_string(window) + ")");
+      }
+      if (limit.count == 0) {
+        return InvalidArgument("recipient " + std::to_string(entry.recipient_id) + ": sending limit " +
+                               limit.ToString() + " of account " + Quote(entry.account) + " allows no message");
       }
     }
   }

@@ -71,6 +71,9 @@ class SqliteStore final : public Store {
 
   Result<std::vector<RecipientRecord>> FetchDue(std::string_view task_id, TimePoint now, std::int64_t after_id,
                                                 std::size_t limit) override;
+  // Sending limits are checked on counters per account and minute, hour and day
+  // (internal/send_limits.h): per batch, each account's counters are read once per level, at
+  // most a window's worth of rows through the primary key, and its increments written once.
   Result<ApplyReport> Apply(const StoreBatch& batch, TimePoint now) override;
   Result<std::size_t> RecoverInFlight(std::string_view task_id) override;
   Result<std::optional<TimePoint>> NextAttemptAt(std::string_view task_id) override;

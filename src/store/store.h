@@ -2,7 +2,8 @@
 // delivery guarantees promise (DESIGN.md) rests on it: a recipient's state moves
 // unsent -> in-flight -> sent | failed | deferred, `in-flight` is written before MAIL FROM and the
 // result right after the reply, and after a crash in-flight rows are put back as possible
-// duplicates. It also keeps the per-account send counters behind the sending limits.
+// duplicates. It also keeps the per-account send counters and enforces the accounts' sending
+// limits when recipients are put in flight (see "Sending limits" below).
 //
 // Implementations: SqliteStore (embedded, default). A Store object is used by one thread at a
 // time; several processes may open the same store (the implementation serialises them).
@@ -103,15 +104,17 @@ struct AttemptResult {
 // been sent at the last millisecond of its bucket: never early, at most one bucket late (1 min
 // for minute and hour limits, 1 h for day and week limits, 1 day for month limits). Precisely,
 // an entry put in flight at `now` fits a limit of N when the buckets overlapping the window
-// (now - length, now] — and any later ones — hold at most N - 1 messages. With 1/hour, after a
-// message at 10:00:59.999 the next fits at 11:00:59.999; after one at 10:00:00.000, also at
-// 11:00:59.999 (its minute counts until its last millisecond is an hour old).
+// (now - length, now] — and any later ones, counted by a process whose clock runs ahead — hold
+// at most N - 1 messages. With 1/hour, after a message at 10:00:59.999 the next fits at
+// 11:00:59.999; after one at 10:00:00.000, also at 11:00:59.999 (its minute counts until its
+// last millisecond is an hour old).
 //
-// When an entry is refused for a limit, its retry_at is, for each limit it reaches, the moment
-// the newest of the oldest buckets that must leave the window for count + 1 <= N to hold has
-// left it (its last millisecond is one window length old); the latest of those over the reached
-// limits, whose limit is reported (the first in the entry's list on a tie). Counts in a window
-// only shrink while nothing is sent, so at retry_at one more message fits every limit.
+// retry_at of an entry refused for a limit: for each limit it reaches, take buckets from the
+// oldest on away until count + 1 <= N would hold; that limit has room once the last bucket
+// taken has left the window (its last millisecond is one window length old). retry_at is the
+// latest of these over the reached limits, reported with its limit (the first in the entry's
+// list on a tie). Counts only shrink while nothing is sent, so at retry_at one more message
+// fits every limit — unless another process has used the room first.
 
 // A recipient about to be sent (StoreBatch::in_flight).
 struct InFlight {
@@ -132,7 +135,8 @@ struct RefusedInFlight {
   // kNotDue: the recipient is no longer unsent or deferred (cancelled by `herald cancel`, taken by
   // another process, or already put in flight earlier in the batch) — the engine skips it.
   // kLimit: `limit` is reached; `retry_at` is the earliest time one more message through the
-  // account fits every limit of the entry (later than Apply's `now`). Both unset for kNotDue.
+  // account fits every limit of the entry (later than Apply's `now`). For kNotDue, retry_at is
+  // empty and `limit` default.
   std::optional<TimePoint> retry_at;
   SendingLimit limit;
 };
