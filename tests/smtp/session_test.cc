@@ -196,6 +196,30 @@ TEST_F(SessionTest, EveryRecipientRefusedSendsNoData) {
   for (const SmtpReceivedMessage& message : server.sessions()[0].messages) EXPECT_FALSE(message.accepted);
 }
 
+TEST_F(SessionTest, ARefusedTransactionLeavesTheSessionUsableAfterRset) {
+  SmtpServerScript script;
+  script.on_rcpt["refused@example.org"] = SmtpAction::Reply("554 5.7.1 Relay access denied");
+  ScriptedSmtpServer server(script);
+  std::vector<std::vector<Outcome>> all = RunAwaitable(
+      [](SessionOptions options) -> asio::awaitable<std::vector<std::vector<Outcome>>> {
+        OpenResult opened = co_await Session::Open(std::move(options));
+        std::vector<std::vector<Outcome>> results;
+        if (opened.session == nullptr) co_return results;
+        std::vector<Outcome> refused = co_await opened.session->Send(EnvelopeTo({"refused@example.org"}), Message(kBody));
+        results.push_back(std::move(refused));
+        std::vector<Outcome> next = co_await opened.session->Send(Numbered(1), Message(kBody));
+        results.push_back(std::move(next));
+        co_await opened.session->Quit();
+        co_return results;
+      }(Options(server)));
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all[0][0].reply_code, 554);
+  EXPECT_TRUE(all[1][0].delivered()) << all[1][0].text;
+  ASSERT_TRUE(server.WaitForEndedSessions(1));
+  EXPECT_EQ(server.connection_count(), 1) << "the same connection carries the next message";
+  EXPECT_EQ(CountCommands(server.sessions()[0], "RSET"), 1u);
+}
+
 TEST_F(SessionTest, GreetingFailuresConcernTheAccount) {
   SmtpServerScript busy;
   busy.on["GREETING"] = SmtpAction::Close("421 4.3.2 Service not available");
