@@ -27,6 +27,7 @@ const std::string kBody = "Subject: test\r\n\r\nHello\r\n";
 Envelope EnvelopeTo(std::vector<std::string> recipients, bool smtputf8 = false) {
   return Envelope{"news@example.com", std::move(recipients), smtputf8};
 }
+Envelope RefusedEnvelope() { return EnvelopeTo({"refused@example.org"}); }
 Envelope Numbered(int i) { return EnvelopeTo({"r" + std::to_string(i) + "@example.org"}); }
 
 class SessionTest : public ::testing::Test {
@@ -205,7 +206,7 @@ TEST_F(SessionTest, ARefusedTransactionLeavesTheSessionUsableAfterRset) {
         OpenResult opened = co_await Session::Open(std::move(options));
         std::vector<std::vector<Outcome>> results;
         if (opened.session == nullptr) co_return results;
-        std::vector<Outcome> refused = co_await opened.session->Send(EnvelopeTo({"refused@example.org"}), Message(kBody));
+        std::vector<Outcome> refused = co_await opened.session->Send(RefusedEnvelope(), Message(kBody));
         results.push_back(std::move(refused));
         std::vector<Outcome> next = co_await opened.session->Send(Numbered(1), Message(kBody));
         results.push_back(std::move(next));
