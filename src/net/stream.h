@@ -91,8 +91,9 @@ class Stream {
   asio::awaitable<Result<std::size_t>> ReadSome(std::span<char> buffer, Duration timeout);
 
   // Writes every byte of every piece, in order, with one deadline for all. Plain TCP writes the
-  // pieces as they are (writev, no copy); TLS packs small pieces into full records. `pieces` and
-  // the bytes they point to must stay valid until the operation ends.
+  // pieces as they are (writev, no copy), at once when the socket buffer takes them (the
+  // coroutine then goes on without a round of the event loop); TLS packs small pieces into full
+  // records. `pieces` and the bytes they point to must stay valid until the operation ends.
   asio::awaitable<Status> Write(std::span<const std::string_view> pieces, Duration timeout);
 
   bool tls() const;
