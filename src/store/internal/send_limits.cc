@@ -11,6 +11,13 @@ using std::chrono::days;
 using std::chrono::hours;
 using std::chrono::minutes;
 
+// The first of the ascending `counts` with bucket >= `bucket`.
+template <typename Counts>
+auto FirstFrom(Counts& counts, std::int64_t bucket) {
+  return std::lower_bound(counts.begin(), counts.end(), bucket,
+                          [](const BucketCount& c, std::int64_t b) { return c.bucket < b; });
+}
+
 std::int64_t FloorDiv(std::int64_t a, std::int64_t b) {
   std::int64_t q = a / b;
   if (a % b != 0 && (a < 0) != (b < 0)) --q;
@@ -64,8 +71,7 @@ LimitCheck::LimitCheck(TimePoint now, Loader loader) : now_(now), loader_(std::m
 
 void LimitCheck::AddToNow(Level& level, CountLevel which, std::uint64_t messages) const {
   const std::int64_t bucket = BucketOf(which, now_);
-  auto it = std::lower_bound(level.counts.begin(), level.counts.end(), bucket,
-                             [](const BucketCount& c, std::int64_t b) { return c.bucket < b; });
+  auto it = FirstFrom(level.counts, bucket);
   if (it != level.counts.end() && it->bucket == bucket) {
     it->messages += messages;
   } else {
@@ -73,16 +79,18 @@ void LimitCheck::AddToNow(Level& level, CountLevel which, std::uint64_t messages
   }
 }
 
-Result<const LimitCheck::Level*> LimitCheck::Load(const std::string& name, Account& account, CountLevel level,
-                                                  std::int64_t first) {
+Status LimitCheck::Load(const std::string& name, Account& account, CountLevel level, std::int64_t first) {
   std::optional<Level>& held = account.levels[static_cast<std::size_t>(level)];
-  if (held && held->first <= first) return &*held;
+  if (held && held->first <= first) return Status::Ok();
   Level loaded;
   loaded.first = first;
   HERALD_RETURN_IF_ERROR(loader_(name, level, first, loaded.counts));
   if (account.counted > 0) AddToNow(loaded, level, account.counted);
   held = std::move(loaded);
-  return &*held;
+  for (std::size_t w = 0; w < kWindowCount; ++w) {
+    if (SpecOf(static_cast<LimitWindow>(w)).level == level) account.totals[w].reset();
+  }
+  return Status::Ok();
 }
 
 Result<std::optional<LimitCheck::Refusal>> LimitCheck::Check(std::string_view account_name,
@@ -102,8 +110,7 @@ Result<std::optional<LimitCheck::Refusal>> LimitCheck::Check(std::string_view ac
   }
   for (CountLevel level : kCountLevels) {
     if (const std::optional<std::int64_t>& f = first[static_cast<std::size_t>(level)]) {
-      Result<const Level*> loaded = Load(it->first, account, level, *f);
-      if (!loaded.ok()) return loaded.status();
+      HERALD_RETURN_IF_ERROR(Load(it->first, account, level, *f));
     }
   }
 
@@ -111,11 +118,16 @@ Result<std::optional<LimitCheck::Refusal>> LimitCheck::Check(std::string_view ac
   for (const SendingLimit& limit : limits) {
     assert(limit.count >= 1);
     const WindowSpec spec = SpecOf(limit.window);
-    const Level& level = *account.levels[static_cast<std::size_t>(spec.level)];
-    const std::int64_t from = FirstCountedBucket(spec, now_);
-    auto start = std::lower_bound(level.counts.begin(), level.counts.end(), from,
-                                  [](const BucketCount& c, std::int64_t b) { return c.bucket < b; });
-    const std::optional<TimePoint> room = RoomAt(std::span(start, level.counts.end()), spec, limit.count);
+    const std::vector<BucketCount>& counts = account.levels[static_cast<std::size_t>(spec.level)]->counts;
+    std::optional<std::uint64_t>& total = account.totals[static_cast<std::size_t>(limit.window)];
+    if (!total) {
+      total = 0;
+      for (auto c = FirstFrom(counts, FirstCountedBucket(spec, now_)); c != counts.end(); ++c) *total += c->messages;
+    }
+    if (*total < limit.count) continue;
+    const std::optional<TimePoint> room =
+        RoomAt(std::span(FirstFrom(counts, FirstCountedBucket(spec, now_)), counts.end()), spec, limit.count);
+    assert(room.has_value());
     if (room && (!refusal || *room > refusal->retry_at)) refusal = Refusal{limit, *room};
   }
   return refusal;
@@ -128,6 +140,9 @@ void LimitCheck::Count(std::string_view account_name) {
   ++account.counted;
   for (CountLevel level : kCountLevels) {
     if (std::optional<Level>& held = account.levels[static_cast<std::size_t>(level)]) AddToNow(*held, level, 1);
+  }
+  for (std::optional<std::uint64_t>& total : account.totals) {
+    if (total) ++*total;
   }
 }
 

@@ -67,8 +67,9 @@ std::optional<TimePoint> RoomAt(std::span<const BucketCount> counts, const Windo
 
 // The check of the in-flight entries of one Apply batch, all at the batch's `now`. Reads each
 // account's counters at most once per level (from the oldest bucket any of its limits needs) and
-// keeps the messages counted in the batch in memory, so later entries see earlier ones and the
-// cost per entry is independent of the store's history.
+// keeps the messages counted in the batch in memory, so later entries see earlier ones. The
+// count in each window is kept as a running total: an entry costs O(1) per limit, plus a walk
+// over the window's buckets when a limit is reached.
 class LimitCheck {
  public:
   // Appends the stored counters of `account` on `level` with bucket >= `first`, ascending.
@@ -99,13 +100,18 @@ class LimitCheck {
     std::int64_t first = 0;               // counts hold the buckets >= first
     std::vector<BucketCount> counts;      // stored counters plus this batch's, ascending
   };
+  static constexpr std::size_t kWindowCount = 5;
+  static_assert(static_cast<std::size_t>(LimitWindow::kMonth) + 1 == kWindowCount);
   struct Account {
     std::array<std::optional<Level>, kCountLevelCount> levels;
+    // Messages in each window ending at `now`, from levels (computed when first needed).
+    std::array<std::optional<std::uint64_t>, kWindowCount> totals;
     std::uint64_t counted = 0;            // messages counted in this batch
   };
 
-  // The counts of `level` from `first` on, loading (again) when not held that far back.
-  Result<const Level*> Load(const std::string& name, Account& account, CountLevel level, std::int64_t first);
+  // Makes sure the account holds the counts of `level` from `first` on, loading (again) when
+  // not held that far back.
+  Status Load(const std::string& name, Account& account, CountLevel level, std::int64_t first);
   void AddToNow(Level& level, CountLevel which, std::uint64_t messages) const;
 
   TimePoint now_;
