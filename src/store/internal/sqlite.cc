@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "core/units.h"
+#include "store/internal/wal_batching_vfs.h"
 
 namespace herald::store_internal {
 namespace {
@@ -131,7 +132,7 @@ Result<std::unique_ptr<Connection>> Connection::Open(const std::string& path, Du
 #ifdef SQLITE_OPEN_EXRESCODE
   flags |= SQLITE_OPEN_EXRESCODE;
 #endif
-  const int rc = sqlite3_open_v2(path.c_str(), &db, flags, nullptr);
+  const int rc = sqlite3_open_v2(path.c_str(), &db, flags, WalBatchingVfs());
   if (rc != SQLITE_OK) {
     std::string message = "cannot open " + Quoted(path) + ": ";
     message += db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
