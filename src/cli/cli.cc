@@ -38,15 +38,6 @@ int Fail(const Status& status, int code = kExitConfig) {
   return code;
 }
 
-std::string LocalTime(TimePoint t) {
-  std::time_t seconds = std::chrono::system_clock::to_time_t(t);
-  std::tm local{};
-  localtime_r(&seconds, &local);
-  char buffer[32];
-  std::strftime(buffer, sizeof buffer, "%Y-%m-%d %H:%M:%S", &local);
-  return buffer;
-}
-
 struct LoadedTask {
   TaskConfig task;
   AccountSet accounts;
@@ -127,6 +118,14 @@ int Send(const CliDependencies& deps, const std::string& task_file, const std::s
     }
   }
   if (!loaded->task.backup.folder.empty()) fmt::print("  backups are in {}\n", loaded->task.backup.folder);
+  if (report->blacklisted > 0) {
+    fmt::print("  {} recipient(s) found on a blacklist before this run\n", GroupDigits(report->blacklisted));
+  }
+  if (report->task_limit_reached) {
+    fmt::print("  the task's limit of {} message(s) per run is reached; the rest is sent by the next run\n",
+               GroupDigits(loaded->task.sending.limit));
+  }
+  if (!report->limit_stop.empty()) fmt::print("  stopped: {}\n", report->limit_stop);
   if (report->next_attempt_at) fmt::print("  next retry due at {}\n", LocalTime(*report->next_attempt_at));
   fmt::print("  store: {}\n", loaded->task.store_file);
   std::fflush(stdout);

@@ -10,15 +10,6 @@
 namespace herald {
 namespace {
 
-std::string LocalTime(TimePoint t) {
-  std::time_t seconds = std::chrono::system_clock::to_time_t(t);
-  std::tm local{};
-  localtime_r(&seconds, &local);
-  char buffer[32];
-  std::strftime(buffer, sizeof buffer, "%Y-%m-%d %H:%M:%S", &local);
-  return buffer;
-}
-
 std::string Now() {
   return LocalTime(std::chrono::time_point_cast<Duration>(std::chrono::system_clock::now()));
 }
@@ -29,6 +20,15 @@ std::string ClockTime(std::int64_t seconds) {
 }
 
 }  // namespace
+
+std::string LocalTime(TimePoint t) {
+  std::time_t seconds = std::chrono::system_clock::to_time_t(t);
+  std::tm local{};
+  localtime_r(&seconds, &local);
+  char buffer[32];
+  std::strftime(buffer, sizeof buffer, "%Y-%m-%d %H:%M:%S", &local);
+  return buffer;
+}
 
 std::string GroupDigits(std::uint64_t n) {
   std::string digits = std::to_string(n);
@@ -77,6 +77,7 @@ void ConsoleObserver::OnRecovered(std::size_t possible_duplicates) {
 }
 
 void ConsoleObserver::OnResult(const RecipientEvent& event) {
+  waiting_.clear();
   const AttemptResult& result = event.result;
   switch (result.status) {
     case RecipientStatus::kSent:
@@ -100,14 +101,23 @@ void ConsoleObserver::OnProgress(const RunProgress& progress) {
   double seconds = std::chrono::duration<double>(progress.elapsed).count();
   double rate = seconds > 0.5 ? static_cast<double>(progress.sent_this_run) / seconds : 0;
   std::string left = rate > 0 ? ClockTime(static_cast<std::int64_t>(static_cast<double>(progress.remaining) / rate)) : "-";
-  live_line_ = fmt::format("sent {}  failed {}  deferred {}  remaining {}  {:.0f} msg/s  left {}",
+  live_line_ = fmt::format("sent {}  failed {}  deferred {}  remaining {}  {:.0f} msg/s  left {}{}",
                            GroupDigits(progress.sent), GroupDigits(progress.failed), GroupDigits(progress.deferred),
-                           GroupDigits(progress.remaining), rate, left);
+                           GroupDigits(progress.remaining), rate, left, waiting_);
   fmt::print(out_, "\r\x1b[K{}", live_line_);
   std::fflush(out_);
 }
 
 void ConsoleObserver::OnWarning(std::string_view warning) { PrintLine(fmt::format("warning: {}", warning)); }
+
+void ConsoleObserver::OnWaiting(std::string_view why, TimePoint until) {
+  waiting_ = fmt::format("  waiting until {}", LocalTime(until));
+  PrintLine(fmt::format("waiting until {}: {}", LocalTime(until), why));
+}
+
+void ConsoleObserver::OnBlacklisted(std::size_t count) {
+  PrintLine(fmt::format("{} recipient(s) are on a blacklist: marked blacklisted, never sent", GroupDigits(count)));
+}
 
 void ConsoleObserver::Finish() {
   if (terminal_ && !live_line_.empty()) {

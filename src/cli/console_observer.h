@@ -22,6 +22,8 @@ class ConsoleObserver final : public RunObserver {
   void OnResult(const RecipientEvent& event) override;
   void OnProgress(const RunProgress& progress) override;
   void OnWarning(std::string_view warning) override;
+  void OnWaiting(std::string_view why, TimePoint until) override;
+  void OnBlacklisted(std::size_t count) override;
 
   // Ends the live line so that what follows starts on a fresh line.
   void Finish();
@@ -34,9 +36,12 @@ class ConsoleObserver final : public RunObserver {
   bool terminal_;
   bool quiet_;
   std::string live_line_;
+  std::string waiting_;  // "waiting until ..." on the live line while sending pauses
 };
 
 // "1,234,567".
 std::string GroupDigits(std::uint64_t n);
+// "2026-11-23 14:05:00" in the local time zone.
+std::string LocalTime(TimePoint t);
 
 }  // namespace herald

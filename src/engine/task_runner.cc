@@ -1,8 +1,10 @@
 #include "engine/task_runner.h"
 
 #include <csignal>
+#include <ctime>
 #include <deque>
 #include <random>
+#include <unordered_set>
 
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
@@ -15,9 +17,13 @@
 
 #include "address/address.h"
 #include "config/loader.h"
+#include "core/units.h"
 #include "engine/internal/connection_pool.h"
 #include "engine/internal/event.h"
+#include "engine/blacklist.h"
 #include "engine/internal/store_writer.h"
+#include "engine/pacing.h"
+#include "engine/router.h"
 #include "engine/prepared_task.h"
 #include "engine/retry_policy.h"
 
@@ -55,7 +61,9 @@ struct AccountRuntime {
   std::unique_ptr<Transport> transport;
   std::unique_ptr<ConnectionPool> pool;
   AccountOverrides overrides;
+  MinimumWait minimum_wait{Duration(0)};
   std::optional<Outcome> failure;  // set once the account failed as a whole in this run
+  TimePoint announced_limit{};     // the sending-limit wait last told to the observer
 };
 
 // Brings the store up to date with the task: creates it, imports the list when new or changed.
@@ -95,23 +103,70 @@ Result<TaskRecord> SyncTask(const TaskConfig& task, const std::vector<std::strin
   return record;
 }
 
+// Marks the task's unsent and deferred recipients that are on a blacklist as blacklisted.
+Result<std::size_t> MarkBlacklisted(const TaskConfig& task, Store& store, const Clock& clock) {
+  if (task.recipients.blacklists.empty()) return std::size_t{0};
+  Result<Blacklist> blacklist = Blacklist::Load(task.recipients.blacklists);
+  if (!blacklist.ok()) return blacklist.status();
+  StoreBatch batch;
+  Status visited = store.ForEachRecipient(task.id, [&](const RecipientRecord& recipient) {
+    if (recipient.status != RecipientStatus::kUnsent && recipient.status != RecipientStatus::kDeferred) {
+      return Status::Ok();
+    }
+    Result<Address> address = ParseAddress(recipient.address);
+    if (address.ok() && blacklist->Matches(*address)) {
+      AttemptResult result;
+      result.recipient_id = recipient.id;
+      result.status = RecipientStatus::kBlacklisted;
+      result.error.text = "on a blacklist";
+      batch.results.push_back(std::move(result));
+    }
+    return Status::Ok();
+  });
+  HERALD_RETURN_IF_ERROR(visited);
+  std::size_t marked = batch.results.size();
+  if (marked > 0) {
+    Result<ApplyReport> applied = store.Apply(batch, clock.Now());
+    if (!applied.ok()) return applied.status();
+  }
+  return marked;
+}
+
+// One recipient on its way: the stored record and its parsed address.
+struct Pending {
+  RecipientRecord record;
+  Address to;
+};
+
+// What one worker sends in one go: one recipient (personalised) or up to the account's
+// recipients per message (turbo mode), all routed to the same account.
+struct Job {
+  std::vector<Pending> recipients;
+  AccountRuntime* account = nullptr;
+};
+
 class Run {
  public:
   Run(const TaskConfig& task, const TaskRecord& record, const PreparedTask& prepared,
-      std::vector<AccountRuntime>& accounts, Store& store, const Clock& clock, RunObserver& observer,
-      asio::io_context& io, RunReport& report)
+      std::vector<AccountRuntime>& accounts, const Router& router, Store& store, const Clock& clock,
+      Sleeper& sleeper, RunObserver& observer, asio::io_context& io, RunReport& report)
       : task_(task),
         record_(record),
         prepared_(prepared),
         accounts_(accounts),
+        router_(router),
         store_(store),
         clock_(clock),
+        sleeper_(sleeper),
         observer_(observer),
         io_(io),
         report_(report),
         writer_(store, clock, io.get_executor()),
         workers_done_(io.get_executor()),
-        progress_timer_(io) {}
+        progress_timer_(io),
+        pacing_(task.sending.limit, task.sending.block_size, task.sending.block_pause),
+        turbo_(task.sending.mode == SendMode::kTurbo),
+        empty_columns_(prepared.fields.column_count()) {}
 
   Status Prepare() {
     Result<StatusCounts> counts = store_.CountByStatus(task_.id);
@@ -123,11 +178,17 @@ class Run {
   }
 
   asio::awaitable<void> Main() {
+    asio::co_spawn(io_, ReportProgress(), asio::detached);
+    TimePoint pending_until = record_.submitted_at + task_.sending.pending_delay;
+    if (clock_.Now() < pending_until) {
+      observer_.OnWaiting(PendingText(), pending_until);
+      co_await Sleep(pending_until);
+    }
+    started_ = std::chrono::steady_clock::now();
     for (std::uint32_t i = 0; i < task_.sending.concurrency; ++i) {
       ++workers_running_;
       asio::co_spawn(io_, Worker(), asio::detached);
     }
-    asio::co_spawn(io_, ReportProgress(), asio::detached);
     while (workers_running_ > 0) co_await workers_done_.Wait();
     for (AccountRuntime& account : accounts_) {
       if (account.pool) co_await account.pool->CloseAll();
@@ -156,6 +217,36 @@ class Run {
   }
 
  private:
+  // --- texts, built outside the coroutines: g++ 12 cannot compile arrays (string literals passed
+  // to templates, braced lists) as temporaries in a coroutine ("array used as initializer").
+  std::string PendingText() const {
+    return fmt::format("pending delay of {}; `herald cancel {}` withdraws the task until then",
+                       FormatDuration(task_.sending.pending_delay), task_.id);
+  }
+  static std::string BlockText(std::uint64_t size) { return fmt::format("pause after a block of {} messages", size); }
+  static std::string LimitText(const AccountRuntime& account, const SendingLimit& limit) {
+    return fmt::format("account \"{}\" reached its sending limit of {}", account.config->name, limit.ToString());
+  }
+  static std::string LimitStopText(const AccountRuntime& account, const SendingLimit& limit, TimePoint until) {
+    return fmt::format("account \"{}\" reached its sending limit of {} (sending.on_limit = \"stop\"); the next "
+                       "message fits at {} UTC",
+                       account.config->name, limit.ToString(), FormatUtc(until));
+  }
+  static std::string FormatUtc(TimePoint t) {
+    std::time_t seconds = std::chrono::system_clock::to_time_t(t);
+    std::tm utc{};
+    gmtime_r(&seconds, &utc);
+    char buffer[32];
+    std::strftime(buffer, sizeof buffer, "%Y-%m-%d %H:%M:%S", &utc);
+    return buffer;
+  }
+  static std::string ColumnMismatch() { return "the stored recipient does not match the task's columns"; }
+
+  // Stable across retries, unique across tasks (the nonce) and recipients (the id).
+  std::string MessageId(std::int64_t recipient_id) const {
+    return fmt::format("{}.{}@{}", record_.nonce, recipient_id, from_domain_);
+  }
+
   RunProgress Progress() const {
     RunProgress progress;
     progress.total = counts_.total();
@@ -176,42 +267,135 @@ class Run {
     }
   }
 
+  asio::awaitable<void> Sleep(TimePoint until) {
+    co_await sleeper_.SleepUntil(until, [this] { return stopping_; });
+  }
+
   void Stop(Status why) {
     if (report_.stopped_by.ok()) report_.stopped_by = std::move(why);
     stopping_ = true;
   }
 
-  // The next recipient due, fetched from the store a page at a time.
-  std::optional<RecipientRecord> Next() {
-    if (stopping_) return std::nullopt;
-    if (queue_.empty() && !exhausted_) {
+  // --- the dispatcher: due recipients from the store, routed, grouped into jobs
+
+  // Refills the queue a page at a time. When the store has nothing after the cursor, it starts
+  // a new pass from the beginning, for retries that fell due while the run went on; the run is
+  // over when a whole pass finds nothing that is not already taken. (A recipient fetched again
+  // before its result is written is refused by the store when it is put in flight.)
+  bool Refill() {
+    while (queue_.empty() && !exhausted_) {
       Result<std::vector<RecipientRecord>> page = store_.FetchDue(task_.id, clock_.Now(), cursor_, kFetchBatch);
       if (!page.ok()) {
         Stop(page.status());
-        return std::nullopt;
+        return false;
       }
-      if (page->empty()) exhausted_ = true;
+      if (page->empty()) {
+        exhausted_ = !found_in_pass_;
+        found_in_pass_ = false;
+        cursor_ = 0;
+        continue;
+      }
       for (RecipientRecord& recipient : *page) {
         cursor_ = recipient.id;
-        queue_.push_back(std::move(recipient));
+        if (taken_.insert(recipient.id).second) {
+          queue_.push_back(std::move(recipient));
+          found_in_pass_ = true;
+        }
       }
     }
-    if (queue_.empty()) return std::nullopt;
-    RecipientRecord next = std::move(queue_.front());
-    queue_.pop_front();
-    return next;
+    return !queue_.empty();
+  }
+
+  // The next recipient that can be routed; those that cannot fail here with the reason.
+  std::optional<std::pair<Pending, AccountRuntime*>> NextRouted() {
+    while (Refill()) {
+      RecipientRecord record = std::move(queue_.front());
+      queue_.pop_front();
+      Result<Address> to = ParseAddress(record.address);
+      if (!to.ok()) {
+        FailBeforeSending(record, to.status().message());
+        continue;
+      }
+      if (record.fields.size() != prepared_.fields.column_count()) {
+        FailBeforeSending(record, ColumnMismatch());
+        continue;
+      }
+      Result<const AccountConfig*> account = router_.Route(task_.message.from.address, *to);
+      if (!account.ok()) {
+        FailBeforeSending(record, account.status().message());
+        continue;
+      }
+      return std::make_pair(Pending{std::move(record), std::move(*to)}, Runtime(**account));
+    }
+    return std::nullopt;
+  }
+
+  std::optional<Job> TakeJob(std::uint64_t room) {
+    std::optional<std::pair<Pending, AccountRuntime*>> first = held_ ? std::move(held_) : NextRouted();
+    held_.reset();
+    if (!first) return std::nullopt;
+    Job job;
+    job.account = first->second;
+    job.recipients.push_back(std::move(first->first));
+    if (!turbo_) return job;
+    std::uint64_t most = std::min<std::uint64_t>(job.account->config->recipients_per_message, room);
+    while (job.recipients.size() < most) {
+      std::optional<std::pair<Pending, AccountRuntime*>> next = NextRouted();
+      if (!next) break;
+      if (next->second != job.account) {
+        held_ = std::move(next);  // starts the next job
+        break;
+      }
+      job.recipients.push_back(std::move(next->first));
+    }
+    return job;
+  }
+
+  // The next job, after the task's block pauses; none when the task's limit is reached or
+  // nothing is due.
+  asio::awaitable<std::optional<Job>> NextJob() {
+    while (!stopping_) {
+      TimePoint now = clock_.Now();
+      TaskPacing::Verdict verdict = pacing_.Next(now);
+      if (verdict == TaskPacing::Verdict::kDone) {
+        report_.task_limit_reached = true;
+        co_return std::nullopt;
+      }
+      if (verdict == TaskPacing::Verdict::kWait) {
+        if (announced_block_ != pacing_.resume_at()) {
+          announced_block_ = pacing_.resume_at();
+          observer_.OnWaiting(BlockText(task_.sending.block_size), pacing_.resume_at());
+        }
+        co_await Sleep(pacing_.resume_at());
+        continue;
+      }
+      std::uint64_t room = task_.sending.limit == 0 ? UINT64_MAX : task_.sending.limit - pacing_.started();
+      std::optional<Job> job = TakeJob(room);
+      if (!job) co_return std::nullopt;
+      for (std::size_t i = 0; i < job->recipients.size(); ++i) pacing_.Started(now);
+      co_return job;
+    }
+    co_return std::nullopt;
   }
 
   asio::awaitable<void> Worker() {
-    while (std::optional<RecipientRecord> recipient = Next()) {
-      co_await Deliver(std::move(*recipient));
+    while (true) {
+      std::optional<Job> job = co_await NextJob();
+      if (!job) break;
+      co_await Deliver(std::move(*job));
     }
     --workers_running_;
     workers_done_.NotifyAll();
   }
 
-  // Picks the account for a recipient: the first of the task's accounts.
-  AccountRuntime& Route() { return accounts_.front(); }
+  // --- results
+
+  AccountRuntime* Runtime(const AccountConfig& config) {
+    for (AccountRuntime& account : accounts_) {
+      if (account.config == &config) return &account;
+    }
+    return nullptr;  // MakeAccounts creates a runtime for every account routing can reach
+  }
 
   void Record(const RecipientRecord& recipient, AttemptResult result, std::string_view account) {
     result.account = std::string(account);
@@ -223,26 +407,28 @@ class Run {
       case RecipientStatus::kDeferred: ++report_.deferred; break;
       default: break;
     }
+    taken_.erase(recipient.id);
     observer_.OnResult(RecipientEvent{recipient, result, account});
     writer_.AddResult(std::move(result));
   }
 
   // A failure found before anything was sent: the recipient fails without an attempt.
-  void FailBeforeSending(const RecipientRecord& recipient, std::string reason, std::string_view account) {
+  void FailBeforeSending(const RecipientRecord& recipient, std::string reason) {
     Outcome outcome;
     outcome.disposition = Disposition::kPermanent;
     outcome.stage = Stage::kPrepare;
     outcome.text = std::move(reason);
-    Record(recipient, DecideResult(recipient.id, outcome, recipient.attempts, task_.sending, clock_.Now()), account);
+    Record(recipient, DecideResult(recipient.id, outcome, recipient.attempts, task_.sending, clock_.Now()), "");
   }
 
-  // Helpers for Deliver(), kept out of the coroutine: g++ 12 cannot compile arrays (string
-  // literals, braced lists) as temporaries in a coroutine ("array used as initializer").
-  static std::string ColumnMismatch() { return "the stored recipient does not match the task's columns"; }
-
-  // Stable across retries, unique across tasks (the nonce) and recipients (the id).
-  std::string MessageId(std::int64_t recipient_id) const {
-    return fmt::format("{}.{}@{}", record_.nonce, recipient_id, from_domain_);
+  // Recipients taken for a job that leave it without an attempt (stopped, refused by the store):
+  // they stay as they are in the store, and do not count towards the task's limit or block.
+  void GiveBack(const std::vector<Pending>& recipients) {
+    for (const Pending& pending : recipients) GiveBackOne(pending);
+  }
+  void GiveBackOne(const Pending& pending) {
+    pacing_.Unstarted();
+    taken_.erase(pending.record.id);
   }
 
   void NoteAccountFailure(AccountRuntime& account, const Outcome& failure) {
@@ -252,76 +438,49 @@ class Run {
                                     failure.text));
   }
 
-  asio::awaitable<void> Deliver(RecipientRecord recipient) {
-    AccountRuntime& account = Route();
-    const std::string& account_name = account.config->name;
-    Result<Address> to = ParseAddress(recipient.address);
-    if (!to.ok()) {
-      FailBeforeSending(recipient, to.status().message(), account_name);
-      co_return;
+  // The account that takes over from `account` (failed as a whole) for `to`, or nullptr.
+  AccountRuntime* Failover(const AccountRuntime& account, const Address& to) {
+    std::vector<const AccountConfig*> failed;
+    for (const AccountRuntime& runtime : accounts_) {
+      if (runtime.failure) failed.push_back(runtime.config);
     }
-
-    std::vector<std::string_view> values(recipient.fields.begin(), recipient.fields.end());
-    if (values.size() != prepared_.fields.column_count()) {
-      FailBeforeSending(recipient, ColumnMismatch(), account_name);
-      co_return;
-    }
-    std::string message_id = MessageId(recipient.id);
-    auto message = std::make_shared<MessageData>();
-    RecipientParts parts{values, &*to, message_id, clock_.Now(), &account.overrides};
-    if (Status composed = prepared_.composer->Compose(parts, *message); !composed.ok()) {
-      FailBeforeSending(recipient, composed.message(), account_name);
-      co_return;
-    }
-
-    Envelope envelope;
-    envelope.mail_from = task_.message.from.address.ToString();
-    envelope.recipients.push_back(to->ToString());
-    envelope.smtputf8 = to->needs_smtputf8 || task_.message.from.address.needs_smtputf8;
-
-    Lease lease;
-    if (!account.failure) {
-      lease = co_await account.pool->Acquire(account.transport->Destination(*to));
-      if (lease.connection == nullptr) {
-        NoteAccountFailure(account, lease.failure);
-      }
-    }
-
-    // In flight before the message leaves (DESIGN.md, "Delivery guarantees"); an account that
-    // failed as a whole counts as an attempt too, so retries end even when it never comes back.
-    std::vector<std::int64_t> ids(1, recipient.id);
-    Status marked = co_await writer_.PutInFlight(std::move(ids));
-    if (!marked.ok()) {
-      Stop(marked);
-      if (lease.connection) co_await account.pool->Release(std::move(lease));
-      co_return;
-    }
-    int attempts = recipient.attempts + 1;
-    Outcome outcome;
-    if (lease.connection == nullptr) {
-      outcome = *account.failure;
-    } else {
-      std::vector<Outcome> outcomes = co_await lease.connection->Send(envelope, message);
-      co_await account.pool->Release(std::move(lease));
-      outcome = outcomes.empty() ? NoResult() : outcomes.front();
-      if (!outcome.delivered() && outcome.scope == Scope::kAccount && !account.failure) {
-        NoteAccountFailure(account, outcome);
-      }
-    }
-    TimePoint now = clock_.Now();
-    AttemptResult result = DecideResult(recipient.id, outcome, attempts, task_.sending, now);
-    if (outcome.delivered()) {
-      SaveBackup(recipient, values, *to, *message);
-    }
-    Record(recipient, std::move(result), account_name);
+    const AccountConfig* next = router_.NextAccount(*account.config, to, failed);
+    return next == nullptr ? nullptr : Runtime(*next);
   }
 
-  void SaveBackup(const RecipientRecord& recipient, std::vector<std::string_view>& values, const Address& to,
-                  const MessageData& message) {
+  // --- composing
+
+  // The envelope sender: the task's From, or the account's fixed sender (DESIGN.md: except for
+  // messages marked Sensitivity: Private).
+  const Address& EnvelopeSender(const AccountRuntime& account) const {
+    if (account.config->fixed_sender && task_.message.sensitivity != Sensitivity::kPrivate) {
+      return *account.config->fixed_sender;
+    }
+    return task_.message.from.address;
+  }
+
+  // The message for `recipients`: personal for one; in turbo mode one message for all, addressed
+  // to the sender (the recipients are in the envelope only, as Bcc).
+  Status Compose(const std::vector<Pending>& recipients, const AccountRuntime& account, MessageData& message) const {
+    const Pending& first = recipients.front();
+    std::vector<std::string_view> values;
+    if (turbo_) {
+      values = empty_columns_;
+    } else {
+      values.assign(first.record.fields.begin(), first.record.fields.end());
+    }
+    std::string message_id = MessageId(first.record.id);
+    const Address* to = turbo_ ? &task_.message.from.address : &first.to;
+    RecipientParts parts{values, to, message_id, clock_.Now(), &account.overrides};
+    return prepared_.composer->Compose(parts, message);
+  }
+
+  void SaveBackup(const Pending& recipient, const MessageData& message) {
     if (!prepared_.backup) return;
-    std::string subject;
-    std::string address = to.ToString();
+    std::vector<std::string_view> values(recipient.record.fields.begin(), recipient.record.fields.end());
     values.resize(prepared_.fields.size());
+    std::string subject;
+    std::string address = recipient.to.ToString();
     values[prepared_.fields.task_title_index()] = task_.title;
     values[prepared_.fields.recipient_index()] = address;
     prepared_.subject.Render(values, Escaping::kNone, subject);
@@ -330,7 +489,181 @@ class Run {
     if (!saved.ok()) {
       // The message went out; without its backup the user's record is incomplete, so stop
       // taking new work until the problem (usually a full disk) is fixed.
-      Stop(saved.status().WithContext(fmt::format("backup of the message to {}", recipient.address)));
+      Stop(saved.status().WithContext(fmt::format("backup of the message to {}", recipient.record.address)));
+    }
+  }
+
+  std::vector<InFlight> InFlightEntries(const std::vector<Pending>& recipients, const AccountRuntime* account) const {
+    std::vector<InFlight> entries;
+    for (const Pending& pending : recipients) {
+      InFlight entry;
+      entry.recipient_id = pending.record.id;
+      if (account != nullptr) {
+        entry.account = account->config->name;
+        entry.limits = account->config->limits;
+      }
+      entries.push_back(std::move(entry));
+    }
+    return entries;
+  }
+
+  // Every recipient gets the failure of an account that cannot be used and has no secondary
+  // left: an attempt (so retries end even when it never comes back) with that outcome.
+  asio::awaitable<void> DeferAll(std::vector<Pending> recipients, Outcome failure, std::string account) {
+    Result<std::vector<RefusedInFlight>> marked = co_await writer_.PutInFlight(InFlightEntries(recipients, nullptr));
+    if (!marked.ok()) {
+      Stop(marked.status());
+      GiveBack(recipients);
+      co_return;
+    }
+    for (const Pending& pending : recipients) {
+      if (IsRefused(*marked, pending.record.id)) {
+        GiveBackOne(pending);
+        continue;
+      }
+      Record(pending.record,
+             DecideResult(pending.record.id, failure, pending.record.attempts + 1, task_.sending, clock_.Now()),
+             account);
+    }
+  }
+
+  static bool IsRefused(const std::vector<RefusedInFlight>& refused, std::int64_t id) {
+    for (const RefusedInFlight& entry : refused) {
+      if (entry.recipient_id == id) return true;
+    }
+    return false;
+  }
+
+  // --- delivering one job
+
+  asio::awaitable<void> Deliver(Job job) {
+    AccountRuntime* account = job.account;
+    std::vector<Pending> recipients = std::move(job.recipients);
+    while (!recipients.empty()) {
+      if (stopping_) {
+        GiveBack(recipients);
+        co_return;
+      }
+      // An account that failed as a whole in this run hands its work to its secondary.
+      if (account->failure) {
+        AccountRuntime* next = Failover(*account, recipients.front().to);
+        if (next == nullptr) {
+          co_await DeferAll(std::move(recipients), *account->failure, account->config->name);
+          co_return;
+        }
+        account = next;
+        continue;
+      }
+
+      auto message = std::make_shared<MessageData>();
+      if (Status composed = Compose(recipients, *account, *message); !composed.ok()) {
+        for (const Pending& pending : recipients) FailBeforeSending(pending.record, composed.message());
+        co_return;
+      }
+
+      // The account's minimum wait: the slot is taken before waiting, so that parallel sends
+      // queue one behind the other.
+      TimePoint start = account->minimum_wait.NextStart(clock_.Now());
+      account->minimum_wait.Started(start);
+      if (start > clock_.Now()) co_await Sleep(start);
+      if (stopping_) continue;
+
+      Lease lease = co_await account->pool->Acquire(account->transport->Destination(recipients.front().to));
+      if (lease.connection == nullptr) {
+        NoteAccountFailure(*account, lease.failure);
+        continue;
+      }
+
+      // In flight before the message leaves (DESIGN.md, "Delivery guarantees"), counted against
+      // the account's sending limits in the same write.
+      Result<std::vector<RefusedInFlight>> marked =
+          co_await writer_.PutInFlight(InFlightEntries(recipients, account));
+      if (!marked.ok()) {
+        Stop(marked.status());
+        co_await account->pool->Release(std::move(lease));
+        GiveBack(recipients);
+        co_return;
+      }
+      std::vector<Pending> sending;
+      std::vector<Pending> waiting;  // refused by a sending limit
+      std::optional<RefusedInFlight> limit;
+      for (Pending& pending : recipients) {
+        const RefusedInFlight* refused = nullptr;
+        for (const RefusedInFlight& entry : *marked) {
+          if (entry.recipient_id == pending.record.id) refused = &entry;
+        }
+        if (refused == nullptr) {
+          sending.push_back(std::move(pending));
+        } else if (refused->reason == RefusedInFlight::Reason::kLimit) {
+          if (!limit || *refused->retry_at > *limit->retry_at) limit = *refused;
+          waiting.push_back(std::move(pending));
+        } else {
+          GiveBackOne(pending);  // cancelled meanwhile, or taken by another process
+        }
+      }
+
+      std::vector<Pending> elsewhere;  // to go through the secondary account
+      if (!sending.empty()) {
+        Envelope envelope;
+        envelope.mail_from = EnvelopeSender(*account).ToString();
+        envelope.smtputf8 = EnvelopeSender(*account).needs_smtputf8;
+        for (const Pending& pending : sending) {
+          envelope.recipients.push_back(pending.to.ToString());
+          envelope.smtputf8 = envelope.smtputf8 || pending.to.needs_smtputf8;
+        }
+        std::vector<Outcome> outcomes = co_await lease.connection->Send(std::move(envelope), message);
+        co_await account->pool->Release(std::move(lease));
+        TimePoint now = clock_.Now();
+        bool backed_up = false;
+        for (std::size_t i = 0; i < sending.size(); ++i) {
+          Outcome outcome = i < outcomes.size() ? outcomes[i] : NoResult();
+          const Pending& pending = sending[i];
+          if (!outcome.delivered() && outcome.scope == Scope::kAccount) {
+            NoteAccountFailure(*account, outcome);
+            if (Failover(*account, pending.to) != nullptr) {
+              // Put back and sent again through the secondary (a new attempt).
+              AttemptResult back;
+              back.recipient_id = pending.record.id;
+              back.status = RecipientStatus::kUnsent;
+              back.error = ToDeliveryError(outcome);
+              back.account = account->config->name;
+              writer_.AddResult(std::move(back));
+              elsewhere.push_back(pending);
+              elsewhere.back().record.attempts += 1;
+              continue;
+            }
+          }
+          if (outcome.delivered() && !backed_up) {
+            SaveBackup(pending, *message);
+            backed_up = true;
+          }
+          Record(pending.record,
+                 DecideResult(pending.record.id, outcome, pending.record.attempts + 1, task_.sending, now),
+                 account->config->name);
+        }
+      } else {
+        co_await account->pool->Release(std::move(lease));
+      }
+
+      if (!waiting.empty()) {
+        if (task_.sending.on_limit == OnLimit::kStop) {
+          if (report_.limit_stop.empty()) report_.limit_stop = LimitStopText(*account, limit->limit, *limit->retry_at);
+          stopping_ = true;
+          GiveBack(waiting);
+          waiting.clear();
+        } else {
+          if (account->announced_limit != *limit->retry_at) {
+            account->announced_limit = *limit->retry_at;
+            observer_.OnWaiting(LimitText(*account, limit->limit), *limit->retry_at);
+          }
+          co_await Sleep(*limit->retry_at);
+        }
+      }
+      recipients = std::move(waiting);
+      if (!elsewhere.empty()) {
+        // The account failed; the loop moves on to its secondary for these.
+        for (Pending& pending : elsewhere) recipients.push_back(std::move(pending));
+      }
     }
   }
 
@@ -338,25 +671,35 @@ class Run {
   const TaskRecord& record_;
   const PreparedTask& prepared_;
   std::vector<AccountRuntime>& accounts_;
+  const Router& router_;
   Store& store_;
   const Clock& clock_;
+  Sleeper& sleeper_;
   RunObserver& observer_;
   asio::io_context& io_;
   RunReport& report_;
   StoreWriter writer_;
   Event workers_done_;
   asio::steady_timer progress_timer_;
+  TaskPacing pacing_;
+  bool turbo_;
+  std::vector<std::string_view> empty_columns_;
   std::uint32_t workers_running_ = 0;
   std::deque<RecipientRecord> queue_;
+  std::unordered_set<std::int64_t> taken_;  // fetched and not yet decided: never fetched twice
+  std::optional<std::pair<Pending, AccountRuntime*>> held_;
   std::int64_t cursor_ = 0;
+  bool found_in_pass_ = false;  // the current pass over the store found a recipient not yet taken
   bool exhausted_ = false;
   bool stopping_ = false;
   bool finished_ = false;
+  TimePoint announced_block_{};
   StatusCounts counts_;
   std::string from_domain_;
   std::chrono::steady_clock::time_point started_;
 };
 
+// A runtime for every account the task can reach: its accounts, and their secondaries.
 Result<std::vector<AccountRuntime>> MakeAccounts(const TaskConfig& task, const AccountSet& accounts,
                                                  TransportFactory& transports, RunObserver& observer,
                                                  asio::io_context& io) {
@@ -366,9 +709,24 @@ Result<std::vector<AccountRuntime>> MakeAccounts(const TaskConfig& task, const A
   } else {
     for (const std::string& name : task.sending.accounts) chosen.push_back(accounts.Find(name));
   }
+  for (std::size_t i = 0; i < chosen.size(); ++i) {
+    if (chosen[i] == nullptr) {
+      return InvalidArgument(fmt::format("{}: sending.accounts names an unknown account", task.path));
+    }
+    const AccountConfig* secondary = chosen[i]->secondary.empty() ? nullptr : accounts.Find(chosen[i]->secondary);
+    if (secondary != nullptr && std::find(chosen.begin(), chosen.end(), secondary) == chosen.end()) {
+      chosen.push_back(secondary);
+    }
+  }
   std::vector<AccountRuntime> runtimes;
+  runtimes.reserve(chosen.size());
   for (const AccountConfig* config : chosen) {
-    if (config == nullptr) return InvalidArgument(fmt::format("{}: sending.accounts names an unknown account", task.path));
+    if (task.sending.mode == SendMode::kTurbo && config->kind == AccountKind::kPickup) {
+      return InvalidArgument(fmt::format(
+          "{}: account \"{}\": turbo mode cannot go through a pickup folder (its messages name their recipients "
+          "in headers, and turbo recipients are in the envelope only); use personalised mode",
+          config->origin, config->name));
+    }
     Result<std::unique_ptr<Transport>> transport = transports.Create(*config);
     if (!transport.ok()) return transport.status();
     AccountRuntime runtime;
@@ -381,6 +739,7 @@ Result<std::vector<AccountRuntime>> MakeAccounts(const TaskConfig& task, const A
     runtime.overrides.default_reply_to = config->default_reply_to;
     runtime.overrides.default_sender_name = config->default_sender_name;
     runtime.overrides.fixed_sender = config->fixed_sender;
+    runtime.minimum_wait = MinimumWait(config->minimum_wait);
     runtimes.push_back(std::move(runtime));
     if (!config->verify_certificate) {
       observer.OnWarning(fmt::format("account \"{}\": certificate verification is turned off "
@@ -419,8 +778,15 @@ Result<RunReport> RunTask(const TaskConfig& task, const AccountSet& accounts, St
     Result<std::size_t> reset = store.ChangeStatus(task.id, kDone, RecipientStatus::kUnsent);
     if (!reset.ok()) return reset.status();
   }
+  Result<std::size_t> blacklisted = MarkBlacklisted(task, store, clock);
+  if (!blacklisted.ok()) return blacklisted.status();
+  report.blacklisted = *blacklisted;
+  if (*blacklisted > 0) observer.OnBlacklisted(*blacklisted);
 
-  Run run(task, *record, *prepared, *runtimes, store, clock, observer, io, report);
+  Router router(accounts, task.sending.accounts);
+  SteadySleeper steady_sleeper(clock);
+  Sleeper& sleeper = options.sleeper != nullptr ? *options.sleeper : steady_sleeper;
+  Run run(task, *record, *prepared, *runtimes, router, store, clock, sleeper, observer, io, report);
   HERALD_RETURN_IF_ERROR(run.Prepare());
   asio::signal_set signals(io);
   int stop_requests = 0;

@@ -1,8 +1,11 @@
 // Running a sending task: the engine's entry point. RunTask() brings the store up to date with
 // the task (creates it, imports the recipient list when it is new or changed, puts recipients
-// that were in flight when a run stopped abruptly back as possible duplicates), then sends every
-// due recipient — composing, delivering through the account's transport, writing the backup —
-// with `concurrency` sends at once, and records each result as it comes.
+// that were in flight when a run stopped abruptly back as possible duplicates, marks those on the
+// blacklists), waits out the pending delay, then sends every due recipient — routed to an
+// account by its rules, paced by its minimum wait and sending limits and the task's blocks and
+// limit, composed, delivered through the account's transport (its secondary when it fails as a
+// whole), backed up — with `concurrency` sends at once, and records each result as it comes.
+// It keeps going while anything is due, including retries that fall due during the run.
 //
 // RunTask() blocks the calling thread and runs its own event loop; the observer is called on
 // that thread. A stop request (Ctrl-C when handle_signals is set) lets the sends under way finish
@@ -19,6 +22,7 @@
 #include "core/clock.h"
 #include "core/status.h"
 #include "engine/recipient_import.h"
+#include "engine/sleeper.h"
 #include "engine/transport_factory.h"
 #include "store/store.h"
 
@@ -51,21 +55,32 @@ class RunObserver {
   virtual void OnProgress(const RunProgress&) {}
   // Something the user should know that does not stop the run (e.g. a backup problem).
   virtual void OnWarning(std::string_view) {}
+  // Sending pauses until `until`, and why: the pending delay, a block pause, an account's
+  // minimum wait or sending limit. Said once per pause.
+  virtual void OnWaiting(std::string_view /*why*/, TimePoint /*until*/) {}
+  // Recipients found on the task's blacklists before the run and marked blacklisted.
+  virtual void OnBlacklisted(std::size_t) {}
 };
 
 struct RunOptions {
   bool handle_signals = false;  // stop cleanly on SIGINT / SIGTERM
+  // How to wait for a time (minimum waits, pauses, limits, the pending delay); null: really wait.
+  Sleeper* sleeper = nullptr;
 };
 
 struct RunReport {
   std::optional<ImportReport> import;  // set when the recipient list was (re)imported
   std::size_t recovered_in_flight = 0;
+  std::size_t blacklisted = 0;  // found on the blacklists in this run
   std::uint64_t sent = 0;       // in this run
   std::uint64_t failed = 0;     // in this run
   std::uint64_t deferred = 0;   // in this run
   StatusCounts counts;          // the task's recipients at the end
   std::optional<TimePoint> next_attempt_at;
   bool interrupted = false;     // stopped on request before the end
+  bool task_limit_reached = false;  // sending.limit messages were sent; the rest waits for the next run
+  // An account's sending limit stopped the run (sending.on_limit = "stop"): which, until when.
+  std::string limit_stop;
   Status stopped_by;            // a fault that stopped the run early (store, disk), or ok
 };
 

@@ -491,7 +491,7 @@ Result<std::optional<RefusedInFlight>> SqliteStore::ApplyInFlight(const InFlight
   if (!over) {
     Result<ScopedStatement> update = connection_->Cached(
         "UPDATE recipients SET status = 1, attempts = attempts + 1, next_attempt_at = NULL, updated_at = ?2 "
-        "WHERE id = ?1 AND status IN (0, 4)",
+        "WHERE id = ?1 AND (status = 0 OR (status = 4 AND next_attempt_at <= ?2))",
         what);
     if (!update.ok()) return update.status();
     (*update)->BindInt(1, entry.recipient_id);
@@ -503,20 +503,21 @@ Result<std::optional<RefusedInFlight>> SqliteStore::ApplyInFlight(const InFlight
     }
   }
   // Refused: not due (which the engine must know even when a limit is reached too), or over a limit.
-  Result<ScopedStatement> query = connection_->Cached("SELECT status FROM recipients WHERE id = ?1", what);
+  Result<ScopedStatement> query = connection_->Cached(
+      "SELECT status = 0 OR (status = 4 AND next_attempt_at <= ?2) FROM recipients WHERE id = ?1", what);
   if (!query.ok()) return query.status();
   (*query)->BindInt(1, entry.recipient_id);
+  (*query)->BindInt(2, now_ms);
   Result<bool> row = (*query)->Step();
   if (!row.ok()) return row.status();
   if (!*row) {
     return NotFound(FileName() + ": " + std::string(what) + ": recipient " + std::to_string(entry.recipient_id) +
                     " does not exist");
   }
-  const std::int64_t status = (*query)->ColumnInt(0);
+  const bool due = (*query)->ColumnInt(0) != 0;
   RefusedInFlight refused;
   refused.recipient_id = entry.recipient_id;
-  if (status != static_cast<std::int64_t>(RecipientStatus::kUnsent) &&
-      status != static_cast<std::int64_t>(RecipientStatus::kDeferred)) {
+  if (!due) {
     refused.reason = RefusedInFlight::Reason::kNotDue;
     return std::optional<RefusedInFlight>(std::move(refused));
   }

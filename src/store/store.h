@@ -132,8 +132,9 @@ struct RefusedInFlight {
   enum class Reason { kNotDue, kLimit };
   std::int64_t recipient_id = 0;
   Reason reason = Reason::kNotDue;
-  // kNotDue: the recipient is no longer unsent or deferred (cancelled by `herald cancel`, taken by
-  // another process, or already put in flight earlier in the batch) — the engine skips it.
+  // kNotDue: the recipient is no longer due — not kUnsent, nor kDeferred with next_attempt_at at
+  // or before `now` (cancelled by `herald cancel`, taken by another process, already put in
+  // flight earlier in the batch, or given a result since it was fetched) — the engine skips it.
   // kLimit: `limit` is reached; `retry_at` is the earliest time one more message through the
   // account fits every limit of the entry (later than Apply's `now`). For kNotDue, retry_at is
   // empty and `limit` default.
@@ -197,7 +198,7 @@ class Store {
   // are applied one after the other: two of them cannot both take the last slot of a limit.
   //  1. Results, in order.
   //  2. In-flight entries, in order. An entry is refused — reported, nothing of it written —
-  //     with kNotDue when its recipient is no longer kUnsent or kDeferred, else with kLimit when
+  //     with kNotDue when its recipient is no longer due (as FetchDue), else with kLimit when
   //     one more message through its account at `now` would exceed one of its limits, counting
   //     what every process counted before and the entries of this batch before it. Otherwise
   //     the recipient becomes kInFlight (attempts + 1, next_attempt_at cleared) and, when the

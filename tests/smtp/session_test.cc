@@ -480,8 +480,12 @@ TEST_F(SessionTest, MessageDataOnTheWireIsCrlfOnlyAndDotStuffed) {
     ASSERT_EQ(sessions[0].messages.size(), 1u) << "exactly one message, nothing smuggled";
     const std::string& wire = sessions[0].messages[0].data;
     for (std::size_t i = 0; i < wire.size(); ++i) {
-      if (wire[i] == '\n') ASSERT_TRUE(i > 0 && wire[i - 1] == '\r') << "bare LF at " << i;
-      if (wire[i] == '\r') ASSERT_TRUE(i + 1 < wire.size() && wire[i + 1] == '\n') << "bare CR at " << i;
+      if (wire[i] == '\n') {
+        ASSERT_TRUE(i > 0 && wire[i - 1] == '\r') << "bare LF at " << i;
+      }
+      if (wire[i] == '\r') {
+        ASSERT_TRUE(i + 1 < wire.size() && wire[i + 1] == '\n') << "bare CR at " << i;
+      }
     }
     EXPECT_EQ(wire.find("\r\n.\r\n"), wire.size() - 5) << "the end marker only at the end";
     std::string normalised;

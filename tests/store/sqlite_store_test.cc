@@ -1042,6 +1042,30 @@ TEST_P(SqliteStoreTest, TheMonthWindowCountsThirtyOneDays) {
   EXPECT_EQ(*store_->CountSends("uneven", t0, t0 + days(40)), 51u);
 }
 
+// The engine may fetch a recipient again before the result of its last attempt is written; the
+// result comes first in the batch, and the recipient it leaves is not put in flight early.
+TEST_P(SqliteStoreTest, ARecipientGivenAResultSinceItWasFetchedIsNotDue) {
+  const std::vector<std::int64_t> ids = SetUpTask(2);
+  const TimePoint t0 = clock_.Now();
+  ApplyOk({Entries({ids[0], ids[1]}), {}}, t0);
+  StoreBatch batch;
+  batch.results = {{ids[0], RecipientStatus::kDeferred, t0 + minutes(10), {451, "4.3.0", "later"}, "relay"},
+                   {ids[1], RecipientStatus::kSent, std::nullopt, {250, "2.0.0", "ok"}, "relay"}};
+  batch.in_flight = Entries({ids[0], ids[1]});
+  Result<ApplyReport> report = store_->Apply(batch, t0 + minutes(1));
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  ASSERT_EQ(RefusedIds(*report), (std::vector<std::int64_t>{ids[0], ids[1]}));
+  EXPECT_EQ(report->refused[0].reason, RefusedInFlight::Reason::kNotDue);
+  EXPECT_EQ(report->refused[1].reason, RefusedInFlight::Reason::kNotDue);
+  EXPECT_EQ(Get(ids[0]).status, RecipientStatus::kDeferred);
+  EXPECT_EQ(Get(ids[0]).attempts, 1);
+
+  // Once its retry is due, it is put in flight again.
+  ApplyOk({Entries({ids[0]}), {}}, t0 + minutes(10));
+  EXPECT_EQ(Get(ids[0]).status, RecipientStatus::kInFlight);
+  EXPECT_EQ(Get(ids[0]).attempts, 2);
+}
+
 TEST_P(SqliteStoreTest, ACancelledRecipientIsNotDueAndTheRestIsApplied) {
   const std::vector<std::int64_t> ids = SetUpTask(5);
   ASSERT_TRUE(store_->CreateTask(MakeTask("u")).ok());

@@ -1,7 +1,5 @@
 #include "engine/internal/store_writer.h"
 
-#include <string>
-
 #include <asio/post.hpp>
 
 namespace herald::engine_internal {
@@ -23,10 +21,8 @@ void StoreWriter::Commit() {
     Result<ApplyReport> applied = store_.Apply(batch_, clock_.Now());
     if (!applied.ok()) {
       status_ = applied.status();
-    } else if (!applied->refused.empty()) {
-      status_ = Status(StatusCode::kFailedPrecondition,
-                       "recipient " + std::to_string(applied->refused.front().recipient_id) +
-                           " was not put in flight: it is no longer unsent or deferred");
+    } else {
+      for (RefusedInFlight& refused : applied->refused) refused_[refused.recipient_id] = std::move(refused);
     }
   }
   batch_.in_flight.clear();
@@ -41,11 +37,20 @@ asio::awaitable<Status> StoreWriter::WaitForCommit() {
   co_return status_;
 }
 
-asio::awaitable<Status> StoreWriter::PutInFlight(std::vector<std::int64_t> ids) {
+asio::awaitable<Result<std::vector<RefusedInFlight>>> StoreWriter::PutInFlight(std::vector<InFlight> entries) {
   if (!status_.ok()) co_return status_;
-  for (std::int64_t id : ids) batch_.in_flight.push_back(InFlight{id, {}, {}});
+  for (const InFlight& entry : entries) batch_.in_flight.push_back(entry);
   ScheduleCommit();
-  co_return co_await WaitForCommit();
+  Status written = co_await WaitForCommit();
+  if (!written.ok()) co_return written;
+  std::vector<RefusedInFlight> refused;
+  for (const InFlight& entry : entries) {
+    auto found = refused_.find(entry.recipient_id);
+    if (found == refused_.end()) continue;
+    refused.push_back(std::move(found->second));
+    refused_.erase(found);
+  }
+  co_return refused;
 }
 
 void StoreWriter::AddResult(AttemptResult result) {

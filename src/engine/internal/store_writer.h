@@ -1,12 +1,13 @@
 // StoreWriter: group commit for the engine's store writes. Every coroutine that needs its
 // recipients in flight before MAIL FROM queues them and waits; one transaction then writes what
-// all of them queued, together with the results and send counts gathered since the last one. The
+// all of them queued, together with the results gathered since the last one. The
 // guarantee holds (in-flight is in the store before the message leaves) and the store costs one
 // transaction per round of the event loop instead of two per message.
 // Used from the io_context's thread only.
 #pragma once
 
 #include <cstdint>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -23,8 +24,10 @@ class StoreWriter {
  public:
   StoreWriter(Store& store, const Clock& clock, asio::any_io_executor executor);
 
-  // Puts the recipients in flight; returns once that is written (or the error that stopped it).
-  asio::awaitable<Status> PutInFlight(std::vector<std::int64_t> ids);
+  // Puts the recipients in flight (counted against their account's sending limits); returns once
+  // that is written: the entries the store refused (no longer due, or a limit reached), or the
+  // error that stopped writing.
+  asio::awaitable<Result<std::vector<RefusedInFlight>>> PutInFlight(std::vector<InFlight> entries);
   // Queues a result; written with the next commit, which this schedules.
   void AddResult(AttemptResult result);
   // Writes everything queued; returns once written.
@@ -51,6 +54,8 @@ class StoreWriter {
   std::uint64_t scheduled_ = 0;  // number of the next commit
   std::uint64_t committed_ = 0;  // commits done
   Status status_;
+  // Refusals of the last commits, by recipient, until the coroutine that asked takes them.
+  std::unordered_map<std::int64_t, RefusedInFlight> refused_;
 };
 
 }  // namespace herald::engine_internal
