@@ -6,6 +6,7 @@
 #   scripts/setup.sh test       + what the tests use (real mail servers, Python's email parser)
 #   scripts/setup.sh example    + what the example mailing's local SMTP server uses
 #   scripts/setup.sh bench      + what the benchmarks use
+#   scripts/setup.sh fuzz       + what the fuzz targets use (scripts/fuzz.sh)
 set -euo pipefail
 
 build_packages=(
@@ -24,6 +25,9 @@ test_packages=(
 # The example mailing's local submission server (scripts/local_smtp_server.py) and certificates.
 example_packages=(python3 python3-aiosmtpd openssl)
 bench_packages=(libbenchmark-dev python3)
+# The fuzz targets (fuzz/): clang with libFuzzer and its sanitizer runtimes (libclang-rt-dev is only
+# recommended by clang), llvm-symbolizer (in llvm) for readable stack traces in crash reports.
+fuzz_packages=(clang libclang-rt-dev llvm)
 
 wanted=("${build_packages[@]}")
 for group in "$@"; do
@@ -31,7 +35,8 @@ for group in "$@"; do
     test) wanted+=("${test_packages[@]}") ;;
     example) wanted+=("${example_packages[@]}") ;;
     bench) wanted+=("${bench_packages[@]}") ;;
-    *) echo "setup.sh: unknown group '$group' (expected: test, example, bench)" >&2; exit 2 ;;
+    fuzz) wanted+=("${fuzz_packages[@]}") ;;
+    *) echo "setup.sh: unknown group '$group' (expected: test, example, bench, fuzz)" >&2; exit 2 ;;
   esac
 done
 
