@@ -8,6 +8,11 @@
 // composes each message and records each recipient's result in its store.
 //
 //   build/bench/smtp_bench [--messages N] [--runs R] [--connections 1,4,16] [--keep]
+//   build/bench/smtp_bench --scale 10000,100000,1000000 [--connections 4]
+//
+// --scale runs herald alone, once per list size, at the first connection count: the rate, CPU per
+// 1,000 messages and peak RSS at each size show whether the cost per recipient stays flat as the
+// task grows (a store that slows down with its size, or memory held per recipient, shows here).
 //
 // herald's rate is RunProgress::elapsed from the final OnProgress (from the start of sending, so
 // without the import, which is reported on its own); its CPU is the process's user + system time
@@ -387,6 +392,7 @@ struct Options {
   long messages = 20'000;
   int runs = 5;
   std::vector<int> connections = {1, 4, 16};
+  std::vector<long> scale;  // --scale: herald alone at these list sizes
   bool keep = false;
 };
 
@@ -407,11 +413,19 @@ Options ParseOptions(int argc, char** argv) {
       std::stringstream list(value());
       std::string item;
       while (std::getline(list, item, ',')) options.connections.push_back(std::stoi(item));
+    } else if (arg == "--scale") {
+      std::stringstream list(value());
+      std::string item;
+      while (std::getline(list, item, ',')) options.scale.push_back(std::stol(item));
     } else if (arg == "--keep") {
       options.keep = true;
     } else {
-      Die("usage: smtp_bench [--messages N] [--runs R] [--connections 1,4,16] [--keep]");
+      Die("usage: smtp_bench [--messages N] [--runs R] [--connections 1,4,16] [--keep]\n"
+          "       smtp_bench --scale N1,N2,... [--connections C]");
     }
+  }
+  for (long n : options.scale) {
+    if (n < 1) Die("--scale sizes must be positive");
   }
   if (options.messages < 1 || options.runs < 1 || options.connections.empty()) Die("nothing to measure");
   for (int c : options.connections) {
@@ -572,6 +586,44 @@ pid_t StartSink(const fs::path& dir, const std::string& tool, std::uint16_t& por
   Die("smtp-sink did not start:\n" + Tail((dir / "smtp-sink.log").string()));
 }
 
+void StopSinkAndClean(const fs::path& dir, bool keep) {
+  if (g_sink > 0) kill(g_sink, SIGTERM);
+  Wait(g_sink, nullptr);
+  g_sink = 0;
+  if (!keep || g_stop) {
+    std::error_code ignored;
+    fs::remove_all(dir, ignored);
+  } else {
+    std::printf("kept %s\n", dir.c_str());
+  }
+}
+
+// herald alone at growing list sizes (--scale).
+int Scale(const Options& options, const fs::path& dir) {
+  const int c = options.connections.front();
+  std::printf("scale: herald alone, %d connection(s), one run per size\n", c);
+  std::printf("\n| recipients | herald msg/s | CPU s per 1k msg | peak RSS | import of the list | smtp-sink CPU s per 1k "
+              "|\n| ---: | ---: | ---: | ---: | ---: | ---: |\n");
+  std::fflush(stdout);
+  for (long n : options.scale) {
+    if (g_stop) break;
+    WriteRecipients(dir / "recipients.csv", n);
+    double sink_cpu = 0;
+    HeraldRun h = RunHerald(dir, c, n, sink_cpu);
+    if (g_stop) break;
+    std::printf("| %s | %s | %.3f | %.1f MB | %.2f s | %.3f |\n", Group(static_cast<double>(n)).c_str(),
+                Group(h.rate).c_str(), h.cpu_per_1k, h.rss_mb, h.import_seconds,
+                sink_cpu / (static_cast<double>(n) / 1000));
+    std::fflush(stdout);
+  }
+  StopSinkAndClean(dir, options.keep);
+  if (g_stop) {
+    std::fprintf(stderr, "smtp_bench: interrupted\n");
+    return 130;
+  }
+  return 0;
+}
+
 int Drive(const Options& options) {
   const std::string sink_tool = FindTool("smtp-sink");
   const std::string source_tool = FindTool("smtp-source");
@@ -589,7 +641,8 @@ int Drive(const Options& options) {
   g_sink = StartSink(dir, sink_tool, port);
   WriteFile(dir / "body.txt", kText);
   WriteFile(dir / "body.html", kHtml);
-  WriteRecipients(dir / "recipients.csv", options.messages);
+  const long messages = options.scale.empty() ? options.messages : options.scale.front();
+  WriteRecipients(dir / "recipients.csv", messages);
   for (int c : options.connections) {
     WriteFile(dir / fmt::format("task-{}.toml", c), fmt::format(fmt::runtime(kTask), fmt::arg("connections", c)));
     WriteFile(dir / fmt::format("accounts-{}.toml", c),
@@ -599,8 +652,9 @@ int Drive(const Options& options) {
   std::printf("SMTP benchmark: %s personalised messages of ~%zu bytes (text + HTML, 5 placeholders) to smtp-sink "
               "on 127.0.0.1:%u; herald = full engine (SQLite store, SMTP transport); smtp-source -d -l %zu; "
               "%d runs each, medians\n",
-              Group(static_cast<double>(options.messages)).c_str(), size, port, size, options.runs);
+              Group(static_cast<double>(messages)).c_str(), size, port, size, options.runs);
   std::fflush(stdout);
+  if (!options.scale.empty()) return Scale(options, dir);
 
   struct Row {
     int connections;
@@ -643,15 +697,7 @@ int Drive(const Options& options) {
                     Median(source_cpus), Median(sink_h), Median(sink_s)});
   }
 
-  if (g_sink > 0) kill(g_sink, SIGTERM);
-  Wait(g_sink, nullptr);
-  g_sink = 0;
-  if (!options.keep || g_stop) {
-    std::error_code ignored;
-    fs::remove_all(dir, ignored);
-  } else {
-    std::printf("kept %s\n", dir.c_str());
-  }
+  StopSinkAndClean(dir, options.keep);
   if (g_stop) {
     std::fprintf(stderr, "smtp_bench: interrupted\n");
     return 130;
