@@ -8,6 +8,8 @@
 //   DovecotServer   POP3/STLS/POP3S, SASL authentication for Postfix, POP-before-SMTP logins
 //   AiosmtpdServer  python3-aiosmtpd: STARTTLS, AUTH PLAIN/LOGIN, records envelope and message
 //   SmtpSink        Postfix's smtp-sink: fast counting sink for benchmarks, per-recipient counts
+//   DnsmasqServer   dnsmasq: MX/A/AAAA/TXT records of test domains for direct delivery, NXDOMAIN,
+//                   SERVFAIL, every query logged
 // Certificates for their TLS ports: MakeTestCertificates() in tests/tls_certificates.h.
 //
 // A typical fixture (members destroyed in reverse order: servers stop before the folder goes):
@@ -22,6 +24,7 @@
 #pragma once
 
 #include "servers/aiosmtpd_server.h"
+#include "servers/dnsmasq_server.h"
 #include "servers/dovecot_server.h"
 #include "servers/postfix_server.h"
 #include "servers/server_credentials.h"
