@@ -2,6 +2,8 @@
 
 #include <sqlite3.h>
 
+#include <cerrno>
+#include <cstring>
 #include <limits>
 #include <thread>
 #include <utility>
@@ -250,7 +252,17 @@ Status Connection::Error(int rc, std::string_view what) const {
       break;
   }
   std::string message = context + ": " + std::string(what) + ": " + detail;
-  switch (rc & 0xff) {
+  // SQLite's "disk I/O error" hides the cause; the system's error says it (a full disk shows as
+  // an I/O error when the shared-memory file cannot grow).
+  const int system_error = sqlite3_system_errno(db_);
+  const int primary = rc & 0xff;
+  if (system_error != 0 && (primary == SQLITE_IOERR || primary == SQLITE_CANTOPEN || primary == SQLITE_FULL)) {
+    message += std::string(" (") + std::strerror(system_error) + ")";
+    if (system_error == ENOSPC || system_error == EDQUOT) {
+      return Status(StatusCode::kResourceExhausted, std::move(message));
+    }
+  }
+  switch (primary) {
     case SQLITE_FULL:
     case SQLITE_NOMEM:
       return Status(StatusCode::kResourceExhausted, std::move(message));
