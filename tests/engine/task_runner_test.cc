@@ -1,85 +1,19 @@
 #include "engine/task_runner.h"
 
 #include <filesystem>
+#include <set>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "config/loader.h"
-#include "fakes/fake_clock.h"
-#include "fakes/fake_transport.h"
-#include "store/sqlite_store.h"
-#include "temp_dir.h"
+#include "engine/task_runner_fixture.h"
 
 namespace herald {
 namespace {
 
 using ::testing::HasSubstr;
 
-class RecordingObserver final : public RunObserver {
- public:
-  void OnImport(const ImportReport& report) override { imports.push_back(report); }
-  void OnRecovered(std::size_t n) override { recovered += n; }
-  void OnResult(const RecipientEvent& event) override {
-    results[event.recipient.address] = event.result;
-  }
-  void OnWarning(std::string_view warning) override { warnings.emplace_back(warning); }
-
-  std::vector<ImportReport> imports;
-  std::size_t recovered = 0;
-  std::map<std::string, AttemptResult> results;
-  std::vector<std::string> warnings;
-};
-
-class TaskRunnerTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    dir_.Write("accounts.toml", "[[account]]\nname = \"relay\"\nkind = \"pickup\"\nfolder = \"unused\"\n");
-    WriteRecipients("email,name\n"
-                    "anna@example.com,Anna\n"
-                    "bob@example.com,Bob\n"
-                    "carla@example.org,Carla\n");
-    store_ = std::move(*SqliteStore::Open(dir_.Path("herald.db")));
-  }
-
-  void WriteRecipients(std::string_view csv) { dir_.Write("recipients.csv", csv); }
-
-  // Writes the task file with `extra` appended and loads task and accounts.
-  void LoadConfig(std::string_view extra = "", std::string_view message_extra = "") {
-    std::string toml = std::string(R"(
-id = "t1"
-[message]
-from = "News <news@example.com>"
-subject = "Hello {%name%}"
-text = "Dear {%name%},\nthis is for {%recipient%}.\n"
-)") + std::string(message_extra) + R"(
-[recipients]
-file = "recipients.csv"
-)" + std::string(extra);
-    Result<TaskConfig> task = LoadTask(dir_.Write("task.toml", toml));
-    ASSERT_TRUE(task.ok()) << task.status().message();
-    task_ = std::move(*task);
-    Result<AccountSet> accounts = LoadAccounts(dir_.Path("accounts.toml"));
-    ASSERT_TRUE(accounts.ok()) << accounts.status().message();
-    accounts_ = std::move(*accounts);
-  }
-
-  RunReport Run() {
-    Result<RunReport> report = RunTask(task_, accounts_, *store_, clock_, transports_, observer_);
-    EXPECT_TRUE(report.ok()) << report.status().message();
-    return report.ok() ? *report : RunReport{};
-  }
-
-  FakeTransport& relay() { return transports_.For("relay"); }
-
-  TempDir dir_;
-  FakeClock clock_;
-  FakeTransportFactory transports_;
-  RecordingObserver observer_;
-  std::unique_ptr<SqliteStore> store_;
-  TaskConfig task_;
-  AccountSet accounts_;
-};
+using TaskRunnerTest = TaskRunnerFixture;
 
 TEST_F(TaskRunnerTest, SendsEveryRecipientOnceAndNothingMoreOnTheNextRun) {
   LoadConfig();
@@ -248,7 +182,7 @@ TEST_F(TaskRunnerTest, BadRowsFailTheImportWhenTheTaskSaysSo) {
   WriteRecipients("email,name\nanna@example.com,Anna\nbroken,X\n");
   LoadConfig();
   task_.recipients.bad_rows = BadRows::kFail;
-  Result<RunReport> report = RunTask(task_, accounts_, *store_, clock_, transports_, observer_);
+  Result<RunReport> report = TryRun();
   ASSERT_FALSE(report.ok());
   EXPECT_THAT(report.status().message(), HasSubstr("line 3"));
   EXPECT_THAT(report.status().message(), HasSubstr("nothing was imported"));
@@ -273,7 +207,7 @@ TEST_F(TaskRunnerTest, AChangedListAddsOnlyTheNewRecipients) {
 
 TEST_F(TaskRunnerTest, UnknownPlaceholderStopsTheTaskBeforeAnythingIsSent) {
   LoadConfig("", "html = \"<p>{%firstname%}</p>\"\n");
-  Result<RunReport> report = RunTask(task_, accounts_, *store_, clock_, transports_, observer_);
+  Result<RunReport> report = TryRun();
   ASSERT_FALSE(report.ok());
   EXPECT_THAT(report.status().message(), HasSubstr("firstname"));
   EXPECT_THAT(report.status().message(), HasSubstr("message.html"));

@@ -1,6 +1,9 @@
 // FakeTransport: a Transport that records every message it is given and answers as a test
 // scripts it — per recipient address, per connect — so engine behaviour (retries, failures,
-// account scope, connection limits) is tested without a server. Optionally each send takes
+// account scope, connection limits) is tested without a server. Given a clock, it stamps each
+// transaction with the time it began (MAIL FROM), so pacing and sending limits are checked
+// against what left when; given a sleeper too, connects and sends take `connect_time` and
+// `send_time` on that clock (virtual time, see FakeSleeper). Optionally each send takes
 // `send_delay` of real time on the event loop, to make sends overlap. Single-threaded.
 #pragma once
 
@@ -16,6 +19,8 @@
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
 
+#include "core/clock.h"
+#include "engine/sleeper.h"
 #include "engine/transport_factory.h"
 #include "transport/transport.h"
 
@@ -24,17 +29,27 @@ namespace herald {
 struct SentMessage {
   Envelope envelope;
   std::string data;
+  TimePoint at{};  // when the transaction began, on the transport's clock (epoch without one)
+  std::vector<Outcome> outcomes;  // one per envelope recipient
 };
 
 class FakeTransport final : public Transport {
  public:
   // What the fake answers for a recipient address (delivered unless scripted).
   std::map<std::string, Outcome> outcome_for;
+  // Answers given to a recipient address in turn, before outcome_for applies (a temporary
+  // failure that clears, an account failure in the middle of a run).
+  std::map<std::string, std::vector<Outcome>> next_outcomes_for;
   // When set, every Connect() fails with this outcome.
   std::optional<Outcome> connect_failure;
   std::chrono::milliseconds send_delay{0};
+  const Clock* clock = nullptr;
+  Sleeper* sleeper = nullptr;  // with clock: connects and sends take this long on it
+  Duration connect_time{0};
+  Duration send_time{0};
 
-  std::vector<SentMessage> sent;
+  std::vector<SentMessage> sent;          // transactions with at least one recipient delivered
+  std::vector<SentMessage> transactions;  // every transaction, whatever its outcome
   int connects = 0;
   int open_connections = 0;
   int max_open_connections = 0;
@@ -45,6 +60,7 @@ class FakeTransport final : public Transport {
 
   asio::awaitable<ConnectResult> Connect(std::string) override {
     ++connects;
+    co_await Take(connect_time);
     if (connect_failure) co_return ConnectResult{nullptr, *connect_failure};
     ++open_connections;
     max_open_connections = std::max(max_open_connections, open_connections);
@@ -63,6 +79,30 @@ class FakeTransport final : public Transport {
   }
 
  private:
+  Outcome OutcomeFor(const std::string& recipient) {
+    auto next = next_outcomes_for.find(recipient);
+    if (next != next_outcomes_for.end() && !next->second.empty()) {
+      Outcome outcome = next->second.front();
+      next->second.erase(next->second.begin());
+      return outcome;
+    }
+    auto scripted = outcome_for.find(recipient);
+    return scripted == outcome_for.end() ? Delivered() : scripted->second;
+  }
+
+  static Outcome Delivered() {
+    Outcome outcome;
+    outcome.reply_code = 250;
+    outcome.enhanced_status = "2.0.0";
+    outcome.text = "ok";
+    return outcome;
+  }
+
+  asio::awaitable<void> Take(Duration time) {
+    if (sleeper == nullptr || clock == nullptr || time.count() <= 0) co_return;
+    co_await sleeper->SleepUntil(clock->Now() + time, [] { return false; });
+  }
+
   class FakeConnection final : public Connection {
    public:
     explicit FakeConnection(FakeTransport& owner) : owner_(owner) {}
@@ -74,6 +114,8 @@ class FakeTransport final : public Transport {
                                                std::shared_ptr<const MessageData> message) override {
       ++owner_.sends_in_progress;
       owner_.max_sends_in_progress = std::max(owner_.max_sends_in_progress, owner_.sends_in_progress);
+      TimePoint began = owner_.clock != nullptr ? owner_.clock->Now() : TimePoint{};
+      co_await owner_.Take(owner_.send_time);
       if (owner_.send_delay.count() > 0) {
         asio::steady_timer timer(co_await asio::this_coro::executor, owner_.send_delay);
         co_await timer.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
@@ -82,11 +124,12 @@ class FakeTransport final : public Transport {
       std::vector<Outcome> outcomes;
       bool any_delivered = false;
       for (const std::string& recipient : envelope.recipients) {
-        auto scripted = owner_.outcome_for.find(recipient);
-        outcomes.push_back(scripted == owner_.outcome_for.end() ? Delivered() : scripted->second);
+        outcomes.push_back(owner_.OutcomeFor(recipient));
         any_delivered |= outcomes.back().delivered();
       }
-      if (any_delivered) owner_.sent.push_back(SentMessage{envelope, message->ToString()});
+      SentMessage transaction{envelope, message->ToString(), began, outcomes};
+      if (any_delivered) owner_.sent.push_back(transaction);
+      owner_.transactions.push_back(std::move(transaction));
       co_return outcomes;
     }
 
@@ -99,22 +142,18 @@ class FakeTransport final : public Transport {
     }
 
    private:
-    static Outcome Delivered() {
-      Outcome outcome;
-      outcome.reply_code = 250;
-      outcome.enhanced_status = "2.0.0";
-      outcome.text = "ok";
-      return outcome;
-    }
-
     FakeTransport& owner_;
     bool closed_ = false;
   };
 };
 
-// Hands out one FakeTransport per account name (created on first use, kept for inspection).
+// Hands out one FakeTransport per account name (created on first use, kept for inspection),
+// each given the factory's clock and sleeper.
 class FakeTransportFactory final : public TransportFactory {
  public:
+  explicit FakeTransportFactory(const Clock* clock = nullptr, Sleeper* sleeper = nullptr)
+      : clock_(clock), sleeper_(sleeper) {}
+
   Result<std::unique_ptr<Transport>> Create(const AccountConfig& account, Transcript = {}) override {
     return std::unique_ptr<Transport>(new ForwardingTransport(For(account.name)));
   }
@@ -122,7 +161,11 @@ class FakeTransportFactory final : public TransportFactory {
   // The fake behind `account`; scripting it before the run shapes what the run sees.
   FakeTransport& For(const std::string& account) {
     std::unique_ptr<FakeTransport>& fake = by_account_[account];
-    if (fake == nullptr) fake = std::make_unique<FakeTransport>();
+    if (fake == nullptr) {
+      fake = std::make_unique<FakeTransport>();
+      fake->clock = clock_;
+      fake->sleeper = sleeper_;
+    }
     return *fake;
   }
 
@@ -140,6 +183,8 @@ class FakeTransportFactory final : public TransportFactory {
     FakeTransport& fake_;
   };
 
+  const Clock* clock_;
+  Sleeper* sleeper_;
   std::map<std::string, std::unique_ptr<FakeTransport>> by_account_;
 };
 

@@ -1,0 +1,595 @@
+// The sending engine holds every rule a user sets — sending limits (also across a restart and
+// with many parallel connections), minimum waits, reconnects and pauses, blocks, the task limit,
+// the pending delay and cancel, retries, failover, routing, blacklists and turbo mode — checked
+// through RunTask with fake transports on virtual time: every wait moves the fake clock
+// (FakeSleeper), and each transaction is stamped with the time it began, so "never early" and
+// "never more than N in any window" are checked against what actually left when.
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "engine/task_runner.h"
+#include "engine/task_runner_fixture.h"
+
+namespace herald {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using std::chrono::hours;
+using std::chrono::milliseconds;
+using std::chrono::minutes;
+using std::chrono::seconds;
+
+constexpr Duration kDay = hours(24);
+
+// "email,name" and `n` recipients r0@<domain> .. r<n-1>@<domain>.
+std::string Recipients(int n, std::string_view domain = "example.com") {
+  std::string csv = "email,name\n";
+  for (int i = 0; i < n; ++i) csv += fmt::format("r{}@{},R{}\n", i, domain, i);
+  return csv;
+}
+
+// An SMTP account (the fake transport stands in for its server) with `settings` added.
+std::string Account(std::string_view name, std::string_view settings = "") {
+  return fmt::format("[[account]]\nname = \"{}\"\nkind = \"smtp\"\nhost = \"mail.example.com\"\n{}\n", name,
+                     settings);
+}
+
+// Replies of the fake servers.
+Outcome TryLater() {
+  return FakeTransport::Reply(Disposition::kTemporary, Scope::kRecipient, 451, "4.3.0", "try later");
+}
+Outcome NoSuchUser() {
+  return FakeTransport::Reply(Disposition::kPermanent, Scope::kRecipient, 550, "5.1.1", "no such user");
+}
+Outcome AccountDown(std::string text) {  // the whole account fails (Postfix's site failure)
+  return FakeTransport::Reply(Disposition::kTemporary, Scope::kAccount, 421, "4.3.2", std::move(text));
+}
+
+// A time as an offset from the fake clock's start, for failure messages: "t0+1:00:59.999".
+std::string Offset(TimePoint t) {
+  long long ms = ToUnixMillis(t) - ToUnixMillis(FakeClock().Now());
+  return fmt::format("t0+{}:{:02}:{:02}.{:03}", ms / 3'600'000, ms / 60'000 % 60, ms / 1000 % 60, ms % 1000);
+}
+
+std::vector<std::string> Offsets(const std::vector<TimePoint>& times) {
+  std::vector<std::string> offsets;
+  for (TimePoint t : times) offsets.push_back(Offset(t));
+  return offsets;
+}
+
+// When each recipient left through `fake`: the start of its transaction, in order.
+std::vector<TimePoint> SendTimes(const FakeTransport& fake) {
+  std::vector<TimePoint> times;
+  for (const SentMessage& transaction : fake.transactions) {
+    for (std::size_t i = 0; i < transaction.envelope.recipients.size(); ++i) times.push_back(transaction.at);
+  }
+  std::sort(times.begin(), times.end());
+  return times;
+}
+
+std::vector<std::string> EnvelopeRecipients(const FakeTransport& fake) {
+  std::vector<std::string> recipients;
+  for (const SentMessage& transaction : fake.transactions) {
+    for (const std::string& to : transaction.envelope.recipients) recipients.push_back(to);
+  }
+  return recipients;
+}
+
+// True when no span [s, s + window) holds more than `most` of `times` (a sending limit).
+::testing::AssertionResult AtMostInAnyWindow(std::vector<TimePoint> times, std::size_t most, Duration window) {
+  std::sort(times.begin(), times.end());
+  for (std::size_t i = 0; i + most < times.size(); ++i) {
+    if (times[i + most] - times[i] < window) {
+      return ::testing::AssertionFailure() << most + 1 << " sends within " << window.count() << " ms: from "
+                                           << Offset(times[i]) << " to " << Offset(times[i + most]);
+    }
+  }
+  return ::testing::AssertionSuccess();
+}
+
+class TaskRunnerRulesTest : public TaskRunnerFixture {
+ protected:
+  // Withdraws the task as `herald cancel` does: another process opens the store file and
+  // cancels everything not yet sent.
+  void CancelFromOutside() {
+    Result<std::unique_ptr<SqliteStore>> other = SqliteStore::Open(dir_.Path("herald.db"));
+    ASSERT_TRUE(other.ok()) << other.status().message();
+    static constexpr RecipientStatus kNotYetSent[] = {RecipientStatus::kUnsent, RecipientStatus::kDeferred};
+    Result<std::size_t> cancelled = (*other)->ChangeStatus("t1", kNotYetSent, RecipientStatus::kCancelled);
+    ASSERT_TRUE(cancelled.ok()) << cancelled.status().message();
+    cancelled_ += *cancelled;
+  }
+
+  RecipientRecord Stored(std::string_view address) {
+    RecipientRecord found;
+    Status visited = store_->ForEachRecipient("t1", [&](const RecipientRecord& recipient) {
+      if (recipient.address == address) found = recipient;
+      return Status::Ok();
+    });
+    EXPECT_TRUE(visited.ok()) << visited.message();
+    EXPECT_EQ(found.address, address) << "not in the store";
+    return found;
+  }
+
+  const TimePoint t0_ = clock_.Now();
+  std::size_t cancelled_ = 0;
+};
+
+// --- 1. sending limits
+
+TEST_F(TaskRunnerRulesTest, HourlyLimitSendsThreeAnHourAndWaitsForTheWindowNeverEarly) {
+  WriteRecipients(Recipients(10));
+  WriteAccounts(Account("relay", "limits = [\"3/hour\"]"));
+  LoadConfig();
+  RunReport report = Run();
+  EXPECT_EQ(report.sent, 10u);
+  EXPECT_TRUE(report.limit_stop.empty());
+  std::vector<TimePoint> times = SendTimes(relay());
+  ASSERT_EQ(times.size(), 10u);
+  EXPECT_TRUE(AtMostInAnyWindow(times, 3, hours(1)));
+
+  // Three at once, then each three when the wait the console was told of ends: exactly then,
+  // an hour after the last three (at most the store's one-minute bucket later), not earlier.
+  std::vector<RecordingObserver::Wait> waits = observer_.WaitsFor("sending limit of 3/hour");
+  ASSERT_EQ(waits.size(), 3u);
+  TimePoint group_start = t0_;
+  for (std::size_t group = 0; group < 4; ++group) {
+    for (std::size_t i = group * 3; i < std::min<std::size_t>(group * 3 + 3, 10); ++i) {
+      EXPECT_EQ(Offset(times[i]), Offset(group_start)) << "send " << i;
+    }
+    if (group == 3) break;
+    EXPECT_THAT(waits[group].why, HasSubstr("account \"relay\""));
+    EXPECT_GE(waits[group].until, group_start + hours(1)) << Offset(waits[group].until);
+    EXPECT_LE(waits[group].until, group_start + hours(1) + minutes(1)) << Offset(waits[group].until);
+    group_start = waits[group].until;
+  }
+  EXPECT_EQ(Offset(clock_.Now()), Offset(times.back())) << "the run ends with the last send, without a further wait";
+}
+
+TEST_F(TaskRunnerRulesTest, OnLimitStopEndsTheRunAndLeavesTheRestUnsent) {
+  WriteRecipients(Recipients(10));
+  WriteAccounts(Account("relay", "limits = [\"3/hour\"]"));
+  LoadConfig("[sending]\non_limit = \"stop\"\n");
+  RunReport report = Run();
+  EXPECT_EQ(report.sent, 3u);
+  EXPECT_THAT(report.limit_stop, HasSubstr("\"relay\""));
+  EXPECT_THAT(report.limit_stop, HasSubstr("3/hour"));
+  EXPECT_THAT(report.limit_stop, HasSubstr("2026-01-01 01:00:59 UTC")) << "when the next message fits";
+  EXPECT_EQ(report.counts[RecipientStatus::kUnsent], 7u);
+  EXPECT_EQ(report.counts[RecipientStatus::kInFlight], 0u);
+  EXPECT_EQ(relay().transactions.size(), 3u);
+  EXPECT_EQ(Offset(clock_.Now()), "t0+0:00:00.000") << "the run did not wait";
+}
+
+TEST_F(TaskRunnerRulesTest, LimitWindowSpansARestart) {
+  WriteRecipients(Recipients(10));
+  WriteAccounts(Account("relay", "limits = [\"3/hour\"]"));
+  LoadConfig("[sending]\non_limit = \"stop\"\n");
+  EXPECT_EQ(Run().sent, 3u);
+
+  // herald runs again half an hour later, a new process on the same store file.
+  clock_.Advance(minutes(30));
+  OpenStore();
+  LoadConfig();
+  std::size_t sent_before = relay().transactions.size();
+  RunReport second = Run();
+  EXPECT_EQ(second.sent, 7u);
+  std::vector<RecordingObserver::Wait> waits = observer_.WaitsFor("sending limit of 3/hour");
+  ASSERT_FALSE(waits.empty());
+  EXPECT_GE(waits[0].until, t0_ + hours(1)) << "the window of the first run still holds";
+  for (std::size_t i = sent_before; i < relay().transactions.size(); ++i) {
+    EXPECT_GE(relay().transactions[i].at, t0_ + hours(1)) << "sent early: " << Offset(relay().transactions[i].at);
+  }
+  EXPECT_TRUE(AtMostInAnyWindow(SendTimes(relay()), 3, hours(1)));
+}
+
+TEST_F(TaskRunnerRulesTest, LimitIsSharedByTasksThroughTheSameAccount) {
+  WriteRecipients(Recipients(5));
+  WriteAccounts(Account("relay", "limits = [\"3/hour\"]"));
+  LoadConfig("[sending]\non_limit = \"stop\"\n");
+  EXPECT_EQ(Run().sent, 3u);
+  task_.id = "t2";  // another task, same account
+  RunReport other = Run();
+  EXPECT_EQ(other.sent, 0u);
+  EXPECT_THAT(other.limit_stop, HasSubstr("3/hour"));
+  EXPECT_EQ(relay().transactions.size(), 3u);
+}
+
+TEST_F(TaskRunnerRulesTest, SeveralLimitsHoldTogether) {
+  WriteRecipients(Recipients(12));
+  WriteAccounts(Account("relay", "limits = [\"2/minute\", \"5/day\"]"));
+  LoadConfig();
+  RunReport report = Run();
+  EXPECT_EQ(report.sent, 12u);
+  std::vector<TimePoint> times = SendTimes(relay());
+  EXPECT_TRUE(AtMostInAnyWindow(times, 2, minutes(1)));
+  EXPECT_TRUE(AtMostInAnyWindow(times, 5, kDay));
+  EXPECT_FALSE(observer_.WaitsFor("2/minute").empty());
+  EXPECT_FALSE(observer_.WaitsFor("5/day").empty());
+  // 5 + 5 + 2 over three days, each day's five two a minute: no needless waiting either.
+  EXPECT_LT(times.back(), t0_ + 2 * kDay + hours(3)) << Offset(times.back());
+}
+
+TEST_F(TaskRunnerRulesTest, WeeklyAndMonthlyLimits) {
+  WriteRecipients(Recipients(7));
+  WriteAccounts(Account("relay", "limits = [\"2/week\", \"3/month\"]"));
+  LoadConfig();
+  RunReport report = Run();
+  EXPECT_EQ(report.sent, 7u);
+  std::vector<TimePoint> times = SendTimes(relay());
+  EXPECT_TRUE(AtMostInAnyWindow(times, 2, 7 * kDay));
+  EXPECT_TRUE(AtMostInAnyWindow(times, 3, 31 * kDay));
+  EXPECT_FALSE(observer_.WaitsFor("2/week").empty());
+  EXPECT_FALSE(observer_.WaitsFor("3/month").empty());
+  // Each wait ends with a send at its end: the engine waits exactly as long as it said.
+  for (const RecordingObserver::Wait& wait : observer_.waits) {
+    EXPECT_NE(std::find(times.begin(), times.end(), wait.until), times.end()) << wait.why << " until "
+                                                                             << Offset(wait.until);
+  }
+  EXPECT_LT(times.back(), t0_ + 70 * kDay) << Offset(times.back());
+}
+
+// --- 2. many parallel connections never burst above a limit
+
+TEST_F(TaskRunnerRulesTest, ParallelSendsNeverBurstAboveTheLimit) {
+  WriteRecipients(Recipients(50));
+  WriteAccounts(Account("relay", "max_connections = 8\nlimits = [\"10/hour\"]"));
+  LoadConfig("[sending]\nconcurrency = 16\n");
+  relay().send_time = seconds(1);
+  RunReport report = Run();
+  EXPECT_EQ(report.sent, 50u);
+  std::vector<TimePoint> times = SendTimes(relay());
+  ASSERT_EQ(times.size(), 50u);
+  EXPECT_TRUE(AtMostInAnyWindow(times, 10, hours(1)));
+  EXPECT_EQ(relay().max_open_connections, 8) << "the sends did go in parallel";
+  EXPECT_GT(relay().max_sends_in_progress, 1);
+  EXPECT_LT(times.back(), t0_ + hours(4) + minutes(5)) << "five windows of ten, no more";
+}
+
+// --- 3. waits, pauses, blocks, the task limit, the pending delay, cancel
+
+TEST_F(TaskRunnerRulesTest, TaskLimitLeavesTheRestForTheNextRun) {
+  WriteRecipients(Recipients(10));
+  WriteAccounts(Account("relay", "max_connections = 4"));
+  LoadConfig("[sending]\nlimit = 4\nconcurrency = 8\n");
+  RunReport first = Run();
+  EXPECT_EQ(first.sent, 4u) << "not one more, with eight sends at once";
+  EXPECT_TRUE(first.task_limit_reached);
+  EXPECT_EQ(first.counts[RecipientStatus::kUnsent], 6u);
+  EXPECT_EQ(relay().transactions.size(), 4u);
+
+  RunReport second = Run();
+  EXPECT_EQ(second.sent, 4u);
+  EXPECT_TRUE(second.task_limit_reached);
+  RunReport third = Run();
+  EXPECT_EQ(third.sent, 2u);
+  EXPECT_EQ(third.counts[RecipientStatus::kSent], 10u);
+  EXPECT_EQ(EnvelopeRecipients(relay()).size(), 10u);
+}
+
+TEST_F(TaskRunnerRulesTest, NothingLeavesBeforeThePendingDelay) {
+  WriteAccounts(Account("relay"));
+  LoadConfig("[sending]\npending_delay = \"10m\"\n");
+  RunReport report = Run();
+  EXPECT_EQ(report.sent, 3u);
+  std::vector<RecordingObserver::Wait> waits = observer_.WaitsFor("pending delay");
+  ASSERT_EQ(waits.size(), 1u);
+  EXPECT_EQ(Offset(waits[0].until), "t0+0:10:00.000");
+  EXPECT_THAT(waits[0].why, HasSubstr("herald cancel t1"));
+  EXPECT_THAT(Offsets(SendTimes(relay())), ElementsAre("t0+0:10:00.000", "t0+0:10:00.000", "t0+0:10:00.000"));
+
+  // The delay counts from when the task was first stored: a later run does not wait again.
+  WriteRecipients("email,name\nanna@example.com,Anna\nbob@example.com,Bob\ncarla@example.org,Carla\n"
+                  "dora@example.org,Dora\n");
+  EXPECT_EQ(Run().sent, 1u);
+  EXPECT_EQ(observer_.WaitsFor("pending delay").size(), 1u);
+}
+
+TEST_F(TaskRunnerRulesTest, CancelDuringThePendingDelaySendsNothing) {
+  WriteAccounts(Account("relay"));
+  LoadConfig("[sending]\npending_delay = \"10m\"\n");
+  observer_.on_waiting = [&](std::string_view, TimePoint) { CancelFromOutside(); };
+  RunReport report = Run();
+  EXPECT_EQ(cancelled_, 3u);
+  EXPECT_EQ(report.sent, 0u);
+  EXPECT_EQ(report.counts[RecipientStatus::kCancelled], 3u);
+  EXPECT_TRUE(relay().transactions.empty());
+}
+
+TEST_F(TaskRunnerRulesTest, CancelDuringALimitWaitSendsNothingMore) {
+  WriteRecipients(Recipients(10));
+  WriteAccounts(Account("relay", "limits = [\"3/hour\"]"));
+  LoadConfig("[sending]\nconcurrency = 4\n");
+  observer_.on_waiting = [&](std::string_view why, TimePoint) {
+    if (why.find("sending limit") != std::string_view::npos && cancelled_ == 0) CancelFromOutside();
+  };
+  RunReport report = Run();
+  EXPECT_EQ(report.sent, 3u);
+  EXPECT_EQ(relay().transactions.size(), 3u);
+  EXPECT_EQ(report.counts[RecipientStatus::kCancelled], 7u);
+  EXPECT_EQ(report.counts[RecipientStatus::kInFlight], 0u);
+}
+
+// --- 4. retries
+
+TEST_F(TaskRunnerRulesTest, TemporaryFailuresAreRetriedOnAGrowingScheduleThenFail) {
+  WriteAccounts(Account("relay"));
+  LoadConfig("[sending]\nretries = 3\nretry_delay = \"10m\"\nretry_backoff = 2.0\n");
+  relay().outcome_for["bob@example.com"] = TryLater();
+  relay().outcome_for["carla@example.org"] = NoSuchUser();
+  RunReport first = Run();
+  EXPECT_EQ(first.sent, 1u);
+  EXPECT_EQ(first.failed, 1u);
+  EXPECT_EQ(first.deferred, 1u);
+  ASSERT_TRUE(first.next_attempt_at.has_value());
+  EXPECT_EQ(Offset(*first.next_attempt_at), "t0+0:10:00.000");
+
+  // Retry n waits 10 min * 2^(n-1): due at +10, +30, +70 minutes; not a moment before.
+  const Duration kDelays[] = {minutes(10), minutes(20), minutes(40)};
+  TimePoint due = t0_;
+  for (int retry = 1; retry <= 3; ++retry) {
+    due += kDelays[retry - 1];
+    clock_.Set(due - milliseconds(1));
+    std::size_t before = relay().transactions.size();
+    EXPECT_EQ(Run().deferred, 0u) << "retry " << retry << " is not due yet";
+    EXPECT_EQ(relay().transactions.size(), before);
+    clock_.Set(due);
+    RunReport report = Run();
+    EXPECT_EQ(relay().transactions.size(), before + 1) << "retry " << retry;
+    if (retry < 3) {
+      EXPECT_EQ(report.deferred, 1u);
+      ASSERT_TRUE(report.next_attempt_at.has_value());
+      EXPECT_EQ(Offset(*report.next_attempt_at), Offset(due + kDelays[retry])) << "retry " << retry;
+    } else {
+      EXPECT_EQ(report.failed, 1u) << "retries used up";
+      EXPECT_FALSE(report.next_attempt_at.has_value());
+    }
+  }
+  EXPECT_EQ(Stored("bob@example.com").status, RecipientStatus::kFailed);
+  EXPECT_EQ(Stored("bob@example.com").attempts, 4);
+  EXPECT_THAT(Stored("bob@example.com").last_error.text, HasSubstr("gave up after 4 attempts"));
+  EXPECT_EQ(Stored("carla@example.org").attempts, 1) << "a permanent failure is never retried";
+
+  clock_.Advance(kDay * 30);
+  EXPECT_EQ(Run().sent + Run().failed, 0u);
+  EXPECT_EQ(relay().transactions.size(), 6u);
+}
+
+TEST_F(TaskRunnerRulesTest, DefaultRetryDelayIsAnHour) {
+  WriteAccounts(Account("relay"));
+  LoadConfig();
+  relay().outcome_for["bob@example.com"] = TryLater();
+  RunReport report = Run();
+  ASSERT_TRUE(report.next_attempt_at.has_value());
+  EXPECT_EQ(Offset(*report.next_attempt_at), "t0+1:00:00.000");
+}
+
+TEST_F(TaskRunnerRulesTest, RetryThatFallsDueDuringTheRunIsSentInIt) {
+  WriteAccounts(Account("relay", "minimum_wait = \"5m\""));
+  LoadConfig("[sending]\nretry_delay = \"2m\"\n");
+  relay().next_outcomes_for["anna@example.com"] = {TryLater()};
+  RunReport report = Run();
+  EXPECT_EQ(report.sent, 3u);
+  EXPECT_EQ(report.deferred, 1u);
+  EXPECT_EQ(report.counts[RecipientStatus::kSent], 3u);
+  EXPECT_THAT(EnvelopeRecipients(relay()),
+              ElementsAre("anna@example.com", "bob@example.com", "carla@example.org", "anna@example.com"));
+  EXPECT_EQ(Offset(relay().transactions.back().at), "t0+0:15:00.000");
+}
+
+// --- 5. failover
+
+TEST_F(TaskRunnerRulesTest, AccountFailureGoesToTheSecondaryAndItsSecondary) {
+  WriteAccounts(Account("a", "secondary = \"b\"") + Account("b", "secondary = \"c\"") + Account("c"));
+  LoadConfig();
+  transports_.For("a").connect_failure = AccountDown("a is down");
+  transports_.For("b").connect_failure = AccountDown("b refuses connections");
+  RunReport report = Run();
+  EXPECT_EQ(report.sent, 3u);
+  EXPECT_THAT(EnvelopeRecipients(transports_.For("c")),
+              ElementsAre("anna@example.com", "bob@example.com", "carla@example.org"));
+  EXPECT_EQ(transports_.For("a").connects, 1) << "a failed account is not tried again in the run";
+  EXPECT_EQ(transports_.For("b").connects, 1);
+  EXPECT_EQ(observer_.accounts.at("bob@example.com"), "c");
+  EXPECT_THAT(observer_.warnings, ::testing::Contains(HasSubstr("a is down")));
+  EXPECT_THAT(observer_.warnings, ::testing::Contains(HasSubstr("b refuses connections")));
+}
+
+TEST_F(TaskRunnerRulesTest, NoSecondaryLeftDefersWithTheFailure) {
+  WriteAccounts(Account("a", "secondary = \"b\"") + Account("b"));
+  LoadConfig();
+  transports_.For("a").connect_failure = AccountDown("a is down");
+  transports_.For("b").connect_failure = AccountDown("b is down too");
+  RunReport report = Run();
+  EXPECT_EQ(report.deferred, 3u);
+  EXPECT_EQ(report.counts[RecipientStatus::kDeferred], 3u);
+  const AttemptResult& anna = observer_.results.at("anna@example.com");
+  EXPECT_EQ(anna.status, RecipientStatus::kDeferred);
+  EXPECT_EQ(anna.error.reply_code, 421);
+  EXPECT_THAT(anna.error.text, HasSubstr("b is down too"));
+  EXPECT_EQ(observer_.accounts.at("anna@example.com"), "b");
+  ASSERT_TRUE(anna.next_attempt_at.has_value());
+  EXPECT_EQ(Offset(*anna.next_attempt_at), "t0+1:00:00.000");
+}
+
+TEST_F(TaskRunnerRulesTest, AccountFailureMidRunMovesTheRestToTheSecondary) {
+  WriteAccounts(Account("a", "secondary = \"b\"") + Account("b"));
+  LoadConfig();
+  transports_.For("a").outcome_for["bob@example.com"] =
+      FakeTransport::Reply(Disposition::kTemporary, Scope::kAccount, 421, "4.7.0", "too many messages, closing");
+  RunReport report = Run();
+  EXPECT_EQ(report.sent, 3u);
+  EXPECT_THAT(EnvelopeRecipients(transports_.For("a")), ElementsAre("anna@example.com", "bob@example.com"));
+  EXPECT_THAT(EnvelopeRecipients(transports_.For("b")), ElementsAre("bob@example.com", "carla@example.org"));
+  EXPECT_EQ(observer_.accounts.at("anna@example.com"), "a");
+  EXPECT_EQ(observer_.accounts.at("bob@example.com"), "b");
+  EXPECT_EQ(observer_.accounts.at("carla@example.org"), "b");
+  EXPECT_EQ(Stored("bob@example.com").attempts, 2);
+  EXPECT_EQ(Stored("bob@example.com").status, RecipientStatus::kSent);
+  EXPECT_EQ(Stored("carla@example.org").attempts, 1);
+}
+
+TEST_F(TaskRunnerRulesTest, ExcludedDomainGoesToTheSecondary) {
+  WriteAccounts(Account("a", "secondary = \"b\"\nexcluded_domains = [\"example.org\"]") + Account("b"));
+  LoadConfig("[sending]\naccounts = [\"a\"]\n");
+  RunReport report = Run();
+  EXPECT_EQ(report.sent, 3u);
+  EXPECT_THAT(EnvelopeRecipients(transports_.For("a")), ElementsAre("anna@example.com", "bob@example.com"));
+  EXPECT_THAT(EnvelopeRecipients(transports_.For("b")), ElementsAre("carla@example.org"));
+}
+
+TEST_F(TaskRunnerRulesTest, FailoverSkipsASecondaryThatExcludesTheDomain) {
+  WriteAccounts(Account("a", "secondary = \"b\"") +
+                Account("b", "secondary = \"c\"\nexcluded_domains = [\"example.org\"]") + Account("c"));
+  LoadConfig("[sending]\naccounts = [\"a\"]\n");
+  transports_.For("a").connect_failure = AccountDown("a is down");
+  RunReport report = Run();
+  EXPECT_EQ(report.sent, 3u);
+  EXPECT_THAT(EnvelopeRecipients(transports_.For("b")), ElementsAre("anna@example.com", "bob@example.com"));
+  EXPECT_THAT(EnvelopeRecipients(transports_.For("c")), ElementsAre("carla@example.org"));
+}
+
+// --- 6. routing
+
+TEST_F(TaskRunnerRulesTest, FirstAccountWhoseRulesMatchIsUsed) {
+  WriteRecipients("email,name\nanna@example.com,Anna\nbob@example.com,Bob\ncarla@example.org,Carla\n"
+                  "dora@example.net,Dora\n");
+  WriteAccounts(Account("elsewhere", "only_senders = [\"*@elsewhere.example\"]") +
+                Account("org", "only_recipients = [\"*@example.org\"]") +
+                Account("vip", "only_recipients = [\"bob@example.com\", \"carla@example.org\"]") +
+                Account("main", "only_senders = [\"news@example.com\"]"));
+  LoadConfig();
+  RunReport report = Run();
+  EXPECT_EQ(report.sent, 4u);
+  EXPECT_TRUE(transports_.For("elsewhere").transactions.empty());
+  EXPECT_THAT(EnvelopeRecipients(transports_.For("org")), ElementsAre("carla@example.org"))
+      << "carla matches vip too, but org comes first";
+  EXPECT_THAT(EnvelopeRecipients(transports_.For("vip")), ElementsAre("bob@example.com"));
+  EXPECT_THAT(EnvelopeRecipients(transports_.For("main")), ElementsAre("anna@example.com", "dora@example.net"));
+
+  // Another sender goes its own way.
+  message_ = "from = \"someone@elsewhere.example\"\nsubject = \"Hi\"\ntext = \"Hello\"\n";
+  LoadConfig();
+  task_.id = "t2";
+  EXPECT_EQ(Run().sent, 4u);
+  EXPECT_EQ(transports_.For("elsewhere").transactions.size(), 4u) << "the first account whose rules match takes all";
+}
+
+TEST_F(TaskRunnerRulesTest, MessageNoAccountAcceptsFailsWithTheReason) {
+  WriteAccounts(Account("org", "only_recipients = [\"*@example.org\"]"));
+  LoadConfig();
+  RunReport report = Run();
+  EXPECT_EQ(report.sent, 1u);
+  EXPECT_EQ(report.failed, 2u);
+  const AttemptResult& anna = observer_.results.at("anna@example.com");
+  EXPECT_EQ(anna.status, RecipientStatus::kFailed);
+  EXPECT_THAT(anna.error.text, HasSubstr("no account takes mail from news@example.com to anna@example.com"));
+  EXPECT_EQ(Stored("anna@example.com").attempts, 0) << "nothing was attempted";
+  EXPECT_THAT(EnvelopeRecipients(transports_.For("org")), ElementsAre("carla@example.org"));
+}
+
+TEST_F(TaskRunnerRulesTest, FixedSenderReplacesTheSenderExceptForPrivateMessages) {
+  WriteAccounts(Account("relay", "fixed_sender = \"bounces@relay.example.net\""));
+  LoadConfig();
+  Run();
+  ASSERT_EQ(relay().transactions.size(), 3u);
+  EXPECT_EQ(relay().transactions[0].envelope.mail_from, "bounces@relay.example.net");
+  EXPECT_THAT(relay().transactions[0].data, HasSubstr("From: News <bounces@relay.example.net>\r\n"));
+
+  LoadConfig("", "sensitivity = \"private\"\n");
+  task_.id = "t2";
+  Run();
+  ASSERT_EQ(relay().transactions.size(), 6u);
+  EXPECT_EQ(relay().transactions[3].envelope.mail_from, "news@example.com");
+  EXPECT_THAT(relay().transactions[3].data, HasSubstr("From: News <news@example.com>\r\n"));
+}
+
+// --- 7. blacklists and resets
+
+TEST_F(TaskRunnerRulesTest, BlacklistedRecipientsAreMarkedAndNeverSent) {
+  WriteRecipients("email,name\nanna@example.com,Anna\nbob@example.com,Bob\ncarla@example.org,Carla\n"
+                  "dora@example.net,Dora\nemil@example.com,Emil\n");
+  dir_.Write("blacklist.txt", "# never these\nBOB@example.com\n*@example.org\n\nexample.net\n");
+  WriteAccounts(Account("relay"));
+  LoadConfig("blacklists = [\"blacklist.txt\"]\n");
+  RunReport report = Run();
+  EXPECT_EQ(report.blacklisted, 3u);
+  EXPECT_EQ(observer_.blacklisted, 3u);
+  EXPECT_EQ(report.counts[RecipientStatus::kBlacklisted], 3u);
+  EXPECT_EQ(report.sent, 2u);
+  EXPECT_THAT(EnvelopeRecipients(relay()), ElementsAre("anna@example.com", "emil@example.com"));
+  EXPECT_EQ(Stored("bob@example.com").status, RecipientStatus::kBlacklisted);
+  EXPECT_EQ(Stored("bob@example.com").attempts, 0);
+
+  // Sending everyone again (reset_before) still passes the blacklist first.
+  LoadConfig("blacklists = [\"blacklist.txt\"]\n[sending]\nreset_before = true\n");
+  RunReport again = Run();
+  EXPECT_EQ(again.sent, 2u);
+  EXPECT_EQ(again.blacklisted, 3u);
+  EXPECT_THAT(EnvelopeRecipients(relay()),
+              ElementsAre("anna@example.com", "emil@example.com", "anna@example.com", "emil@example.com"));
+}
+
+TEST_F(TaskRunnerRulesTest, ResetErrorsAfterPutsOnlyTheFailedBack) {
+  WriteAccounts(Account("relay"));
+  LoadConfig("[sending]\nreset_errors_after = true\n");
+  relay().outcome_for["bob@example.com"] = NoSuchUser();
+  relay().outcome_for["carla@example.org"] = TryLater();
+  RunReport report = Run();
+  EXPECT_EQ(report.failed, 1u);
+  EXPECT_EQ(report.counts[RecipientStatus::kUnsent], 1u);
+  EXPECT_EQ(report.counts[RecipientStatus::kDeferred], 1u) << "a recipient waiting for a retry keeps waiting";
+  EXPECT_EQ(Stored("bob@example.com").status, RecipientStatus::kUnsent);
+  EXPECT_THAT(Stored("bob@example.com").last_error.text, HasSubstr("no such user")) << "the error is kept";
+
+  relay().outcome_for.clear();
+  LoadConfig();
+  EXPECT_EQ(Run().sent, 1u);
+  EXPECT_EQ(relay().transactions.back().envelope.recipients[0], "bob@example.com");
+}
+
+// --- 8. turbo mode
+
+TEST_F(TaskRunnerRulesTest, TurboSendsUpToRecipientsPerMessageInOneTransaction) {
+  WriteRecipients(Recipients(7));
+  WriteAccounts(Account("relay", "recipients_per_message = 3"));
+  message_ = "from = \"News <news@example.com>\"\nsubject = \"News for everyone\"\ntext = \"Hello all\"\n";
+  LoadConfig("[sending]\nmode = \"turbo\"\n");
+  relay().outcome_for["r4@example.com"] = NoSuchUser();
+  RunReport report = Run();
+  ASSERT_EQ(relay().transactions.size(), 3u);
+  EXPECT_THAT(relay().transactions[0].envelope.recipients,
+              ElementsAre("r0@example.com", "r1@example.com", "r2@example.com"));
+  EXPECT_THAT(relay().transactions[1].envelope.recipients,
+              ElementsAre("r3@example.com", "r4@example.com", "r5@example.com"));
+  EXPECT_THAT(relay().transactions[2].envelope.recipients, ElementsAre("r6@example.com"));
+  EXPECT_EQ(report.sent, 6u);
+  EXPECT_EQ(report.failed, 1u) << "the refused recipient fails alone";
+  ASSERT_EQ(observer_.results.size(), 7u);
+  EXPECT_EQ(observer_.results.at("r4@example.com").status, RecipientStatus::kFailed);
+  EXPECT_EQ(observer_.results.at("r4@example.com").error.reply_code, 550);
+  EXPECT_EQ(observer_.results.at("r3@example.com").status, RecipientStatus::kSent);
+  EXPECT_EQ(observer_.results.at("r5@example.com").status, RecipientStatus::kSent);
+  // One message for all, addressed to the sender: the recipients are in the envelope only (Bcc).
+  EXPECT_THAT(relay().transactions[0].data, HasSubstr("To: news@example.com\r\n"));
+  EXPECT_THAT(relay().transactions[0].data, ::testing::Not(HasSubstr("r0@example.com")));
+}
+
+TEST_F(TaskRunnerRulesTest, TurboThroughAPickupAccountIsRefused) {
+  message_ = "from = \"News <news@example.com>\"\nsubject = \"News for everyone\"\ntext = \"Hello all\"\n";
+  LoadConfig("[sending]\nmode = \"turbo\"\n");  // the fixture's account is a pickup folder
+  Result<RunReport> report = TryRun();
+  ASSERT_FALSE(report.ok());
+  EXPECT_THAT(report.status().message(), HasSubstr("turbo mode cannot go through a pickup folder"));
+  EXPECT_THAT(report.status().message(), HasSubstr("account \"relay\""));
+  EXPECT_TRUE(relay().transactions.empty());
+}
+
+}  // namespace
+}  // namespace herald
