@@ -280,10 +280,11 @@ class Run {
 
   // Refills the queue a page at a time. When the store has nothing after the cursor, it starts
   // a new pass from the beginning, for retries that fell due while the run went on; the run is
-  // over when a whole pass finds nothing that is not already taken. (A recipient fetched again
-  // before its result is written is refused by the store when it is put in flight.)
+  // over when a whole pass finds nothing that is not already taken. (A recipient stays taken
+  // until its result is written, see Record; one given back may be fetched again at once.)
   bool Refill() {
     while (queue_.empty() && !exhausted_) {
+      ReleaseWritten();
       Result<std::vector<RecipientRecord>> page = store_.FetchDue(task_.id, clock_.Now(), cursor_, kFetchBatch);
       if (!page.ok()) {
         Stop(page.status());
@@ -407,9 +408,20 @@ class Run {
       case RecipientStatus::kDeferred: ++report_.deferred; break;
       default: break;
     }
-    taken_.erase(recipient.id);
     observer_.OnResult(RecipientEvent{recipient, result, account});
     writer_.AddResult(std::move(result));
+    // Still taken until the result is written: until then the store returns the recipient as
+    // due, and a pass that fetched it again would decide it again — for a recipient that fails
+    // before sending (no account takes it), over and over without ever yielding to the commit.
+    written_soon_.emplace_back(recipient.id, writer_.scheduled_commit());
+  }
+
+  // Lets recipients whose results are written be fetched again (a retry due during the run).
+  void ReleaseWritten() {
+    while (!written_soon_.empty() && written_soon_.front().second <= writer_.commits()) {
+      taken_.erase(written_soon_.front().first);
+      written_soon_.pop_front();
+    }
   }
 
   // A failure found before anything was sent: the recipient fails without an attempt.
@@ -687,6 +699,8 @@ class Run {
   std::uint32_t workers_running_ = 0;
   std::deque<RecipientRecord> queue_;
   std::unordered_set<std::int64_t> taken_;  // fetched and not yet decided: never fetched twice
+  // Decided recipients still in taken_, with the number of the commit that writes their result.
+  std::deque<std::pair<std::int64_t, std::uint64_t>> written_soon_;
   std::optional<std::pair<Pending, AccountRuntime*>> held_;
   std::int64_t cursor_ = 0;
   bool found_in_pass_ = false;  // the current pass over the store found a recipient not yet taken

@@ -444,6 +444,18 @@ TEST_F(TaskRunnerRulesTest, ExcludedDomainGoesToTheSecondary) {
   EXPECT_THAT(EnvelopeRecipients(transports_.For("b")), ElementsAre("carla@example.org"));
 }
 
+TEST_F(TaskRunnerRulesTest, ExcludedDomainWithoutSecondaryFailsWithTheReason) {
+  WriteAccounts(Account("relay", "excluded_domains = [\"*@example.org\"]"));
+  LoadConfig();
+  RunReport report = Run();
+  EXPECT_EQ(report.sent, 2u);
+  EXPECT_EQ(report.failed, 1u);
+  const AttemptResult& carla = observer_.results.at("carla@example.org");
+  EXPECT_EQ(carla.status, RecipientStatus::kFailed);
+  EXPECT_THAT(carla.error.text, HasSubstr("example.org is excluded from account \"relay\""));
+  EXPECT_THAT(EnvelopeRecipients(relay()), ElementsAre("anna@example.com", "bob@example.com"));
+}
+
 TEST_F(TaskRunnerRulesTest, FailoverSkipsASecondaryThatExcludesTheDomain) {
   WriteAccounts(Account("a", "secondary = \"b\"") +
                 Account("b", "secondary = \"c\"\nexcluded_domains = [\"example.org\"]") + Account("c"));

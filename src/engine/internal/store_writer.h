@@ -39,6 +39,8 @@ class StoreWriter {
   // The first write error; once there is one, nothing more is written.
   const Status& status() const { return status_; }
   std::uint64_t commits() const { return committed_; }
+  // The number of the commit that writes what is queued now (written once commits() reaches it).
+  std::uint64_t scheduled_commit() const { return scheduled_; }
 
  private:
   void ScheduleCommit();
