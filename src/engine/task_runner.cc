@@ -580,7 +580,8 @@ class Run {
       if (start > clock_.Now()) co_await Sleep(start);
       if (stopping_) continue;
 
-      Lease lease = co_await account->pool->Acquire(account->transport->Destination(recipients.front().to));
+      Lease lease = co_await account->pool->Acquire(account->transport->Destination(recipients.front().to),
+                                                    [this] { return stopping_; });
       if (lease.connection == nullptr) {
         NoteAccountFailure(*account, lease.failure);
         continue;
@@ -716,7 +717,7 @@ class Run {
 // A runtime for every account the task can reach: its accounts, and their secondaries.
 Result<std::vector<AccountRuntime>> MakeAccounts(const TaskConfig& task, const AccountSet& accounts,
                                                  TransportFactory& transports, RunObserver& observer,
-                                                 asio::io_context& io) {
+                                                 const Clock& clock, Sleeper& sleeper, asio::io_context& io) {
   std::vector<const AccountConfig*> chosen;
   if (task.sending.accounts.empty()) {
     for (const AccountConfig& account : accounts.accounts()) chosen.push_back(&account);
@@ -748,8 +749,8 @@ Result<std::vector<AccountRuntime>> MakeAccounts(const TaskConfig& task, const A
     runtime.transport = std::move(*transport);
     runtime.pool = std::make_unique<ConnectionPool>(
         *runtime.transport,
-        PoolSettings{config->max_connections, config->reconnect_every, config->pause_between_chunks},
-        io.get_executor());
+        PoolSettings{config->max_connections, config->reconnect_every, config->pause_between_chunks}, clock,
+        sleeper, io.get_executor());
     runtime.overrides.default_reply_to = config->default_reply_to;
     runtime.overrides.default_sender_name = config->default_sender_name;
     runtime.overrides.fixed_sender = config->fixed_sender;
@@ -777,7 +778,9 @@ Result<RunReport> RunTask(const TaskConfig& task, const AccountSet& accounts, St
   HERALD_RETURN_IF_ERROR(CheckTaskAccounts(task, accounts));
 
   asio::io_context io(1);
-  Result<std::vector<AccountRuntime>> runtimes = MakeAccounts(task, accounts, transports, observer, io);
+  SteadySleeper steady_sleeper(clock);
+  Sleeper& sleeper = options.sleeper != nullptr ? *options.sleeper : steady_sleeper;
+  Result<std::vector<AccountRuntime>> runtimes = MakeAccounts(task, accounts, transports, observer, clock, sleeper, io);
   if (!runtimes.ok()) return runtimes.status();
 
   Result<TaskRecord> record = SyncTask(task, *columns, prepared->address_column, store, clock, observer, report);
@@ -798,8 +801,6 @@ Result<RunReport> RunTask(const TaskConfig& task, const AccountSet& accounts, St
   if (*blacklisted > 0) observer.OnBlacklisted(*blacklisted);
 
   Router router(accounts, task.sending.accounts);
-  SteadySleeper steady_sleeper(clock);
-  Sleeper& sleeper = options.sleeper != nullptr ? *options.sleeper : steady_sleeper;
   Run run(task, *record, *prepared, *runtimes, router, store, clock, sleeper, observer, io, report);
   HERALD_RETURN_IF_ERROR(run.Prepare());
   asio::signal_set signals(io);

@@ -254,6 +254,17 @@ TEST_F(TaskRunnerRulesTest, ParallelSendsNeverBurstAboveTheLimit) {
 
 // --- 3. waits, pauses, blocks, the task limit, the pending delay, cancel
 
+TEST_F(TaskRunnerRulesTest, ReconnectEveryAndPauseBetweenChunks) {
+  WriteRecipients(Recipients(6));
+  WriteAccounts(Account("relay", "reconnect_every = 2\npause_between_chunks = \"5m\""));
+  LoadConfig();
+  RunReport report = Run();
+  EXPECT_EQ(report.sent, 6u);
+  EXPECT_EQ(relay().connects, 3);
+  EXPECT_THAT(Offsets(SendTimes(relay())), ElementsAre("t0+0:00:00.000", "t0+0:00:00.000", "t0+0:05:00.000",
+                                                       "t0+0:05:00.000", "t0+0:10:00.000", "t0+0:10:00.000"));
+}
+
 TEST_F(TaskRunnerRulesTest, TaskLimitLeavesTheRestForTheNextRun) {
   WriteRecipients(Recipients(10));
   WriteAccounts(Account("relay", "max_connections = 4"));

@@ -1,15 +1,17 @@
 #include "engine/internal/connection_pool.h"
 
-#include <asio/experimental/as_tuple.hpp>
-#include <asio/steady_timer.hpp>
-#include <asio/use_awaitable.hpp>
-
 namespace herald::engine_internal {
 
-ConnectionPool::ConnectionPool(Transport& transport, PoolSettings settings, asio::any_io_executor executor)
-    : transport_(transport), settings_(settings), executor_(executor), released_(executor) {}
+ConnectionPool::ConnectionPool(Transport& transport, PoolSettings settings, const Clock& clock, Sleeper& sleeper,
+                               asio::any_io_executor executor)
+    : transport_(transport),
+      settings_(settings),
+      clock_(clock),
+      sleeper_(sleeper),
+      executor_(executor),
+      released_(executor) {}
 
-asio::awaitable<Lease> ConnectionPool::Acquire(std::string destination) {
+asio::awaitable<Lease> ConnectionPool::Acquire(std::string destination, std::function<bool()> stop) {
   while (true) {
     Destination& slot = destinations_[destination];
     if (!slot.idle.empty()) {
@@ -19,11 +21,8 @@ asio::awaitable<Lease> ConnectionPool::Acquire(std::string destination) {
     }
     if (slot.open < settings_.max_connections) {
       ++slot.open;
-      auto now = std::chrono::steady_clock::now();
-      if (slot.next_connect_after > now) {
-        asio::steady_timer pause(executor_, slot.next_connect_after - now);
-        co_await pause.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
-      }
+      TimePoint resume = slot.next_connect_after;
+      if (resume > clock_.Now()) co_await sleeper_.SleepUntil(resume, std::move(stop));
       ConnectResult connected = co_await transport_.Connect(destination);
       Destination& after = destinations_[destination];
       if (connected.connection == nullptr) {
@@ -50,7 +49,7 @@ asio::awaitable<void> ConnectionPool::Release(Lease lease) {
   co_await lease.connection->Close();
   Destination& slot = destinations_[lease.destination];
   --slot.open;
-  if (chunk_done) slot.next_connect_after = std::chrono::steady_clock::now() + settings_.pause_between_chunks;
+  if (chunk_done) slot.next_connect_after = clock_.Now() + settings_.pause_between_chunks;
   released_.NotifyAll();
 }
 

@@ -1,11 +1,13 @@
 // ConnectionPool: the open connections of one account (per destination), at most
 // max_connections of them; each carries at most `reconnect_every` messages and is then closed,
 // the next connection opened after `pause_between_chunks` (DESIGN.md, per account). A connection
-// that reports itself not reusable (after an error) is dropped, never handed out again.
+// that reports itself not reusable (after an error) is dropped, never handed out again. The
+// pause is kept on the engine's Clock and waited out with its Sleeper, like every other wait.
 // Used from the io_context's thread only.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -16,6 +18,7 @@
 
 #include "core/clock.h"
 #include "engine/internal/event.h"
+#include "engine/sleeper.h"
 #include "transport/transport.h"
 
 namespace herald::engine_internal {
@@ -36,11 +39,13 @@ struct Lease {
 
 class ConnectionPool {
  public:
-  ConnectionPool(Transport& transport, PoolSettings settings, asio::any_io_executor executor);
+  // `clock` and `sleeper` must outlive the pool.
+  ConnectionPool(Transport& transport, PoolSettings settings, const Clock& clock, Sleeper& sleeper,
+                 asio::any_io_executor executor);
 
   // A connection for `destination`: an idle one, a new one if fewer than max_connections are
-  // open, or the next one given back.
-  asio::awaitable<Lease> Acquire(std::string destination);
+  // open (after the pause between chunks, which `stop` cuts short), or the next one given back.
+  asio::awaitable<Lease> Acquire(std::string destination, std::function<bool()> stop);
   // Gives the connection back after one message. It is closed when it must not be reused or has
   // carried reconnect_every messages.
   asio::awaitable<void> Release(Lease lease);
@@ -57,11 +62,13 @@ class ConnectionPool {
   struct Destination {
     std::vector<Idle> idle;
     std::uint32_t open = 0;  // idle + lent + being opened
-    std::chrono::steady_clock::time_point next_connect_after{};
+    TimePoint next_connect_after{};
   };
 
   Transport& transport_;
   PoolSettings settings_;
+  const Clock& clock_;
+  Sleeper& sleeper_;
   asio::any_io_executor executor_;
   Event released_;
   std::map<std::string, Destination> destinations_;
