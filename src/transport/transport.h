@@ -45,6 +45,10 @@ enum class Scope {
   kMessage,    // this message, all its recipients (a DATA reply, a message too large)
   kAccount,    // the whole account or destination: cannot connect, greeting 421/554, AUTH
                // rejected, TLS failure — its work moves to the secondary account
+  kDestination,  // direct delivery: the recipient's domain as a whole — none of its mail
+                 // exchangers can be reached or will talk to us, a 421 from one of them, a
+                 // null MX, a domain that does not exist. The account and its other
+                 // destinations are fine: no failover; each recipient gets the outcome.
 };
 
 enum class Disposition {
@@ -88,7 +92,8 @@ class Connection {
 };
 
 // The result of Connect(): a connection, or the Outcome that explains why there is none
-// (usually with scope kAccount).
+// (scope kAccount for a relay or folder; kDestination when direct delivery cannot reach one
+// recipient domain).
 struct ConnectResult {
   std::unique_ptr<Connection> connection;
   Outcome failure;

@@ -20,6 +20,7 @@ std::string_view ScopeName(Scope s) {
     case Scope::kRecipient: return "recipient";
     case Scope::kMessage: return "message";
     case Scope::kAccount: return "account";
+    case Scope::kDestination: return "destination";
   }
   return "?";
 }

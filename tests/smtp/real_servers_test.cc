@@ -120,6 +120,7 @@ std::string_view ScopeName(Scope scope) {
     case Scope::kRecipient: return "recipient";
     case Scope::kMessage: return "message";
     case Scope::kAccount: return "account";
+    case Scope::kDestination: return "destination";
   }
   return "?";
 }
