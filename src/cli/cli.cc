@@ -386,7 +386,8 @@ int TestAccount(const CliDependencies& deps, const std::string& accounts_file, c
   if (Status composed = (*composer)->Compose(parts, *message); !composed.ok()) return Fail(composed);
 
   Envelope envelope{from->address.ToString(), {to->ToString()}, from->address.needs_smtputf8 || to->needs_smtputf8};
-  Outcome outcome = SendOneMessage(**transport, std::move(envelope), std::move(message));
+  Outcome outcome =
+      SendOneMessage(**transport, (*transport)->Destination(*to), std::move(envelope), std::move(message));
   if (outcome.delivered()) {
     fmt::print("sent: the server accepted the test message for {} ({} {})\n", to->ToString(), outcome.reply_code,
                outcome.text);

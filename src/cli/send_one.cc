@@ -14,8 +14,9 @@ Outcome NoOutcome() {
   return outcome;
 }
 
-asio::awaitable<Outcome> Deliver(Transport& transport, Envelope envelope, std::shared_ptr<const MessageData> message) {
-  ConnectResult connected = co_await transport.Connect(std::string());
+asio::awaitable<Outcome> Deliver(Transport& transport, std::string destination, Envelope envelope,
+                                 std::shared_ptr<const MessageData> message) {
+  ConnectResult connected = co_await transport.Connect(std::move(destination));
   if (connected.connection == nullptr) co_return connected.failure;
   std::vector<Outcome> outcomes = co_await connected.connection->Send(std::move(envelope), std::move(message));
   co_await connected.connection->Close();
@@ -24,10 +25,11 @@ asio::awaitable<Outcome> Deliver(Transport& transport, Envelope envelope, std::s
 
 }  // namespace
 
-Outcome SendOneMessage(Transport& transport, Envelope envelope, std::shared_ptr<const MessageData> message) {
+Outcome SendOneMessage(Transport& transport, std::string destination, Envelope envelope,
+                       std::shared_ptr<const MessageData> message) {
   asio::io_context io(1);
   Outcome result = NoOutcome();
-  asio::co_spawn(io, Deliver(transport, std::move(envelope), std::move(message)),
+  asio::co_spawn(io, Deliver(transport, std::move(destination), std::move(envelope), std::move(message)),
                  [&](std::exception_ptr error, Outcome outcome) {
                    if (!error) result = std::move(outcome);
                  });

@@ -3,12 +3,15 @@
 #pragma once
 
 #include <memory>
+#include <string>
 
 #include "transport/transport.h"
 
 namespace herald {
 
 // The outcome for the envelope's first recipient: the connect failure, or the send's result.
-Outcome SendOneMessage(Transport& transport, Envelope envelope, std::shared_ptr<const MessageData> message);
+// `destination`: the transport's Destination() of that recipient.
+Outcome SendOneMessage(Transport& transport, std::string destination, Envelope envelope,
+                       std::shared_ptr<const MessageData> message);
 
 }  // namespace herald
