@@ -573,17 +573,23 @@ class Run {
         co_return;
       }
 
-      // The account's minimum wait: the slot is taken before waiting, so that parallel sends
-      // queue one behind the other.
-      TimePoint start = account->minimum_wait.NextStart(clock_.Now());
-      account->minimum_wait.Started(start);
-      if (start > clock_.Now()) co_await Sleep(start);
-      if (stopping_) continue;
-
       Lease lease = co_await account->pool->Acquire(account->transport->Destination(recipients.front().to),
                                                     [this] { return stopping_; });
       if (lease.connection == nullptr) {
         NoteAccountFailure(*account, lease.failure);
+        continue;
+      }
+
+      // The account's minimum wait between the starts of two messages. The slot is taken with
+      // the connection in hand, right before the message is put in flight and leaves: taken
+      // before connecting (or before waiting for a free connection), the time that took came
+      // out of the wait and two messages left closer together than the user allows. Parallel
+      // sends take their slots one behind the other.
+      TimePoint start = account->minimum_wait.NextStart(clock_.Now());
+      account->minimum_wait.Started(start);
+      if (start > clock_.Now()) co_await Sleep(start);
+      if (stopping_) {
+        co_await account->pool->Release(std::move(lease));
         continue;
       }
 

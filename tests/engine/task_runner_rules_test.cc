@@ -254,6 +254,36 @@ TEST_F(TaskRunnerRulesTest, ParallelSendsNeverBurstAboveTheLimit) {
 
 // --- 3. waits, pauses, blocks, the task limit, the pending delay, cancel
 
+TEST_F(TaskRunnerRulesTest, MinimumWaitSpacesTheMessagesAsTheyLeave) {
+  WriteRecipients(Recipients(5));
+  WriteAccounts(Account("relay", "minimum_wait = \"30s\""));
+  LoadConfig();
+  relay().connect_time = seconds(10);  // the first message leaves only once connected
+  RunReport report = Run();
+  EXPECT_EQ(report.sent, 5u);
+  std::vector<TimePoint> times = SendTimes(relay());
+  ASSERT_EQ(times.size(), 5u);
+  EXPECT_THAT(Offsets(times), ElementsAre("t0+0:00:10.000", "t0+0:00:40.000", "t0+0:01:10.000", "t0+0:01:40.000",
+                                           "t0+0:02:10.000"));
+}
+
+TEST_F(TaskRunnerRulesTest, MinimumWaitSpacesParallelSendsInsteadOfBurstingThem) {
+  WriteRecipients(Recipients(12));
+  WriteAccounts(Account("relay", "max_connections = 4\nminimum_wait = \"10s\""));
+  LoadConfig("[sending]\nconcurrency = 8\n");
+  relay().connect_time = seconds(2);
+  relay().send_time = seconds(25);  // several transactions overlap; their starts are spaced
+  RunReport report = Run();
+  EXPECT_EQ(report.sent, 12u);
+  std::vector<TimePoint> times = SendTimes(relay());
+  ASSERT_EQ(times.size(), 12u);
+  for (std::size_t i = 1; i < times.size(); ++i) {
+    EXPECT_GE(times[i] - times[i - 1], seconds(10)) << "send " << i << " at " << Offset(times[i]);
+  }
+  EXPECT_GT(relay().max_sends_in_progress, 1);
+  EXPECT_LE(times.back() - times.front(), seconds(11 * 10 + 25)) << "spaced, not slowed further";
+}
+
 TEST_F(TaskRunnerRulesTest, ReconnectEveryAndPauseBetweenChunks) {
   WriteRecipients(Recipients(6));
   WriteAccounts(Account("relay", "reconnect_every = 2\npause_between_chunks = \"5m\""));
