@@ -10,14 +10,21 @@ TimePoint MinimumWait::NextStart(TimePoint now) const {
 
 TaskPacing::Verdict TaskPacing::Next(TimePoint now) const {
   if (limit_ > 0 && started_ >= limit_) return Verdict::kDone;
+  if (block_size_ > 0 && in_block_ >= block_size_) return Verdict::kBlockUnfinished;
   if (now < resume_at_) return Verdict::kWait;
   return Verdict::kStart;
 }
 
-void TaskPacing::Started(TimePoint at) {
+void TaskPacing::Started() {
   ++started_;
-  if (block_size_ == 0) return;
-  if (++in_block_ >= block_size_) {
+  ++on_their_way_;
+  if (block_size_ > 0) ++in_block_;
+}
+
+void TaskPacing::Finished(TimePoint at) {
+  if (on_their_way_ > 0) --on_their_way_;
+  // Every earlier block was done before this one began, so none on their way means this block.
+  if (block_size_ > 0 && in_block_ >= block_size_ && on_their_way_ == 0) {
     in_block_ = 0;
     resume_at_ = at + block_pause_;
   }
@@ -25,6 +32,7 @@ void TaskPacing::Started(TimePoint at) {
 
 void TaskPacing::Unstarted() {
   if (started_ > 0) --started_;
+  if (on_their_way_ > 0) --on_their_way_;
   if (in_block_ > 0) --in_block_;
 }
 

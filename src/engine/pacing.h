@@ -27,24 +27,31 @@ class MinimumWait {
 };
 
 // The task's limit per run and its blocks: after every `block_size` messages, a pause of
-// `block_pause` before the next one starts.
+// `block_pause` before the next one starts. The pause runs from when the block's last message
+// is done — not from when it was taken, since a message may still wait (an account's minimum
+// wait, a free connection, a sending limit) after it is taken, and with parallel sends the
+// block's messages may finish in any order.
 class TaskPacing {
  public:
   TaskPacing(std::uint64_t limit, std::uint64_t block_size, Duration block_pause)
       : limit_(limit), block_size_(block_size), block_pause_(block_pause) {}
 
   enum class Verdict {
-    kStart,  // a message may start now
-    kWait,   // not before resume_at()
-    kDone,   // the task's limit for this run is reached
+    kStart,            // a message may start now
+    kWait,             // not before resume_at()
+    kBlockUnfinished,  // a block is complete and some of its messages are not done: after Finished()
+    kDone,             // the task's limit for this run is reached
   };
   Verdict Next(TimePoint now) const;
   TimePoint resume_at() const { return resume_at_; }
 
-  // Records that a message starts at `at`; after the last of a block, the pause begins.
-  void Started(TimePoint at);
-  // A started message that did not go out after all (its recipient was refused a slot, or
-  // cancelled): it does not count towards the limit or the block.
+  // Records that a message is taken to be sent: it counts towards the limit and the block.
+  void Started();
+  // A started message is done at `at` (it has its result). After the last one of a complete
+  // block, the pause begins.
+  void Finished(TimePoint at);
+  // A started message that did not go out after all (stopped, or cancelled meanwhile): it does
+  // not count towards the limit or the block.
   void Unstarted();
 
   std::uint64_t started() const { return started_; }
@@ -55,6 +62,7 @@ class TaskPacing {
   Duration block_pause_;
   std::uint64_t started_ = 0;
   std::uint64_t in_block_ = 0;
+  std::uint64_t on_their_way_ = 0;  // started, neither finished nor unstarted
   TimePoint resume_at_{};
 };
 

@@ -163,6 +163,7 @@ class Run {
         report_(report),
         writer_(store, clock, io.get_executor()),
         workers_done_(io.get_executor()),
+        job_done_(io.get_executor()),
         progress_timer_(io),
         pacing_(task.sending.limit, task.sending.block_size, task.sending.block_pause),
         turbo_(task.sending.mode == SendMode::kTurbo),
@@ -370,10 +371,14 @@ class Run {
         co_await Sleep(pacing_.resume_at());
         continue;
       }
+      if (verdict == TaskPacing::Verdict::kBlockUnfinished) {
+        co_await job_done_.Wait();
+        continue;
+      }
       std::uint64_t room = task_.sending.limit == 0 ? UINT64_MAX : task_.sending.limit - pacing_.started();
       std::optional<Job> job = TakeJob(room);
       if (!job) co_return std::nullopt;
-      for (std::size_t i = 0; i < job->recipients.size(); ++i) pacing_.Started(now);
+      for (std::size_t i = 0; i < job->recipients.size(); ++i) pacing_.Started();
       co_return job;
     }
     co_return std::nullopt;
@@ -383,7 +388,11 @@ class Run {
     while (true) {
       std::optional<Job> job = co_await NextJob();
       if (!job) break;
-      co_await Deliver(std::move(*job));
+      std::size_t taken = job->recipients.size();
+      std::size_t given_back = co_await Deliver(std::move(*job));
+      for (std::size_t i = 0; i < given_back; ++i) pacing_.Unstarted();
+      for (std::size_t i = given_back; i < taken; ++i) pacing_.Finished(clock_.Now());
+      job_done_.NotifyAll();
     }
     --workers_running_;
     workers_done_.NotifyAll();
@@ -434,14 +443,13 @@ class Run {
   }
 
   // Recipients taken for a job that leave it without an attempt (stopped, refused by the store):
-  // they stay as they are in the store, and do not count towards the task's limit or block.
-  void GiveBack(const std::vector<Pending>& recipients) {
+  // they stay as they are in the store. Returns how many, for the job's worker to take them off
+  // the task's limit and block.
+  std::size_t GiveBack(const std::vector<Pending>& recipients) {
     for (const Pending& pending : recipients) GiveBackOne(pending);
+    return recipients.size();
   }
-  void GiveBackOne(const Pending& pending) {
-    pacing_.Unstarted();
-    taken_.erase(pending.record.id);
-  }
+  void GiveBackOne(const Pending& pending) { taken_.erase(pending.record.id); }
 
   void NoteAccountFailure(AccountRuntime& account, const Outcome& failure) {
     if (account.failure) return;  // concurrent sends may all see it; say it once
@@ -520,23 +528,26 @@ class Run {
   }
 
   // Every recipient gets the failure of an account that cannot be used and has no secondary
-  // left: an attempt (so retries end even when it never comes back) with that outcome.
-  asio::awaitable<void> DeferAll(std::vector<Pending> recipients, Outcome failure, std::string account) {
+  // left: an attempt (so retries end even when it never comes back) with that outcome. Returns
+  // how many were given back instead.
+  asio::awaitable<std::size_t> DeferAll(std::vector<Pending> recipients, Outcome failure, std::string account) {
     Result<std::vector<RefusedInFlight>> marked = co_await writer_.PutInFlight(InFlightEntries(recipients, nullptr));
     if (!marked.ok()) {
       Stop(marked.status());
-      GiveBack(recipients);
-      co_return;
+      co_return GiveBack(recipients);
     }
+    std::size_t given_back = 0;
     for (const Pending& pending : recipients) {
       if (IsRefused(*marked, pending.record.id)) {
         GiveBackOne(pending);
+        ++given_back;
         continue;
       }
       Record(pending.record,
              DecideResult(pending.record.id, failure, pending.record.attempts + 1, task_.sending, clock_.Now()),
              account);
     }
+    co_return given_back;
   }
 
   static bool IsRefused(const std::vector<RefusedInFlight>& refused, std::int64_t id) {
@@ -548,20 +559,21 @@ class Run {
 
   // --- delivering one job
 
-  asio::awaitable<void> Deliver(Job job) {
+  // Sends the job's recipients and records their results. Returns how many of them were given
+  // back without an attempt.
+  asio::awaitable<std::size_t> Deliver(Job job) {
     AccountRuntime* account = job.account;
     std::vector<Pending> recipients = std::move(job.recipients);
+    std::size_t given_back = 0;
     while (!recipients.empty()) {
-      if (stopping_) {
-        GiveBack(recipients);
-        co_return;
-      }
+      if (stopping_) co_return given_back + GiveBack(recipients);
       // An account that failed as a whole in this run hands its work to its secondary.
       if (account->failure) {
         AccountRuntime* next = Failover(*account, recipients.front().to);
         if (next == nullptr) {
-          co_await DeferAll(std::move(recipients), *account->failure, account->config->name);
-          co_return;
+          std::size_t deferred_back =
+              co_await DeferAll(std::move(recipients), *account->failure, account->config->name);
+          co_return given_back + deferred_back;
         }
         account = next;
         continue;
@@ -570,7 +582,7 @@ class Run {
       auto message = std::make_shared<MessageData>();
       if (Status composed = Compose(recipients, *account, *message); !composed.ok()) {
         for (const Pending& pending : recipients) FailBeforeSending(pending.record, composed.message());
-        co_return;
+        co_return given_back;
       }
 
       Lease lease = co_await account->pool->Acquire(account->transport->Destination(recipients.front().to),
@@ -600,8 +612,7 @@ class Run {
       if (!marked.ok()) {
         Stop(marked.status());
         co_await account->pool->Release(std::move(lease));
-        GiveBack(recipients);
-        co_return;
+        co_return given_back + GiveBack(recipients);
       }
       std::vector<Pending> sending;
       std::vector<Pending> waiting;  // refused by a sending limit
@@ -618,6 +629,7 @@ class Run {
           waiting.push_back(std::move(pending));
         } else {
           GiveBackOne(pending);  // cancelled meanwhile, or taken by another process
+          ++given_back;
         }
       }
 
@@ -668,7 +680,7 @@ class Run {
         if (task_.sending.on_limit == OnLimit::kStop) {
           if (report_.limit_stop.empty()) report_.limit_stop = LimitStopText(*account, limit->limit, *limit->retry_at);
           stopping_ = true;
-          GiveBack(waiting);
+          given_back += GiveBack(waiting);
           waiting.clear();
         } else {
           if (account->announced_limit != *limit->retry_at) {
@@ -684,6 +696,7 @@ class Run {
         for (Pending& pending : elsewhere) recipients.push_back(std::move(pending));
       }
     }
+    co_return given_back;
   }
 
   const TaskConfig& task_;
@@ -699,6 +712,7 @@ class Run {
   RunReport& report_;
   StoreWriter writer_;
   Event workers_done_;
+  Event job_done_;  // a worker finished a job (the block it ended may be done)
   asio::steady_timer progress_timer_;
   TaskPacing pacing_;
   bool turbo_;

@@ -36,23 +36,51 @@ TEST(TaskPacingTest, BlocksPauseAfterEveryNMessages) {
   TaskPacing pacing(/*limit=*/0, /*block_size=*/3, /*block_pause=*/minutes(5));
   for (int i = 0; i < 3; ++i) {
     ASSERT_EQ(pacing.Next(t), TaskPacing::Verdict::kStart) << i;
-    pacing.Started(t);
+    pacing.Started();
     t += seconds(1);
+    pacing.Finished(t);
   }
   EXPECT_EQ(pacing.Next(t), TaskPacing::Verdict::kWait);
-  EXPECT_EQ(pacing.resume_at(), FromUnixMillis(2000) + minutes(5)) << "the pause counts from the block's last start";
+  EXPECT_EQ(pacing.resume_at(), FromUnixMillis(3000) + minutes(5)) << "the pause counts from the block's last end";
   EXPECT_EQ(pacing.Next(pacing.resume_at() - milliseconds(1)), TaskPacing::Verdict::kWait);
   t = pacing.resume_at();
   EXPECT_EQ(pacing.Next(t), TaskPacing::Verdict::kStart);
-  pacing.Started(t);
+  pacing.Started();
   EXPECT_EQ(pacing.Next(t), TaskPacing::Verdict::kStart) << "a new block has begun";
+}
+
+TEST(TaskPacingTest, PauseWaitsForEveryMessageOfTheBlock) {
+  TimePoint t = FromUnixMillis(0);
+  TaskPacing pacing(/*limit=*/0, /*block_size=*/3, /*block_pause=*/minutes(5));
+  for (int i = 0; i < 3; ++i) pacing.Started();  // three sent in parallel
+  EXPECT_EQ(pacing.Next(t), TaskPacing::Verdict::kBlockUnfinished);
+  pacing.Finished(t + seconds(30));  // the block's last one taken is done first
+  pacing.Finished(t + seconds(10));
+  EXPECT_EQ(pacing.Next(t + minutes(10)), TaskPacing::Verdict::kBlockUnfinished) << "one is still on its way";
+  pacing.Finished(t + seconds(40));
+  EXPECT_EQ(pacing.Next(t + seconds(40)), TaskPacing::Verdict::kWait);
+  EXPECT_EQ(pacing.resume_at(), t + seconds(40) + minutes(5));
+}
+
+TEST(TaskPacingTest, UnstartedMessageReopensTheBlock) {
+  TimePoint t = FromUnixMillis(0);
+  TaskPacing pacing(/*limit=*/0, /*block_size=*/2, /*block_pause=*/minutes(5));
+  pacing.Started();
+  pacing.Started();
+  pacing.Finished(t);
+  pacing.Unstarted();  // cancelled before it left: the block has room for one more
+  EXPECT_EQ(pacing.Next(t), TaskPacing::Verdict::kStart);
+  pacing.Started();
+  pacing.Finished(t + seconds(1));
+  EXPECT_EQ(pacing.Next(t + seconds(1)), TaskPacing::Verdict::kWait);
+  EXPECT_EQ(pacing.resume_at(), t + seconds(1) + minutes(5));
 }
 
 TEST(TaskPacingTest, LimitEndsTheRunAndUnstartedMessagesDoNotCount) {
   TimePoint t = FromUnixMillis(0);
   TaskPacing pacing(/*limit=*/2, 0, Duration(0));
-  pacing.Started(t);
-  pacing.Started(t);
+  pacing.Started();
+  pacing.Started();
   EXPECT_EQ(pacing.Next(t), TaskPacing::Verdict::kDone);
   pacing.Unstarted();
   EXPECT_EQ(pacing.Next(t), TaskPacing::Verdict::kStart);
@@ -68,7 +96,8 @@ TEST(TaskPacingTest, BlocksAndLimitTogether) {
       t = pacing.resume_at();
       continue;
     }
-    pacing.Started(t);
+    pacing.Started();
+    pacing.Finished(t);
     ++started;
   }
   EXPECT_EQ(started, 5);

@@ -295,6 +295,36 @@ TEST_F(TaskRunnerRulesTest, ReconnectEveryAndPauseBetweenChunks) {
                                                        "t0+0:05:00.000", "t0+0:10:00.000", "t0+0:10:00.000"));
 }
 
+TEST_F(TaskRunnerRulesTest, BlocksPauseAfterTheLastMessageOfEachBlockLeft) {
+  WriteRecipients(Recipients(8));
+  WriteAccounts(Account("relay", "minimum_wait = \"1m\""));
+  LoadConfig("[sending]\nblock_size = 3\nblock_pause = \"10m\"\n");
+  RunReport report = Run();
+  EXPECT_EQ(report.sent, 8u);
+  // Within a block the minimum wait spaces the messages; the pause runs from the block's last.
+  EXPECT_THAT(Offsets(SendTimes(relay())),
+              ElementsAre("t0+0:00:00.000", "t0+0:01:00.000", "t0+0:02:00.000", "t0+0:12:00.000", "t0+0:13:00.000",
+                          "t0+0:14:00.000", "t0+0:24:00.000", "t0+0:25:00.000"));
+  std::vector<RecordingObserver::Wait> pauses = observer_.WaitsFor("pause after a block of 3");
+  ASSERT_EQ(pauses.size(), 2u);
+  EXPECT_EQ(Offset(pauses[0].until), "t0+0:12:00.000");
+  EXPECT_EQ(Offset(pauses[1].until), "t0+0:24:00.000");
+}
+
+TEST_F(TaskRunnerRulesTest, BlocksHoldWithParallelSends) {
+  WriteRecipients(Recipients(7));
+  WriteAccounts(Account("relay", "max_connections = 1"));
+  LoadConfig("[sending]\nconcurrency = 4\nblock_size = 3\nblock_pause = \"10m\"\n");
+  relay().send_time = seconds(30);  // one connection: the block's messages leave one after another
+  RunReport report = Run();
+  EXPECT_EQ(report.sent, 7u);
+  std::vector<TimePoint> times = SendTimes(relay());
+  ASSERT_EQ(times.size(), 7u);
+  // Block 1 leaves at 0, 30 s, 60 s and is done at 90 s; the pause runs from there.
+  EXPECT_THAT(Offsets(times), ElementsAre("t0+0:00:00.000", "t0+0:00:30.000", "t0+0:01:00.000", "t0+0:11:30.000",
+                                           "t0+0:12:00.000", "t0+0:12:30.000", "t0+0:23:00.000"));
+}
+
 TEST_F(TaskRunnerRulesTest, TaskLimitLeavesTheRestForTheNextRun) {
   WriteRecipients(Recipients(10));
   WriteAccounts(Account("relay", "max_connections = 4"));
