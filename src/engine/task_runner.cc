@@ -3,6 +3,7 @@
 #include <csignal>
 #include <ctime>
 #include <deque>
+#include <map>
 #include <random>
 #include <unordered_set>
 
@@ -63,6 +64,8 @@ struct AccountRuntime {
   AccountOverrides overrides;
   MinimumWait minimum_wait{Duration(0)};
   std::optional<Outcome> failure;  // set once the account failed as a whole in this run
+  // Direct delivery: destinations (recipient domains) that could not be reached in this run.
+  std::map<std::string, Outcome> failed_destinations;
   TimePoint announced_limit{};     // the sending-limit wait last told to the observer
 };
 
@@ -527,10 +530,11 @@ class Run {
     return entries;
   }
 
-  // Every recipient gets the failure of an account that cannot be used and has no secondary
-  // left: an attempt (so retries end even when it never comes back) with that outcome. Returns
-  // how many were given back instead.
-  asio::awaitable<std::size_t> DeferAll(std::vector<Pending> recipients, Outcome failure, std::string account) {
+  // Every recipient gets `failure` — of an account that cannot be used and has no secondary
+  // left, or of a destination that cannot be reached — as the result of an attempt (so retries
+  // end even when it never comes back): deferred or failed by its disposition. Returns how many
+  // were given back instead.
+  asio::awaitable<std::size_t> FailAll(std::vector<Pending> recipients, Outcome failure, std::string account) {
     Result<std::vector<RefusedInFlight>> marked = co_await writer_.PutInFlight(InFlightEntries(recipients, nullptr));
     if (!marked.ok()) {
       Stop(marked.status());
@@ -572,7 +576,7 @@ class Run {
         AccountRuntime* next = Failover(*account, recipients.front().to);
         if (next == nullptr) {
           std::size_t deferred_back =
-              co_await DeferAll(std::move(recipients), *account->failure, account->config->name);
+              co_await FailAll(std::move(recipients), *account->failure, account->config->name);
           co_return given_back + deferred_back;
         }
         account = next;
@@ -585,10 +589,22 @@ class Run {
         co_return given_back;
       }
 
-      Lease lease = co_await account->pool->Acquire(account->transport->Destination(recipients.front().to),
-                                                    [this] { return stopping_; });
+      // Direct delivery that cannot reach the recipients' domain (Scope::kDestination): they get
+      // the outcome, without another connect in this run; the account and its other
+      // destinations go on, and there is no failover.
+      std::string destination = account->transport->Destination(recipients.front().to);
+      if (auto dead = account->failed_destinations.find(destination); dead != account->failed_destinations.end()) {
+        std::size_t failed_back = co_await FailAll(std::move(recipients), dead->second, account->config->name);
+        co_return given_back + failed_back;
+      }
+
+      Lease lease = co_await account->pool->Acquire(destination, [this] { return stopping_; });
       if (lease.connection == nullptr) {
-        NoteAccountFailure(*account, lease.failure);
+        if (lease.failure.scope == Scope::kDestination) {
+          account->failed_destinations.emplace(destination, lease.failure);
+        } else {
+          NoteAccountFailure(*account, lease.failure);
+        }
         continue;
       }
 

@@ -51,6 +51,13 @@ Outcome AccountDown(std::string text) {  // the whole account fails (Postfix's s
   return FakeTransport::Reply(Disposition::kTemporary, Scope::kAccount, 421, "4.3.2", std::move(text));
 }
 
+// Direct delivery cannot reach one recipient domain: only its recipients get the outcome.
+Outcome DestinationDown(Disposition disposition, std::string text) {
+  Outcome outcome = FakeTransport::Reply(disposition, Scope::kDestination, 0, "", std::move(text));
+  outcome.stage = Stage::kConnect;
+  return outcome;
+}
+
 // A time as an offset from the fake clock's start, for failure messages: "t0+1:00:59.999".
 std::string Offset(TimePoint t) {
   long long ms = ToUnixMillis(t) - ToUnixMillis(FakeClock().Now());
@@ -536,6 +543,32 @@ TEST_F(TaskRunnerRulesTest, FailoverSkipsASecondaryThatExcludesTheDomain) {
   EXPECT_EQ(report.sent, 3u);
   EXPECT_THAT(EnvelopeRecipients(transports_.For("b")), ElementsAre("anna@example.com", "bob@example.com"));
   EXPECT_THAT(EnvelopeRecipients(transports_.For("c")), ElementsAre("carla@example.org"));
+}
+
+TEST_F(TaskRunnerRulesTest, UnreachableDestinationFailsOnlyItsRecipients) {
+  WriteRecipients("email,name\nanna@example.com,Anna\ncarla@example.org,Carla\nbob@example.com,Bob\n"
+                  "dora@example.org,Dora\nemil@example.net,Emil\n");
+  WriteAccounts(Account("mx", "secondary = \"relay\"") + Account("relay"));
+  LoadConfig("[sending]\naccounts = [\"mx\"]\n");
+  FakeTransport& mx = transports_.For("mx");
+  mx.destination_is_domain = true;  // as direct delivery: one destination per recipient domain
+  mx.connect_failure_for["example.org"] =
+      DestinationDown(Disposition::kTemporary, "no mail exchanger of example.org answers");
+  mx.connect_failure_for["example.net"] = DestinationDown(Disposition::kPermanent, "example.net has a null MX");
+  RunReport report = Run();
+  EXPECT_EQ(report.sent, 2u);
+  EXPECT_EQ(report.deferred, 2u);
+  EXPECT_EQ(report.failed, 1u);
+  EXPECT_THAT(EnvelopeRecipients(mx), ElementsAre("anna@example.com", "bob@example.com"))
+      << "the account and its other destinations go on";
+  EXPECT_TRUE(transports_.For("relay").transactions.empty()) << "no failover for one destination";
+  const AttemptResult& dora = observer_.results.at("dora@example.org");
+  EXPECT_EQ(dora.status, RecipientStatus::kDeferred);
+  EXPECT_THAT(dora.error.text, HasSubstr("no mail exchanger of example.org answers"));
+  EXPECT_EQ(observer_.accounts.at("dora@example.org"), "mx");
+  EXPECT_EQ(observer_.results.at("emil@example.net").status, RecipientStatus::kFailed);
+  EXPECT_EQ(mx.connects_to["example.org"], 1) << "an unreachable destination is not tried again in the run";
+  EXPECT_EQ(Stored("dora@example.org").attempts, 1);
 }
 
 // --- 6. routing

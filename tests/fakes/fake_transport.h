@@ -42,6 +42,10 @@ class FakeTransport final : public Transport {
   std::map<std::string, std::vector<Outcome>> next_outcomes_for;
   // When set, every Connect() fails with this outcome.
   std::optional<Outcome> connect_failure;
+  // Connect() to a destination fails with this outcome (direct delivery to an unreachable domain).
+  std::map<std::string, Outcome> connect_failure_for;
+  // Destination() is the recipient's domain, as for direct delivery; otherwise one for all.
+  bool destination_is_domain = false;
   std::chrono::milliseconds send_delay{0};
   const Clock* clock = nullptr;
   Sleeper* sleeper = nullptr;  // with clock: connects and sends take this long on it
@@ -51,17 +55,23 @@ class FakeTransport final : public Transport {
   std::vector<SentMessage> sent;          // transactions with at least one recipient delivered
   std::vector<SentMessage> transactions;  // every transaction, whatever its outcome
   int connects = 0;
+  std::map<std::string, int> connects_to;  // by destination
   int open_connections = 0;
   int max_open_connections = 0;
   int sends_in_progress = 0;
   int max_sends_in_progress = 0;
 
-  std::string Destination(const Address&) const override { return {}; }
+  std::string Destination(const Address& recipient) const override {
+    return destination_is_domain ? recipient.domain : std::string();
+  }
 
-  asio::awaitable<ConnectResult> Connect(std::string) override {
+  asio::awaitable<ConnectResult> Connect(std::string destination) override {
     ++connects;
+    ++connects_to[destination];
     co_await Take(connect_time);
     if (connect_failure) co_return ConnectResult{nullptr, *connect_failure};
+    auto failure = connect_failure_for.find(destination);
+    if (failure != connect_failure_for.end()) co_return ConnectResult{nullptr, failure->second};
     ++open_connections;
     max_open_connections = std::max(max_open_connections, open_connections);
     co_return ConnectResult{std::make_unique<FakeConnection>(*this), {}};
