@@ -141,6 +141,9 @@ struct Pending {
   Address to;
 };
 
+// A recipient and the account it is routed to.
+using Routed = std::pair<Pending, AccountRuntime*>;
+
 // What one worker sends in one go: one recipient (personalised) or up to the account's
 // recipients per message (turbo mode), all routed to the same account.
 struct Job {
@@ -312,7 +315,7 @@ class Run {
   }
 
   // The next recipient that can be routed; those that cannot fail here with the reason.
-  std::optional<std::pair<Pending, AccountRuntime*>> NextRouted() {
+  std::optional<Routed> NextRouted() {
     while (Refill()) {
       RecipientRecord record = std::move(queue_.front());
       queue_.pop_front();
@@ -335,23 +338,45 @@ class Run {
     return std::nullopt;
   }
 
+  // In turbo mode a job holds up to the account's recipients per message that go through the
+  // same account to the same destination: a direct account hands one transaction to one
+  // domain's mail exchangers, so recipients of other domains cannot share it. Those that do not
+  // fit the job being built wait in held_ for the next jobs — at most a page of them, so the
+  // dispatcher does not read far ahead of what is sent.
   std::optional<Job> TakeJob(std::uint64_t room) {
-    std::optional<std::pair<Pending, AccountRuntime*>> first = held_ ? std::move(held_) : NextRouted();
-    held_.reset();
+    std::optional<Routed> first;
+    if (!held_.empty()) {
+      first = std::move(held_.front());
+      held_.pop_front();
+    } else {
+      first = NextRouted();
+    }
     if (!first) return std::nullopt;
     Job job;
     job.account = first->second;
     job.recipients.push_back(std::move(first->first));
     if (!turbo_) return job;
+    const std::string destination = job.account->transport->Destination(job.recipients.front().to);
+    auto joins = [&](const Routed& routed) {
+      return routed.second == job.account && routed.second->transport->Destination(routed.first.to) == destination;
+    };
     std::uint64_t most = std::min<std::uint64_t>(job.account->config->recipients_per_message, room);
-    while (job.recipients.size() < most) {
-      std::optional<std::pair<Pending, AccountRuntime*>> next = NextRouted();
-      if (!next) break;
-      if (next->second != job.account) {
-        held_ = std::move(next);  // starts the next job
-        break;
+    for (auto it = held_.begin(); it != held_.end() && job.recipients.size() < most;) {
+      if (joins(*it)) {
+        job.recipients.push_back(std::move(it->first));
+        it = held_.erase(it);
+      } else {
+        ++it;
       }
-      job.recipients.push_back(std::move(next->first));
+    }
+    while (job.recipients.size() < most && held_.size() < kFetchBatch) {
+      std::optional<Routed> next = NextRouted();
+      if (!next) break;
+      if (joins(*next)) {
+        job.recipients.push_back(std::move(next->first));
+      } else {
+        held_.push_back(std::move(*next));
+      }
     }
     return job;
   }
@@ -738,7 +763,7 @@ class Run {
   std::unordered_set<std::int64_t> taken_;  // fetched and not yet decided: never fetched twice
   // Decided recipients still in taken_, with the number of the commit that writes their result.
   std::deque<std::pair<std::int64_t, std::uint64_t>> written_soon_;
-  std::optional<std::pair<Pending, AccountRuntime*>> held_;
+  std::deque<Routed> held_;  // routed, waiting for a turbo job of their account and destination
   std::int64_t cursor_ = 0;
   bool found_in_pass_ = false;  // the current pass over the store found a recipient not yet taken
   bool exhausted_ = false;

@@ -697,6 +697,22 @@ TEST_F(TaskRunnerRulesTest, TurboSendsUpToRecipientsPerMessageInOneTransaction) 
   EXPECT_THAT(relay().transactions[0].data, ::testing::Not(HasSubstr("r0@example.com")));
 }
 
+TEST_F(TaskRunnerRulesTest, TurboTransactionsHoldRecipientsOfOneDestination) {
+  WriteRecipients("email,name\na1@example.com,A\nb1@example.org,B\na2@example.com,A\nb2@example.org,B\n"
+                  "a3@example.com,A\n");
+  WriteAccounts(Account("mx", "recipients_per_message = 10"));
+  message_ = "from = \"News <news@example.com>\"\nsubject = \"News for everyone\"\ntext = \"Hello all\"\n";
+  LoadConfig("[sending]\nmode = \"turbo\"\n");
+  FakeTransport& mx = transports_.For("mx");
+  mx.destination_is_domain = true;  // direct delivery: a transaction goes to one domain's MX
+  RunReport report = Run();
+  EXPECT_EQ(report.sent, 5u);
+  ASSERT_EQ(mx.transactions.size(), 2u);
+  EXPECT_THAT(mx.transactions[0].envelope.recipients,
+              ElementsAre("a1@example.com", "a2@example.com", "a3@example.com"));
+  EXPECT_THAT(mx.transactions[1].envelope.recipients, ElementsAre("b1@example.org", "b2@example.org"));
+}
+
 TEST_F(TaskRunnerRulesTest, TurboThroughAPickupAccountIsRefused) {
   message_ = "from = \"News <news@example.com>\"\nsubject = \"News for everyone\"\ntext = \"Hello all\"\n";
   LoadConfig("[sending]\nmode = \"turbo\"\n");  // the fixture's account is a pickup folder
