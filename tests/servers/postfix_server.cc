@@ -212,6 +212,11 @@ Status PostfixServer::WriteConfiguration() const {
       o.pop_before_smtp_directory.empty() ? "" : "check_policy_service unix:private/popb4smtp, ";
   std::string submission_relay = "permit_sasl_authenticated, " + pop_before_smtp + "reject";
   std::string smtp_relay = "permit_sasl_authenticated, " + pop_before_smtp + "reject_unauth_destination";
+  // Relay mode: mail goes on to relay_host through smtp(8); loopback clients relay without AUTH.
+  bool relay = !o.relay_host.empty();
+  std::string transport = relay ? "smtp" : "herald";
+  std::string my_networks = !relay ? "" : o.host.find(':') != std::string::npos ? "[::1]/128" : "127.0.0.0/8";
+  if (relay) smtp_relay = "permit_mynetworks, " + smtp_relay;
   // Refused recipients: a texthash map is read by each smtpd process when it starts, which is
   // enough for a map written once before Postfix starts.
   std::string recipient_restrictions;
@@ -236,10 +241,11 @@ Status PostfixServer::WriteConfiguration() const {
       "myorigin = $mydomain\n"
       "inet_interfaces = " + o.host + "\n"
       "inet_protocols = " + (o.host.find(':') != std::string::npos ? "ipv6" : "ipv4") + "\n"
-      // No local domains, no trusted networks, no aliases: every recipient is remote, relayed only
-      // as the restrictions below allow, and delivered by the herald transport.
+      // No local domains, no trusted networks (but loopback in relay mode), no aliases: every
+      // recipient is remote, relayed only as the restrictions below allow, and delivered by the
+      // herald transport (by smtp(8) to relay_host in relay mode).
       "mydestination =\n"
-      "mynetworks =\n"
+      "mynetworks = " + my_networks + "\n"
       "relay_domains =\n"
       "alias_maps =\n"
       "alias_database =\n"
@@ -251,8 +257,8 @@ Status PostfixServer::WriteConfiguration() const {
       "smtputf8_enable = yes\n"
       "message_size_limit = " + std::to_string(o.message_size_limit) + "\n"
       "mailbox_size_limit = 0\n"
-      "default_transport = herald\n"
-      "relay_transport = herald\n"
+      "default_transport = " + transport + "\n"
+      "relay_transport = " + transport + "\n"
       "local_transport = herald\n"
       "virtual_transport = herald\n"
       "herald_destination_recipient_limit = 1\n"
@@ -275,6 +281,13 @@ Status PostfixServer::WriteConfiguration() const {
   if (tls) {
     main_cf += "smtpd_tls_cert_file = " + o.tls.certificate + "\n"
                "smtpd_tls_key_file = " + o.tls.key + "\n";
+  }
+  if (relay) {
+    std::string connections = std::to_string(o.relay_connections);
+    main_cf += "relayhost = " + o.relay_host + "\n"
+               "smtp_tls_security_level = none\n"
+               "default_destination_concurrency_limit = " + connections + "\n"
+               "smtp_destination_concurrency_limit = " + connections + "\n";
   }
   if (sasl) {
     main_cf += "smtpd_sasl_type = dovecot\n"

@@ -13,7 +13,8 @@
 // login to <pop_before_smtp_directory>/<address>, and a Postfix policy service consulted in the
 // relay restrictions answers OK while that time is recent (postfix_pop_before_smtp_policy.sh).
 // Every accepted message is delivered, one copy per recipient, into files the test reads with
-// Delivered() (a pipe(8) transport to postfix_deliver.sh). No mail leaves the machine. Postfix
+// Delivered() (a pipe(8) transport to postfix_deliver.sh) — or, in relay mode (relay_host), relayed
+// to another SMTP server. No mail leaves the machine. Postfix
 // prepends its Received: header and turns CRLF into LF; DeliveredMessage::ClientData() undoes both.
 // Needs root (Postfix's master runs as root, its daemons as postfix, the transport as nobody).
 //
@@ -51,6 +52,12 @@ struct PostfixOptions {
   // check_recipient_access): {address, reply}, the reply as access(5) takes it, e.g.
   // {"nobody@example.test", "550 5.1.1 User unknown"}. Other recipients are not affected.
   std::vector<std::pair<std::string, std::string>> rejected_recipients;
+  // Relay mode (benchmarks): when not empty, e.g. "[127.0.0.1]:2525", every accepted message is
+  // relayed there by Postfix's own SMTP client (smtp(8), no TLS) instead of being delivered into
+  // files; clients from 127.0.0.0/8 and ::1 (mynetworks) may relay without AUTH; at most
+  // `relay_connections` connections are opened to it at once.
+  std::string relay_host;
+  int relay_connections = 20;
   std::string hostname = "mx.herald.test";  // greeting and Received: header
   std::chrono::seconds lifetime{900};       // Postfix stops by itself after this (master -e)
   milliseconds start_timeout{15000};
@@ -85,6 +92,10 @@ class PostfixServer {
   int smtps_port() const { return smtps_port_; }
   int smtp_port() const { return smtp_port_; }
   const std::string& host() const { return options_.host; }
+  // Postfix's master, the leader of the process group all Postfix processes run in (-1 before Start).
+  pid_t master_pid() const { return master_.pid(); }
+  // The queue directory (queue_directory in main.cf).
+  const std::string& queue_directory() const { return queue_dir_; }
 
   // Messages delivered to `recipient` (exactly as given in RCPT TO), oldest first.
   std::vector<DeliveredMessage> Delivered(std::string_view recipient) const;

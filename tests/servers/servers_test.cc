@@ -403,6 +403,35 @@ TEST_F(ServersTest, SmtpSinkCapturesAMessageExactly) {
   EXPECT_THAT(transactions[0].recipients, ElementsAre("b@example.test"));
 }
 
+TEST_F(ServersTest, PostfixInRelayModeRelaysMailFromLoopbackToTheRelayHost) {
+  SmtpSinkOptions sink_options;
+  sink_options.directory = temp_.Path("sink");
+  SmtpSink sink(sink_options);
+  Status sink_started = sink.Start();
+  ASSERT_TRUE(sink_started.ok()) << sink_started.ToString();
+  PostfixOptions options;
+  options.directory = temp_.Path("postfix");
+  options.submission_port = kNoPort;
+  options.smtps_port = kNoPort;
+  options.relay_host = "[127.0.0.1]:" + std::to_string(sink.port());
+  options.relay_connections = 2;
+  PostfixServer postfix(options);
+  Status started = postfix.Start();
+  ASSERT_TRUE(started.ok()) << started.ToString();
+
+  // Without AUTH: a client on the loopback network may relay.
+  Sent sent = Swaks("127.0.0.1", postfix.smtp_port(),
+                    {"--from", "a@herald.test", "--to", "b@example.test", "--data", message_file_});
+  ASSERT_EQ(sent.exit_code, 0) << sent.transcript << postfix.Log();
+  ASSERT_TRUE(sink.WaitForMessageCount(1).ok()) << sink.Log() << postfix.Log();
+  std::vector<SinkTransaction> transactions = sink.Transactions();
+  ASSERT_EQ(transactions.size(), 1u);
+  EXPECT_EQ(transactions[0].helo, "mx.herald.test");  // Postfix's smtp(8), not swaks
+  EXPECT_THAT(transactions[0].recipients, ElementsAre("b@example.test"));
+  EXPECT_THAT(transactions[0].data, HasSubstr("Grüße aus Köln"));
+  EXPECT_TRUE(postfix.AllDelivered().empty());  // relayed, not delivered into files
+}
+
 TEST_F(ServersTest, ServersListenOnIpv6Loopback) {
   if (!PickFreePort("::1").ok()) GTEST_SKIP() << "no IPv6 loopback on this machine";
   DovecotOptions dovecot_options;

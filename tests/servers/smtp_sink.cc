@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
 
 namespace herald::test_servers {
 namespace {
@@ -116,11 +117,19 @@ Status SmtpSink::StartOnce() {
 void SmtpSink::Stop() { sink_.Stop(); }
 
 int64_t SmtpSink::MessageCount() const {
-  // smtp-sink -c prints "sess=N quit=N mesg=N\r" after each session, QUIT and message.
-  std::string output = ReadTextFile(output_file_);
-  size_t at = output.rfind("mesg=");
+  // smtp-sink -c prints "sess=N quit=N mesg=N\r" after each session, QUIT and message: the last
+  // one is at the end of the file, which grows by each (a benchmark makes it megabytes), so only
+  // its end is read.
+  std::ifstream in(output_file_, std::ios::binary | std::ios::ate);
+  if (!in) return 0;
+  std::streamoff size = in.tellg();
+  std::streamoff tail = std::min<std::streamoff>(size, 128);
+  std::string end(static_cast<size_t>(tail), '\0');
+  in.seekg(size - tail);
+  in.read(end.data(), tail);
+  size_t at = end.rfind("mesg=");
   if (at == std::string::npos) return 0;
-  return std::strtoll(output.c_str() + at + 5, nullptr, 10);
+  return std::strtoll(end.c_str() + at + 5, nullptr, 10);
 }
 
 Status SmtpSink::WaitForMessageCount(int64_t count, milliseconds timeout) const {

@@ -54,6 +54,7 @@ class SmtpSink {
   void Stop();  // Idempotent.
 
   int port() const { return port_; }
+  pid_t pid() const { return sink_.pid(); }  // -1 before Start
   const std::string& host() const { return options_.host; }
 
   // Messages completed so far (the "mesg=" counter smtp-sink -c prints after each "."), also
