@@ -1,36 +1,61 @@
 // The SMTP benchmark: herald's full engine (RunTask with a SqliteStore and the real SMTP
-// transport) sending N personalised ~5 KB messages (text + HTML, 5 placeholders) to Postfix's
-// smtp-sink on 127.0.0.1, against Postfix's smtp-source sending the same number of messages of
-// the same size over the same number of connections to the same sink. For 1, 4 and 16
-// connections it runs each several times (alternating which goes first) and prints every run and
-// the medians: messages/s of both, the ratio herald / smtp-source, herald's CPU seconds per 1,000
-// messages and its peak RSS. smtp-source repeats one fixed message and records nothing; herald
-// composes each message and records each recipient's result in its store.
+// transport) sending N personalised messages (text + HTML, 5 placeholders; ~5 KB, or ~100 KB with
+// a 70 KB PDF attachment) to Postfix's smtp-sink on 127.0.0.1, side by side with the senders a
+// user would pick instead, sending the same number of messages over the same number of
+// connections to the same sink:
 //
-//   build/bench/smtp_bench [--messages N] [--runs R] [--connections 1,4,16] [--keep]
+//   smtp-source  Postfix's load generator: one fixed message of the same size, repeated; it
+//                composes and records nothing (-d: it keeps its connections, as herald does);
+//   nodemailer   Node.js, pool: true, maxConnections = the connection count, maxMessages = 999
+//                (herald's "reconnect every"); bench/peers/nodemailer_send.js fills the same
+//                templates from the same recipient list (install: bench/peers.sh);
+//   postfix      Postfix itself as a relay: a private instance on 127.0.0.1 (its own folder,
+//                tests/servers/postfix_server.h) with relayhost = the sink and
+//                default_destination_concurrency_limit = smtp_destination_concurrency_limit =
+//                the connection count. herald injects the same messages into it over the same
+//                number of connections; measured is the time from the first message injected
+//                until the sink has counted the last one, and the CPU and memory of all Postfix
+//                processes (the injector's CPU is shown beside it, not counted).
+//
+// For each message size and connection count it runs each sender several times (rotating which
+// goes first) and prints every run, then a Markdown table of the medians — messages/s, CPU
+// seconds per 1,000 messages, peak memory, herald ÷ each peer — and the issue's targets.
+//
+//   build/bench/smtp_bench [--peers herald,smtp-source,nodemailer,postfix | all] [--sizes 5k,100k]
+//                          [--messages N] [--runs R] [--connections 1,4,16,64] [--keep]
 //   build/bench/smtp_bench --scale 10000,100000,1000000 [--connections 4]
 //
+// Defaults: herald and smtp-source, 5k, 20,000 messages, 5 runs, 1, 4 and 16 connections.
 // --scale runs herald alone, once per list size, at the first connection count: the rate, CPU per
 // 1,000 messages and peak RSS at each size show whether the cost per recipient stays flat as the
 // task grows (a store that slows down with its size, or memory held per recipient, shows here).
 //
-// herald's rate is RunProgress::elapsed from the final OnProgress (from the start of sending, so
-// without the import, which is reported on its own); its CPU is the process's user + system time
-// over the same span. Each herald run is a fresh process (this program with --one-run) with a
-// fresh store, so its peak RSS is its own. smtp-source keeps its connections (-d), as herald
-// does (reconnect_every stays at its default, 999); its time is from start to exit. smtp-sink's
-// CPU per 1,000 messages is shown too: on 2 cores the sink shares the machine with the client.
+// What is measured for whom:
+//   herald      rate: RunProgress::elapsed from the final OnProgress (from the start of sending,
+//               so without the import of the list, which is shown on its own); CPU: the
+//               process's user + system time over the same span; a fresh process (this program
+//               with --one-run) and a fresh store per run, so its peak RSS is its own.
+//   smtp-source time from start to exit; CPU and peak RSS of the process (wait4).
+//   nodemailer  time and CPU from the first sendMail() to the last callback, measured by the
+//               script (process.cpuUsage); peak RSS of the node process.
+//   postfix     as above; CPU: user + system time of every process of the instance (its
+//               master's process group, including the daemons that exited), from before the
+//               injection until its queue is empty; memory: the peak of the summed PSS of its
+//               processes, sampled every 100 ms (RSS would count the libraries each of its
+//               dozens of processes shares many times over).
+// Every run is checked: the sink's own counter (smtp-sink -c) must grow by exactly N messages.
+// smtp-sink's CPU per 1,000 messages is shown per run too: on 2 cores the sink shares the
+// machine with the sender.
 //
-// Needs smtp-sink and smtp-source (Debian package postfix) on PATH or in /usr/sbin; run as root,
-// smtp-sink drops to the user postfix (-u). Everything lives in a temporary folder that is
-// removed at the end (--keep keeps it: task-<C>.toml and accounts-<C>.toml there work with
-// `herald send -q`).
-#include <arpa/inet.h>
+// Needs smtp-sink, smtp-source and Postfix (Debian package postfix), node and nodemailer
+// (bench/peers.sh installs it); run as root (Postfix's master, smtp-sink drops to nobody).
+// Everything lives in a temporary folder that is removed at the end (--keep keeps it: the
+// task-<size>-<C>.toml and accounts-sink-<C>.toml there work with `herald send -q`; postfix-<n>/
+// holds each Postfix instance's configuration and log).
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -39,6 +64,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <dirent.h>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -49,6 +75,7 @@
 #include <vector>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "address/address.h"
 #include "config/loader.h"
@@ -57,6 +84,8 @@
 #include "engine/recipient_import.h"
 #include "engine/task_runner.h"
 #include "engine/transport_factory.h"
+#include "servers/postfix_server.h"
+#include "servers/smtp_sink.h"
 #include "smtp/smtp_transport.h"
 #include "store/sqlite_store.h"
 
@@ -124,37 +153,132 @@ const char kHtml[] =
     "Stuttgart &middot; <a href=\"https://shop.example/abmelden?id={%id%}\">Abmelden</a></p>\n"
     "</body></html>\n";
 
-const char kTask[] =
-    "id = \"smtp-bench\"\n"
-    "title = \"Frühlingsnewsletter\"\n"
-    "accounts = \"accounts-{connections}.toml\"\n"
-    "store = \"store.db\"\n"
-    "\n"
-    "[message]\n"
-    "from = \"Modehaus Müller & Söhne <newsletter@shop.example>\"\n"
-    "to_name = \"{{%firstname%}} {{%lastname%}}\"\n"
-    "subject = \"{{%firstname%}}, Ihr Frühlingsrabatt für {{%city%}} wartet\"\n"
-    "text_file = \"body.txt\"\n"
-    "html_file = \"body.html\"\n"
-    "headers = {{ \"List-Unsubscribe\" = \"<https://shop.example/abmelden?id={{%id%}}>\", "
-    "\"List-Unsubscribe-Post\" = \"List-Unsubscribe=One-Click\" }}\n"
-    "\n"
-    "[recipients]\n"
-    "file = \"recipients.csv\"\n"
-    "address_column = \"email\"\n"
-    "\n"
-    "[sending]\n"
-    "concurrency = {connections}\n";
 
-const char kAccounts[] =
-    "[[account]]\n"
-    "name = \"sink\"\n"
-    "kind = \"smtp\"\n"
-    "host = \"127.0.0.1\"\n"
-    "port = {port}\n"
-    "security = \"none\"\n"
-    "helo_name = \"bench.herald.test\"\n"
-    "max_connections = {connections}\n";
+// The rest of the message, shared by herald's task file and nodemailer's job.
+const char kFrom[] = "Modehaus Müller & Söhne <newsletter@shop.example>";
+const char kToName[] = "{%firstname%} {%lastname%}";
+const char kSubject[] = "{%firstname%}, Ihr Frühlingsrabatt für {%city%} wartet";
+const std::pair<const char*, const char*> kHeaders[] = {
+    {"List-Unsubscribe", "<https://shop.example/abmelden?id={%id%}>"},
+    {"List-Unsubscribe-Post", "List-Unsubscribe=One-Click"},
+};
+const char kHeloName[] = "bench.herald.test";
+constexpr int kReconnectEvery = 999;  // herald's default "reconnect every"
+
+// The message sizes: the newsletter alone, or with a PDF attachment (base64 makes 70 KB ~95 KB).
+struct Variant {
+  const char* name;        // as --sizes takes it
+  const char* label;       // in the tables
+  std::size_t attachment;  // bytes of the attached file; 0: none
+};
+constexpr Variant kVariants[] = {{"5k", "5 KB", 0}, {"100k", "100 KB", 70'000}};
+const char kAttachmentName[] = "katalog.pdf";
+
+// The senders compared with herald.
+enum class Peer { kHerald, kSmtpSource, kNodemailer, kPostfix };
+struct PeerInfo {
+  Peer peer;
+  const char* name;   // as --peers takes it
+  const char* label;  // in the tables
+};
+constexpr PeerInfo kPeers[] = {
+    {Peer::kHerald, "herald", "herald"},
+    {Peer::kSmtpSource, "smtp-source", "Postfix smtp-source"},
+    {Peer::kNodemailer, "nodemailer", "nodemailer (pool)"},
+    {Peer::kPostfix, "postfix", "Postfix relay"},
+};
+
+const PeerInfo& Info(Peer peer) {
+  return *std::find_if(std::begin(kPeers), std::end(kPeers), [&](const PeerInfo& i) { return i.peer == peer; });
+}
+
+std::string TomlString(std::string_view text) {
+  std::string out = "\"";
+  for (char c : text) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + "\"";
+}
+
+std::string TaskFileName(const Variant& variant, int connections) {
+  return fmt::format("task-{}-{}.toml", variant.name, connections);
+}
+
+// herald's task: the files beside it in the benchmark's folder.
+std::string TaskToml(const Variant& variant, int connections) {
+  std::string headers;
+  for (const auto& [name, value] : kHeaders) {
+    if (!headers.empty()) headers += ", ";
+    headers += TomlString(name) + " = " + TomlString(value);
+  }
+  std::string attachments =
+      variant.attachment == 0 ? "" : fmt::format("attachments = [{}]\n", TomlString(kAttachmentName));
+  return fmt::format(
+      "id = \"smtp-bench\"\n"
+      "title = \"Frühlingsnewsletter\"\n"
+      "accounts = \"accounts-sink-{}.toml\"\n"
+      "store = \"store.db\"\n"
+      "\n"
+      "[message]\n"
+      "from = {}\n"
+      "to_name = {}\n"
+      "subject = {}\n"
+      "text_file = \"body.txt\"\n"
+      "html_file = \"body.html\"\n"
+      "{}"
+      "headers = {{ {} }}\n"
+      "\n"
+      "[recipients]\n"
+      "file = \"recipients.csv\"\n"
+      "address_column = \"email\"\n"
+      "\n"
+      "[sending]\n"
+      "concurrency = {}\n",
+      connections, TomlString(kFrom), TomlString(kToName), TomlString(kSubject), attachments, headers, connections);
+}
+
+std::string AccountsToml(const std::string& name, int port, int connections) {
+  return fmt::format(
+      "[[account]]\n"
+      "name = {}\n"
+      "kind = \"smtp\"\n"
+      "host = \"127.0.0.1\"\n"
+      "port = {}\n"
+      "security = \"none\"\n"
+      "helo_name = {}\n"
+      "max_connections = {}\n",
+      TomlString(name), port, TomlString(kHeloName), connections);
+}
+
+// nodemailer's job (bench/peers/nodemailer_send.js): the same message and list as herald's task.
+std::string NodemailerJson(const fs::path& dir, const Variant& variant, int port, int connections) {
+  nlohmann::json headers = nlohmann::json::object();
+  for (const auto& [name, value] : kHeaders) headers[name] = value;
+  nlohmann::json attachments = nlohmann::json::array();
+  if (variant.attachment != 0) {
+    attachments.push_back({{"path", (dir / kAttachmentName).string()},
+                           {"name", kAttachmentName},
+                           {"content_type", "application/pdf"}});
+  }
+  nlohmann::json job = {
+      {"host", "127.0.0.1"},
+      {"port", port},
+      {"connections", connections},
+      {"messages_per_connection", kReconnectEvery},
+      {"helo_name", kHeloName},
+      {"recipients", (dir / "recipients.csv").string()},
+      {"address_column", "email"},
+      {"from", kFrom},
+      {"to_name", kToName},
+      {"subject", kSubject},
+      {"text_file", (dir / "body.txt").string()},
+      {"html_file", (dir / "body.html").string()},
+      {"headers", headers},
+      {"attachments", attachments},
+  };
+  return job.dump(2) + "\n";
+}
 
 // ---------------------------------------------------------------- one herald run (--one-run)
 
@@ -185,9 +309,12 @@ class BenchObserver final : public herald::RunObserver {
  public:
   explicit BenchObserver(SteadyClock::time_point start) : start_(start) {}
 
+  // Printed at once: the driver takes its arrival as the start of sending when it times Postfix.
   void OnImport(const herald::ImportReport& report) override {
     import_seconds = std::chrono::duration<double>(SteadyClock::now() - start_).count();
     imported = report.imported;
+    std::printf("imported=%zu import_s=%.3f\n", imported, import_seconds);
+    std::fflush(stdout);
   }
   void OnProgress(const herald::RunProgress& progress) override {
     double cpu = CpuSeconds();
@@ -238,32 +365,37 @@ int OneRun(const std::string& task_file, const std::string& accounts_file, const
   if (!report.ok()) return fail(report.status());
   if (!report->stopped_by.ok()) return fail(report->stopped_by);
   const double seconds = std::chrono::duration<double>(observer.last.elapsed).count();
-  std::printf("sent=%llu failed=%llu deferred=%llu imported=%zu import_s=%.3f send_s=%.4f cpu_s=%.4f rss_kb=%ld\n",
+  std::printf("sent=%llu failed=%llu deferred=%llu send_s=%.4f cpu_s=%.4f rss_kb=%ld\n",
               static_cast<unsigned long long>(report->sent), static_cast<unsigned long long>(report->failed),
-              static_cast<unsigned long long>(report->deferred), observer.imported, observer.import_seconds, seconds,
+              static_cast<unsigned long long>(report->deferred), seconds,
               observer.cpu_at_end - observer.cpu_at_start, PeakRssKb());
   return 0;
 }
 
-// ---------------------------------------------------------------- the driver
+// ---------------------------------------------------------------- processes
+
+// A failure (or an interruption) of the benchmark: thrown, so that the servers and the temporary
+// folder are cleaned up by their destructors on the way out.
+struct BenchError {
+  std::string text;
+  int exit_code = 1;
+};
+
+[[noreturn]] void Die(const std::string& text) { throw BenchError{text}; }
 
 volatile sig_atomic_t g_stop = 0;
-volatile pid_t g_sink = 0;
 volatile pid_t g_child = 0;
 
 void OnSignal(int) {
   g_stop = 1;
   if (g_child > 0) kill(g_child, SIGTERM);
-  if (g_sink > 0) kill(g_sink, SIGTERM);
 }
 
-[[noreturn]] void Die(const std::string& text) {
-  std::fprintf(stderr, "smtp_bench: %s\n", text.c_str());
-  if (g_sink > 0) kill(g_sink, SIGTERM);
-  std::exit(1);
+void CheckStop() {
+  if (g_stop) throw BenchError{"interrupted", 130};
 }
 
-std::string FindTool(const std::string& name) {
+std::string FindTool(const std::string& name, const std::string& package) {
   if (const char* path = std::getenv("PATH")) {
     std::stringstream dirs(path);
     std::string dir;
@@ -275,19 +407,22 @@ std::string FindTool(const std::string& name) {
     std::string candidate = std::string(dir) + "/" + name;
     if (access(candidate.c_str(), X_OK) == 0) return candidate;
   }
-  Die(name + " not found (Debian package postfix)");
+  Die(name + " not found (" + package + ")");
 }
 
-// Starts `argv` with stdin from /dev/null, stdout to `out_fd` (or `out_file`), stderr to
-// `err_file`; returns its pid.
-pid_t Spawn(const std::vector<std::string>& argv, int out_fd, const std::string& out_file, const std::string& err_file) {
+// Starts `argv` with stdin from /dev/null, stdout to `out_file`, stderr appended to `err_file`;
+// it gets SIGTERM should this program die first. Returns its pid.
+pid_t Spawn(const std::vector<std::string>& argv, const fs::path& out_file, const fs::path& err_file) {
+  pid_t parent = getpid();
   pid_t pid = fork();
   if (pid < 0) Die(fmt::format("fork: {}", std::strerror(errno)));
   if (pid == 0) {
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
+    signal(SIGPIPE, SIG_DFL);
+    if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() != parent) _exit(126);
     int in = open("/dev/null", O_RDONLY);
-    int out = out_fd >= 0 ? out_fd : open(out_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int out = open(out_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     int err = open(err_file.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     if (in < 0 || out < 0 || err < 0) _exit(126);
     dup2(in, 0);
@@ -299,6 +434,7 @@ pid_t Spawn(const std::vector<std::string>& argv, int out_fd, const std::string&
     execv(args[0], args.data());
     _exit(127);
   }
+  g_child = pid;
   return pid;
 }
 
@@ -308,68 +444,108 @@ int Wait(pid_t pid, rusage* usage) {
   while (wait4(pid, &status, 0, usage) < 0) {
     if (errno != EINTR) return -1;
   }
+  if (g_child == pid) g_child = 0;
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-std::string Tail(const std::string& file) {
-  std::ifstream in(file);
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+std::string ReadFile(const fs::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+std::string Tail(const fs::path& file) {
+  std::string text = ReadFile(file);
   if (text.size() > 2000) text = "..." + text.substr(text.size() - 2000);
   return text;
 }
 
-std::uint16_t FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t length = sizeof address;
-  if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
-      getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
-    Die(fmt::format("cannot get a port from the system: {}", std::strerror(errno)));
-  }
-  close(fd);
-  return ntohs(address.sin_port);
+void WriteFile(const fs::path& path, std::string_view text) {
+  std::ofstream out(path, std::ios::binary);
+  out << text;
+  if (!out) Die("cannot write " + path.string());
 }
 
-// Whether something on 127.0.0.1:port greets with 220.
-bool Greets(std::uint16_t port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return false;
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  address.sin_port = htons(port);
-  bool ok = false;
-  timeval timeout{2, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0) {
-    char buffer[512];
-    ssize_t got = read(fd, buffer, sizeof buffer);
-    ok = got >= 3 && std::memcmp(buffer, "220", 3) == 0;
-    const char quit[] = "QUIT\r\n";
-    if (write(fd, quit, sizeof quit - 1) < 0) ok = ok && true;
+std::map<std::string, std::string> ParseFields(const std::string& text) {
+  std::map<std::string, std::string> fields;
+  std::istringstream in(text);
+  std::string item;
+  while (in >> item) {
+    std::size_t eq = item.find('=');
+    if (eq != std::string::npos) fields[item.substr(0, eq)] = item.substr(eq + 1);
   }
-  close(fd);
-  return ok;
-}
-
-// smtp-sink's user + system CPU seconds so far.
-double ProcessCpuSeconds(pid_t pid) {
-  std::ifstream in(fmt::format("/proc/{}/stat", pid));
-  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  std::size_t paren = stat.rfind(')');
-  if (paren == std::string::npos) return 0;
-  std::istringstream fields(stat.substr(paren + 2));
-  std::string field;
-  double ticks = 0;
-  for (int i = 3; i <= 15 && fields >> field; ++i) {
-    if (i == 14 || i == 15) ticks += std::stod(field);
-  }
-  return ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
+  return fields;
 }
 
 double Seconds(const timeval& t) { return static_cast<double>(t.tv_sec) + t.tv_usec / 1e6; }
+
+// From /proc/<pid>/stat: the process group, the CPU time (user + system) of the process, and
+// that of its children it has waited for.
+struct ProcStat {
+  pid_t group = 0;
+  double cpu = 0;
+  double children_cpu = 0;
+};
+
+std::optional<ProcStat> ReadProcStat(pid_t pid) {
+  std::string stat = ReadFile(fmt::format("/proc/{}/stat", pid));
+  std::size_t paren = stat.rfind(')');  // "pid (comm) state ppid pgrp ...": comm may hold anything
+  if (paren == std::string::npos) return std::nullopt;
+  std::istringstream fields(stat.substr(paren + 2));
+  std::string field;
+  ProcStat result;
+  const double tick = static_cast<double>(sysconf(_SC_CLK_TCK));
+  for (int i = 3; i <= 17 && fields >> field; ++i) {
+    if (i == 5) result.group = static_cast<pid_t>(std::stol(field));
+    if (i == 14 || i == 15) result.cpu += std::stod(field) / tick;
+    if (i == 16 || i == 17) result.children_cpu += std::stod(field) / tick;
+  }
+  return result;
+}
+
+double ProcessCpuSeconds(pid_t pid) {
+  std::optional<ProcStat> stat = ReadProcStat(pid);
+  return stat ? stat->cpu : 0;
+}
+
+// The members of a process group and their stats.
+std::vector<std::pair<pid_t, ProcStat>> GroupMembers(pid_t group) {
+  std::vector<std::pair<pid_t, ProcStat>> members;
+  DIR* proc = opendir("/proc");
+  if (proc == nullptr) return members;
+  while (dirent* entry = readdir(proc)) {
+    char* end = nullptr;
+    long pid = std::strtol(entry->d_name, &end, 10);
+    if (end == entry->d_name || *end != '\0' || pid <= 0) continue;
+    std::optional<ProcStat> stat = ReadProcStat(static_cast<pid_t>(pid));
+    if (stat && stat->group == group) members.emplace_back(static_cast<pid_t>(pid), *stat);
+  }
+  closedir(proc);
+  return members;
+}
+
+// CPU seconds of a process group so far: each live member's own, plus what the members waited
+// for (Postfix's master reaps its daemons when they exit, so their time is in its children's).
+double GroupCpuSeconds(pid_t group) {
+  double total = 0;
+  for (const auto& [pid, stat] : GroupMembers(group)) total += stat.cpu + stat.children_cpu;
+  return total;
+}
+
+// The summed proportional set size (PSS) of a process group's members, in KB.
+long GroupPssKb(pid_t group) {
+  long total = 0;
+  for (const auto& [pid, stat] : GroupMembers(group)) {
+    std::istringstream rollup(ReadFile(fmt::format("/proc/{}/smaps_rollup", pid)));
+    std::string line;
+    while (std::getline(rollup, line)) {
+      if (line.rfind("Pss:", 0) == 0) {
+        total += std::stol(line.substr(4));
+        break;
+      }
+    }
+  }
+  return total;
+}
 
 double Median(std::vector<double> values) {
   if (values.empty()) return 0;
@@ -388,13 +564,25 @@ std::string Group(double value) {
   return out;
 }
 
+// ---------------------------------------------------------------- options and files
+
 struct Options {
+  std::vector<Peer> peers = {Peer::kHerald, Peer::kSmtpSource};  // herald first, always
+  std::vector<const Variant*> sizes = {&kVariants[0]};
   long messages = 20'000;
   int runs = 5;
   std::vector<int> connections = {1, 4, 16};
   std::vector<long> scale;  // --scale: herald alone at these list sizes
   bool keep = false;
 };
+
+std::vector<std::string> SplitList(const std::string& text) {
+  std::vector<std::string> items;
+  std::stringstream list(text);
+  std::string item;
+  while (std::getline(list, item, ',')) items.push_back(item);
+  return items;
+}
 
 Options ParseOptions(int argc, char** argv) {
   Options options;
@@ -410,34 +598,45 @@ Options ParseOptions(int argc, char** argv) {
       options.runs = std::stoi(value());
     } else if (arg == "--connections") {
       options.connections.clear();
-      std::stringstream list(value());
-      std::string item;
-      while (std::getline(list, item, ',')) options.connections.push_back(std::stoi(item));
+      for (const std::string& item : SplitList(value())) options.connections.push_back(std::stoi(item));
+    } else if (arg == "--peers") {
+      options.peers = {Peer::kHerald};
+      std::string list = value();
+      if (list == "all") list = "smtp-source,nodemailer,postfix";
+      for (const std::string& item : SplitList(list)) {
+        auto found = std::find_if(std::begin(kPeers), std::end(kPeers), [&](const PeerInfo& p) { return item == p.name; });
+        if (found == std::end(kPeers)) Die("--peers: unknown peer '" + item + "' (smtp-source, nodemailer, postfix, all)");
+        if (std::find(options.peers.begin(), options.peers.end(), found->peer) == options.peers.end()) {
+          options.peers.push_back(found->peer);
+        }
+      }
+    } else if (arg == "--sizes") {
+      options.sizes.clear();
+      for (const std::string& item : SplitList(value())) {
+        auto found = std::find_if(std::begin(kVariants), std::end(kVariants), [&](const Variant& v) { return item == v.name; });
+        if (found == std::end(kVariants)) Die("--sizes: unknown size '" + item + "' (5k, 100k)");
+        options.sizes.push_back(&*found);
+      }
     } else if (arg == "--scale") {
-      std::stringstream list(value());
-      std::string item;
-      while (std::getline(list, item, ',')) options.scale.push_back(std::stol(item));
+      for (const std::string& item : SplitList(value())) options.scale.push_back(std::stol(item));
     } else if (arg == "--keep") {
       options.keep = true;
     } else {
-      Die("usage: smtp_bench [--messages N] [--runs R] [--connections 1,4,16] [--keep]\n"
+      Die("usage: smtp_bench [--peers smtp-source,nodemailer,postfix|all] [--sizes 5k,100k] [--messages N]\n"
+          "                  [--runs R] [--connections 1,4,16,64] [--keep]\n"
           "       smtp_bench --scale N1,N2,... [--connections C]");
     }
   }
   for (long n : options.scale) {
     if (n < 1) Die("--scale sizes must be positive");
   }
-  if (options.messages < 1 || options.runs < 1 || options.connections.empty()) Die("nothing to measure");
+  if (options.messages < 1 || options.runs < 1 || options.connections.empty() || options.sizes.empty()) {
+    Die("nothing to measure");
+  }
   for (int c : options.connections) {
     if (c < 1 || c > 256) Die("connections must be 1..256");
   }
   return options;
-}
-
-void WriteFile(const fs::path& path, std::string_view text) {
-  std::ofstream out(path, std::ios::binary);
-  out << text;
-  if (!out) Die("cannot write " + path.string());
 }
 
 void WriteRecipients(const fs::path& path, long count) {
@@ -450,6 +649,19 @@ void WriteRecipients(const fs::path& path, long count) {
                    kLast[(i / 8) % 8], kCity[(i / 3) % 8], static_cast<std::uint32_t>(i * 2654435761u));
   }
   WriteFile(path, text);
+}
+
+// A stand-in PDF: a header, then bytes that do not compress (as a real PDF's streams would not).
+void WriteAttachment(const fs::path& path, std::size_t size) {
+  std::string bytes = "%PDF-1.7\n";
+  std::uint64_t state = 0x9E3779B97F4A7C15u;
+  while (bytes.size() < size) {
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    bytes += static_cast<char>(state & 0xff);
+  }
+  WriteFile(path, bytes);
 }
 
 // The mean size of herald's messages for the first recipients (composed as the engine does).
@@ -467,10 +679,7 @@ std::size_t MessageSize(const fs::path& task_file) {
   std::size_t count = 0;
   herald::MessageData message;
   while (count < 1000 && std::getline(csv, line)) {
-    std::vector<std::string> values;
-    std::stringstream cells(line);
-    std::string cell;
-    while (std::getline(cells, cell, ',')) values.push_back(cell);
+    std::vector<std::string> values = SplitList(line);
     std::vector<std::string_view> views(values.begin(), values.end());
     herald::Result<herald::Address> to = herald::ParseAddress(values[0]);
     if (!to.ok()) Die(to.status().ToString());
@@ -485,236 +694,447 @@ std::size_t MessageSize(const fs::path& task_file) {
   return count == 0 ? 0 : total / count;
 }
 
-struct HeraldRun {
-  double rate = 0, seconds = 0, cpu_per_1k = 0, rss_mb = 0, import_seconds = 0;
+// ---------------------------------------------------------------- the runs
+
+// One run of one sender.
+struct Measure {
+  double rate = 0;        // messages/s
+  double seconds = 0;
+  double cpu_per_1k = 0;  // CPU seconds per 1,000 messages
+  double memory_mb = 0;   // peak RSS (Postfix: peak summed PSS)
+  double sink_cpu_per_1k = 0;
+  double import_seconds = 0;  // herald: the import of the list, before sending
+  std::string note;           // more about this run, for its line
 };
 
-std::map<std::string, std::string> ParseFields(const std::string& line) {
-  std::map<std::string, std::string> fields;
-  std::istringstream in(line);
-  std::string item;
-  while (in >> item) {
-    std::size_t eq = item.find('=');
-    if (eq != std::string::npos) fields[item.substr(0, eq)] = item.substr(eq + 1);
+// The benchmark's folder, the sink and the tools, for every run.
+struct Bench {
+  fs::path dir;
+  herald::test_servers::SmtpSink* sink = nullptr;
+  std::string source_tool;
+  std::string node_tool;
+  std::string nodemailer_script;
+  long messages = 0;
+  int postfix_instances = 0;
+  bool keep = false;  // --keep: Postfix's folders (configuration, log) stay too
+};
+
+// Counts what the sink received during one run and checks it is exactly the run's messages.
+class SinkWatch {
+ public:
+  explicit SinkWatch(const Bench& bench)
+      : bench_(bench), before_(bench.sink->MessageCount()), cpu_before_(ProcessCpuSeconds(bench.sink->pid())) {}
+
+  std::int64_t target() const { return before_ + bench_.messages; }
+
+  // The sink's CPU seconds per 1,000 messages since the start; fails unless it counted exactly
+  // the run's messages.
+  double Finish(const std::string& who) const {
+    herald::Status counted = bench_.sink->WaitForMessageCount(target(), std::chrono::milliseconds(10000));
+    std::int64_t got = bench_.sink->MessageCount() - before_;
+    if (!counted.ok() || got != bench_.messages) {
+      Die(fmt::format("{}: the sink counted {} messages, not {}\n{}", who, got, bench_.messages,
+                      counted.ok() ? "" : counted.message()));
+    }
+    return (ProcessCpuSeconds(bench_.sink->pid()) - cpu_before_) / (static_cast<double>(bench_.messages) / 1000);
+  }
+
+ private:
+  const Bench& bench_;
+  std::int64_t before_;
+  double cpu_before_;
+};
+
+pid_t StartHerald(const Bench& bench, const fs::path& task, const fs::path& accounts) {
+  for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(bench.dir / (std::string("store.db") + suffix));
+  return Spawn({"/proc/self/exe", "--one-run", task.string(), accounts.string(), (bench.dir / "store.db").string()},
+               bench.dir / "herald.out", bench.dir / "herald.log");
+}
+
+// herald's report line, checked: it exited cleanly and sent every message.
+std::map<std::string, std::string> HeraldReport(const Bench& bench, int status, const std::string& what) {
+  CheckStop();
+  std::string output = ReadFile(bench.dir / "herald.out");
+  std::map<std::string, std::string> fields = ParseFields(output);
+  if (status != 0 || fields["sent"] != std::to_string(bench.messages)) {
+    Die(fmt::format("herald {} failed (exit {}): {}\n{}", what, status, output, Tail(bench.dir / "herald.log")));
   }
   return fields;
 }
 
-HeraldRun RunHerald(const fs::path& dir, int connections, long messages, double& sink_cpu) {
-  fs::remove(dir / "store.db");
-  fs::remove(dir / "store.db-wal");
-  fs::remove(dir / "store.db-shm");
-  int pipe_fds[2];
-  if (pipe2(pipe_fds, O_CLOEXEC) != 0) Die("pipe failed");
-  double sink_before = ProcessCpuSeconds(g_sink);
-  pid_t pid = Spawn({"/proc/self/exe", "--one-run", (dir / fmt::format("task-{}.toml", connections)).string(),
-                     (dir / fmt::format("accounts-{}.toml", connections)).string(), (dir / "store.db").string()},
-                    pipe_fds[1], "", (dir / "herald.log").string());
-  g_child = pid;
-  close(pipe_fds[1]);
-  std::string output;
-  char buffer[512];
-  ssize_t got;
-  while ((got = read(pipe_fds[0], buffer, sizeof buffer)) != 0) {
-    if (got < 0 && errno == EINTR) continue;
-    if (got < 0) break;
-    output.append(buffer, static_cast<std::size_t>(got));
-  }
-  close(pipe_fds[0]);
-  int status = Wait(pid, nullptr);
-  g_child = 0;
-  sink_cpu = ProcessCpuSeconds(g_sink) - sink_before;
-  if (g_stop) return {};
-  std::map<std::string, std::string> fields = ParseFields(output);
-  if (status != 0 || fields["sent"] != std::to_string(messages)) {
-    Die(fmt::format("herald run with {} connection(s) failed (exit {}): {}\n{}", connections, status, output,
-                    Tail((dir / "herald.log").string())));
-  }
-  HeraldRun run;
-  run.seconds = std::stod(fields["send_s"]);
-  run.rate = static_cast<double>(messages) / run.seconds;
-  run.cpu_per_1k = std::stod(fields["cpu_s"]) / (static_cast<double>(messages) / 1000);
-  run.rss_mb = std::stod(fields["rss_kb"]) / 1024;
-  run.import_seconds = std::stod(fields["import_s"]);
-  return run;
+Measure RunHerald(const Bench& bench, const Variant& variant, int connections) {
+  SinkWatch watch(bench);
+  pid_t pid = StartHerald(bench, bench.dir / TaskFileName(variant, connections),
+                          bench.dir / fmt::format("accounts-sink-{}.toml", connections));
+  std::map<std::string, std::string> fields =
+      HeraldReport(bench, Wait(pid, nullptr), fmt::format("with {} connection(s)", connections));
+  Measure m;
+  m.seconds = std::stod(fields["send_s"]);
+  m.rate = static_cast<double>(bench.messages) / m.seconds;
+  m.cpu_per_1k = std::stod(fields["cpu_s"]) / (static_cast<double>(bench.messages) / 1000);
+  m.memory_mb = std::stod(fields["rss_kb"]) / 1024;
+  m.import_seconds = std::stod(fields["import_s"]);
+  m.note = fmt::format("import of the list {:.2f} s", m.import_seconds);
+  m.sink_cpu_per_1k = watch.Finish("herald");
+  return m;
 }
 
-struct SourceRun {
-  double rate = 0, seconds = 0, cpu_per_1k = 0;
-};
-
-SourceRun RunSmtpSource(const fs::path& dir, const std::string& tool, int connections, long messages,
-                        std::size_t size, std::uint16_t port, double& sink_cpu) {
-  double sink_before = ProcessCpuSeconds(g_sink);
+Measure RunSmtpSource(const Bench& bench, int connections, std::size_t size) {
+  SinkWatch watch(bench);
   auto start = SteadyClock::now();
-  pid_t pid = Spawn({tool, "-d", "-s", std::to_string(connections), "-m", std::to_string(messages), "-l",
-                     std::to_string(size), "-M", "bench.herald.test", "-f", "newsletter@shop.example", "-t",
-                     "reader@example.com", fmt::format("127.0.0.1:{}", port)},
-                    -1, (dir / "smtp-source.out").string(), (dir / "smtp-source.log").string());
-  g_child = pid;
+  pid_t pid = Spawn({bench.source_tool, "-d", "-s", std::to_string(connections), "-m", std::to_string(bench.messages),
+                     "-l", std::to_string(size), "-M", kHeloName, "-f", "newsletter@shop.example", "-t",
+                     "reader@example.com", fmt::format("127.0.0.1:{}", bench.sink->port())},
+                    bench.dir / "smtp-source.out", bench.dir / "smtp-source.log");
   rusage usage{};
   int status = Wait(pid, &usage);
-  g_child = 0;
-  SourceRun run;
-  run.seconds = std::chrono::duration<double>(SteadyClock::now() - start).count();
-  sink_cpu = ProcessCpuSeconds(g_sink) - sink_before;
-  if (g_stop) return {};
+  Measure m;
+  m.seconds = std::chrono::duration<double>(SteadyClock::now() - start).count();
+  CheckStop();
   if (status != 0) {
     Die(fmt::format("smtp-source with {} session(s) failed (exit {}):\n{}", connections, status,
-                    Tail((dir / "smtp-source.log").string())));
+                    Tail(bench.dir / "smtp-source.log")));
   }
-  run.rate = static_cast<double>(messages) / run.seconds;
-  run.cpu_per_1k = (Seconds(usage.ru_utime) + Seconds(usage.ru_stime)) / (static_cast<double>(messages) / 1000);
-  return run;
+  m.rate = static_cast<double>(bench.messages) / m.seconds;
+  m.cpu_per_1k = (Seconds(usage.ru_utime) + Seconds(usage.ru_stime)) / (static_cast<double>(bench.messages) / 1000);
+  m.memory_mb = static_cast<double>(usage.ru_maxrss) / 1024;
+  m.sink_cpu_per_1k = watch.Finish("smtp-source");
+  return m;
 }
 
-pid_t StartSink(const fs::path& dir, const std::string& tool, std::uint16_t& port) {
-  for (int attempt = 0; attempt < 5; ++attempt) {
-    port = FreePort();
-    // No -c: its counter is one endless line. -u: smtp-sink refuses to run as root without it.
-    pid_t pid = Spawn({tool, "-u", "postfix", fmt::format("127.0.0.1:{}", port), "1024"}, -1, "/dev/null",
-                      (dir / "smtp-sink.log").string());
-    for (int i = 0; i < 50; ++i) {
-      if (Greets(port)) return pid;
-      int status = 0;
-      if (waitpid(pid, &status, WNOHANG) == pid) break;  // exited: the port was taken meanwhile?
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+Measure RunNodemailer(const Bench& bench, const Variant& variant, int connections) {
+  SinkWatch watch(bench);
+  fs::path job = bench.dir / fmt::format("nodemailer-{}-{}.json", variant.name, connections);
+  pid_t pid = Spawn({bench.node_tool, bench.nodemailer_script, job.string()}, bench.dir / "nodemailer.out",
+                    bench.dir / "nodemailer.log");
+  int status = Wait(pid, nullptr);
+  CheckStop();
+  std::string output = ReadFile(bench.dir / "nodemailer.out");
+  std::map<std::string, std::string> fields = ParseFields(output);
+  if (status != 0 || fields["sent"] != std::to_string(bench.messages)) {
+    Die(fmt::format("nodemailer with {} connection(s) failed (exit {}): {}\n{}", connections, status, output,
+                    Tail(bench.dir / "nodemailer.log")));
+  }
+  Measure m;
+  m.seconds = std::stod(fields["send_s"]);
+  m.rate = static_cast<double>(bench.messages) / m.seconds;
+  m.cpu_per_1k = std::stod(fields["cpu_s"]) / (static_cast<double>(bench.messages) / 1000);
+  m.memory_mb = std::stod(fields["rss_kb"]) / 1024;
+  m.sink_cpu_per_1k = watch.Finish("nodemailer");
+  return m;
+}
+
+// Files waiting in Postfix's incoming and active queues.
+std::size_t QueuedFiles(const std::string& queue_directory) {
+  std::size_t count = 0;
+  for (const char* name : {"incoming", "active"}) {
+    std::error_code error;
+    for (const auto& entry : fs::recursive_directory_iterator(fs::path(queue_directory) / name, error)) {
+      if (entry.is_regular_file(error)) ++count;
     }
-    kill(pid, SIGTERM);
-    Wait(pid, nullptr);
   }
-  Die("smtp-sink did not start:\n" + Tail((dir / "smtp-sink.log").string()));
+  return count;
 }
 
-void StopSinkAndClean(const fs::path& dir, bool keep) {
-  if (g_sink > 0) kill(g_sink, SIGTERM);
-  Wait(g_sink, nullptr);
-  g_sink = 0;
-  if (!keep || g_stop) {
-    std::error_code ignored;
-    fs::remove_all(dir, ignored);
-  } else {
-    std::printf("kept %s\n", dir.c_str());
+// A fresh Postfix relaying to the sink; herald injects the messages into it.
+Measure RunPostfix(Bench& bench, const Variant& variant, int connections) {
+  using herald::test_servers::PostfixServer;
+  const fs::path folder = bench.dir / fmt::format("postfix-{}", ++bench.postfix_instances);
+  herald::test_servers::PostfixOptions options;
+  options.directory = folder.string();
+  options.submission_port = herald::test_servers::kNoPort;
+  options.smtps_port = herald::test_servers::kNoPort;
+  options.relay_host = fmt::format("[127.0.0.1]:{}", bench.sink->port());
+  options.relay_connections = connections;
+  options.hostname = "relay.herald.test";
+  options.lifetime = std::chrono::seconds(3600);
+  std::optional<PostfixServer> postfix(std::in_place, options);
+  if (herald::Status started = postfix->Start(); !started.ok()) Die(started.ToString());
+  const pid_t group = postfix->master_pid();
+  const fs::path accounts = bench.dir / fmt::format("accounts-postfix-{}.toml", connections);
+  WriteFile(accounts, AccountsToml("postfix-relay", postfix->smtp_port(), connections));
+
+  SinkWatch watch(bench);
+  const double cpu_before = GroupCpuSeconds(group);
+  const auto spawned = SteadyClock::now();
+  pid_t pid = StartHerald(bench, bench.dir / TaskFileName(variant, connections), accounts);
+  std::optional<SteadyClock::time_point> injecting, delivered;
+  std::optional<int> injector_status;
+  rusage injector_usage{};
+  long peak_pss_kb = 0;
+  auto next_sample = spawned;
+  std::int64_t last_count = -1;
+  auto last_progress = spawned;
+  while (!delivered || !injector_status) {
+    CheckStop();
+    auto now = SteadyClock::now();
+    if (!injector_status) {
+      int status = 0;
+      pid_t done = wait4(pid, &status, WNOHANG, &injector_usage);
+      if (done == pid) {
+        g_child = 0;
+        injector_status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+        if (*injector_status != 0) HeraldReport(bench, *injector_status, "injecting into Postfix");
+      }
+    }
+    if (!injecting && ReadFile(bench.dir / "herald.out").find("imported=") != std::string::npos) injecting = now;
+    std::int64_t count = bench.sink->MessageCount();
+    if (!delivered && count >= watch.target()) delivered = now;
+    if (count != last_count) {
+      last_count = count;
+      last_progress = now;
+    } else if (!delivered && now - last_progress > std::chrono::seconds(60)) {
+      Die(fmt::format("Postfix relayed nothing to the sink for 60 s ({} of {} counted)\n{}",
+                      count - (watch.target() - bench.messages), bench.messages, postfix->Log()));
+    }
+    if (!delivered && now >= next_sample) {
+      peak_pss_kb = std::max(peak_pss_kb, GroupPssKb(group));
+      next_sample = now + std::chrono::milliseconds(100);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
+  // Its work for these messages ends when their queue files are gone (qmgr removes each after the
+  // sink's 250): until then it is counted.
+  for (int i = 0; i < 500 && QueuedFiles(postfix->queue_directory()) > 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  const double cpu = GroupCpuSeconds(group) - cpu_before;
+  std::map<std::string, std::string> fields = HeraldReport(bench, *injector_status, "injecting into Postfix");
+  Measure m;
+  m.seconds = std::chrono::duration<double>(*delivered - injecting.value_or(spawned)).count();
+  m.rate = static_cast<double>(bench.messages) / m.seconds;
+  const double k = static_cast<double>(bench.messages) / 1000;
+  m.cpu_per_1k = cpu / k;
+  m.memory_mb = static_cast<double>(peak_pss_kb) / 1024;
+  m.note = fmt::format("injector (herald) {} msg/s, CPU {:.3f} s/1k",
+                       Group(static_cast<double>(bench.messages) / std::stod(fields["send_s"])),
+                       (Seconds(injector_usage.ru_utime) + Seconds(injector_usage.ru_stime)) / k);
+  m.sink_cpu_per_1k = watch.Finish("Postfix");
+  postfix.reset();  // stops every Postfix process
+  if (!bench.keep) {
+    std::error_code ignored;
+    fs::remove_all(folder, ignored);
+  }
+  return m;
 }
+
+// ---------------------------------------------------------------- the driver
+
+// The benchmark's temporary folder: removed at the end unless kept.
+class TempFolder {
+ public:
+  explicit TempFolder(bool keep) : keep_(keep) {
+    std::string tmp = std::getenv("TMPDIR") != nullptr ? std::getenv("TMPDIR") : "/tmp";
+    std::string pattern = tmp + "/herald-smtp-bench.XXXXXX";
+    if (mkdtemp(pattern.data()) == nullptr) Die(fmt::format("mkdtemp: {}", std::strerror(errno)));
+    path_ = pattern;
+  }
+  ~TempFolder() {
+    if (keep_ && !g_stop) {
+      std::printf("kept %s\n", path_.c_str());
+      return;
+    }
+    std::error_code ignored;
+    fs::remove_all(path_, ignored);
+  }
+  TempFolder(const TempFolder&) = delete;
+  TempFolder& operator=(const TempFolder&) = delete;
+  const fs::path& path() const { return path_; }
+
+ private:
+  bool keep_;
+  fs::path path_;
+};
 
 // herald alone at growing list sizes (--scale).
-int Scale(const Options& options, const fs::path& dir) {
+void Scale(Bench& bench, const Options& options) {
   const int c = options.connections.front();
   std::printf("scale: herald alone, %d connection(s), one run per size\n", c);
   std::printf("\n| recipients | herald msg/s | CPU s per 1k msg | peak RSS | import of the list | smtp-sink CPU s per 1k "
               "|\n| ---: | ---: | ---: | ---: | ---: | ---: |\n");
   std::fflush(stdout);
   for (long n : options.scale) {
-    if (g_stop) break;
-    WriteRecipients(dir / "recipients.csv", n);
-    double sink_cpu = 0;
-    HeraldRun h = RunHerald(dir, c, n, sink_cpu);
-    if (g_stop) break;
+    WriteRecipients(bench.dir / "recipients.csv", n);
+    bench.messages = n;
+    Measure h = RunHerald(bench, kVariants[0], c);
     std::printf("| %s | %s | %.3f | %.1f MB | %.2f s | %.3f |\n", Group(static_cast<double>(n)).c_str(),
-                Group(h.rate).c_str(), h.cpu_per_1k, h.rss_mb, h.import_seconds,
-                sink_cpu / (static_cast<double>(n) / 1000));
+                Group(h.rate).c_str(), h.cpu_per_1k, h.memory_mb, h.import_seconds, h.sink_cpu_per_1k);
     std::fflush(stdout);
   }
-  StopSinkAndClean(dir, options.keep);
-  if (g_stop) {
-    std::fprintf(stderr, "smtp_bench: interrupted\n");
-    return 130;
+}
+
+Measure RunPeer(Bench& bench, Peer peer, const Variant& variant, int connections, std::size_t size) {
+  switch (peer) {
+    case Peer::kHerald: return RunHerald(bench, variant, connections);
+    case Peer::kSmtpSource: return RunSmtpSource(bench, connections, size);
+    case Peer::kNodemailer: return RunNodemailer(bench, variant, connections);
+    case Peer::kPostfix: return RunPostfix(bench, variant, connections);
   }
-  return 0;
+  Die("unknown peer");
+}
+
+// The medians of one sender at one size and connection count.
+struct Row {
+  const Variant* variant;
+  int connections;
+  Peer peer;
+  double rate, cpu_per_1k, memory_mb;
+};
+
+std::string Ratio(double value, double target) {
+  return fmt::format("{:.2f} ({})", value, value >= target ? "met" : "**missed**");
+}
+
+void PrintTables(const std::vector<Row>& rows, const Options& options) {
+  auto find = [&](const Variant* v, int c, Peer p) -> const Row* {
+    for (const Row& row : rows) {
+      if (row.variant == v && row.connections == c && row.peer == p) return &row;
+    }
+    return nullptr;
+  };
+  std::printf("\n| message | connections | sender | msg/s | CPU s per 1k msg | peak memory | herald ÷ sender |\n"
+              "| --- | ---: | --- | ---: | ---: | ---: | ---: |\n");
+  for (const Row& row : rows) {
+    const Row* herald = find(row.variant, row.connections, Peer::kHerald);
+    std::string ratio = row.peer == Peer::kHerald ? "" : fmt::format("{:.2f}", herald->rate / row.rate);
+    std::printf("| %s | %d | %s | %s | %.3f | %.1f MB | %s |\n", row.variant->label, row.connections,
+                Info(row.peer).label, Group(row.rate).c_str(), row.cpu_per_1k, row.memory_mb, ratio.c_str());
+  }
+  // The issue's targets (issue 6, "The peer table").
+  struct Target {
+    Peer peer;
+    double ratio;
+  };
+  std::vector<Target> targets;
+  for (Target t : {Target{Peer::kSmtpSource, 1}, Target{Peer::kNodemailer, 5}, Target{Peer::kPostfix, 3}}) {
+    if (std::find(options.peers.begin(), options.peers.end(), t.peer) != options.peers.end()) targets.push_back(t);
+  }
+  std::printf("\nTargets: herald ≥ smtp-source's rate, ≥ 5× nodemailer's, ≥ 3× Postfix relaying; at 100 KB ≥ 750 msg/s.\n"
+              "\n| message | connections | herald msg/s |");
+  for (const Target& t : targets) std::printf(" herald ÷ %s (≥ %g) |", Info(t.peer).label, t.ratio);
+  std::printf("\n| --- | ---: | ---: |");
+  for (std::size_t i = 0; i < targets.size(); ++i) std::printf(" ---: |");
+  std::printf("\n");
+  for (const Variant* v : options.sizes) {
+    for (int c : options.connections) {
+      const Row* herald = find(v, c, Peer::kHerald);
+      if (herald == nullptr) continue;
+      std::string rate = Group(herald->rate);
+      if (v->attachment != 0) rate = fmt::format("{} ({})", rate, herald->rate >= 750 ? "met" : "**missed**");
+      std::printf("| %s | %d | %s |", v->label, c, rate.c_str());
+      for (const Target& t : targets) {
+        const Row* peer = find(v, c, t.peer);
+        std::printf(" %s |", peer == nullptr ? "" : Ratio(herald->rate / peer->rate, t.ratio).c_str());
+      }
+      std::printf("\n");
+    }
+  }
+}
+
+void Compare(Bench& bench, const Options& options) {
+  std::vector<Row> rows;
+  for (const Variant* variant : options.sizes) {
+    const std::size_t size = MessageSize(bench.dir / TaskFileName(*variant, options.connections.front()));
+    std::printf("\n%s: herald's messages are %s bytes on average%s\n", variant->label,
+                Group(static_cast<double>(size)).c_str(),
+                variant->attachment == 0 ? "" : " (with the attached PDF)");
+    for (int c : options.connections) {
+      std::map<Peer, std::vector<Measure>> runs;
+      for (int run = 0; run < options.runs; ++run) {
+        for (std::size_t k = 0; k < options.peers.size(); ++k) {
+          Peer peer = options.peers[(run + k) % options.peers.size()];
+          Measure m = RunPeer(bench, peer, *variant, c, size);
+          std::printf("  %s, %2d connection(s), run %d, %-19s %7s msg/s (%.2f s, CPU %.3f s/1k, peak %s %.1f MB%s%s; "
+                      "sink CPU %.3f s/1k)\n",
+                      variant->label, c, run + 1, Info(peer).label, Group(m.rate).c_str(), m.seconds, m.cpu_per_1k,
+                      peer == Peer::kPostfix ? "PSS" : "RSS", m.memory_mb, m.note.empty() ? "" : "; ", m.note.c_str(),
+                      m.sink_cpu_per_1k);
+          std::fflush(stdout);
+          runs[peer].push_back(m);
+        }
+      }
+      for (Peer peer : options.peers) {
+        std::vector<double> rates, cpus, memories;
+        for (const Measure& m : runs[peer]) {
+          rates.push_back(m.rate);
+          cpus.push_back(m.cpu_per_1k);
+          memories.push_back(m.memory_mb);
+        }
+        rows.push_back({variant, c, peer, Median(rates), Median(cpus), Median(memories)});
+      }
+    }
+  }
+  PrintTables(rows, options);
 }
 
 int Drive(const Options& options) {
-  const std::string sink_tool = FindTool("smtp-sink");
-  const std::string source_tool = FindTool("smtp-source");
-  std::string tmp = std::getenv("TMPDIR") != nullptr ? std::getenv("TMPDIR") : "/tmp";
-  std::string pattern = tmp + "/herald-smtp-bench.XXXXXX";
-  if (mkdtemp(pattern.data()) == nullptr) Die(fmt::format("mkdtemp: {}", std::strerror(errno)));
-  const fs::path dir = pattern;
-
   signal(SIGINT, OnSignal);
   signal(SIGTERM, OnSignal);
   signal(SIGHUP, OnSignal);
   signal(SIGPIPE, SIG_IGN);
-
-  std::uint16_t port = 0;
-  g_sink = StartSink(dir, sink_tool, port);
-  WriteFile(dir / "body.txt", kText);
-  WriteFile(dir / "body.html", kHtml);
-  const long messages = options.scale.empty() ? options.messages : options.scale.front();
-  WriteRecipients(dir / "recipients.csv", messages);
-  for (int c : options.connections) {
-    WriteFile(dir / fmt::format("task-{}.toml", c), fmt::format(fmt::runtime(kTask), fmt::arg("connections", c)));
-    WriteFile(dir / fmt::format("accounts-{}.toml", c),
-              fmt::format(fmt::runtime(kAccounts), fmt::arg("port", port), fmt::arg("connections", c)));
-  }
-  const std::size_t size = MessageSize(dir / fmt::format("task-{}.toml", options.connections.front()));
-  std::printf("SMTP benchmark: %s personalised messages of ~%zu bytes (text + HTML, 5 placeholders) to smtp-sink "
-              "on 127.0.0.1:%u; herald = full engine (SQLite store, SMTP transport); smtp-source -d -l %zu; "
-              "%d runs each, medians\n",
-              Group(static_cast<double>(messages)).c_str(), size, port, size, options.runs);
-  std::fflush(stdout);
-  if (!options.scale.empty()) return Scale(options, dir);
-
-  struct Row {
-    int connections;
-    double herald, source, ratio, cpu, rss, import, source_cpu, sink_herald, sink_source;
+  auto uses = [&](Peer peer) {
+    return std::find(options.peers.begin(), options.peers.end(), peer) != options.peers.end();
   };
-  std::vector<Row> rows;
-  for (int c : options.connections) {
-    std::vector<double> herald_rates, source_rates, cpus, rsses, imports, source_cpus, sink_h, sink_s;
-    for (int run = 1; run <= options.runs && !g_stop; ++run) {
-      HeraldRun h;
-      SourceRun s;
-      double sink_cpu_h = 0, sink_cpu_s = 0;
-      if (run % 2 == 1) {
-        h = RunHerald(dir, c, options.messages, sink_cpu_h);
-        if (!g_stop) s = RunSmtpSource(dir, source_tool, c, options.messages, size, port, sink_cpu_s);
-      } else {
-        s = RunSmtpSource(dir, source_tool, c, options.messages, size, port, sink_cpu_s);
-        if (!g_stop) h = RunHerald(dir, c, options.messages, sink_cpu_h);
-      }
-      if (g_stop) break;
-      const double k = static_cast<double>(options.messages) / 1000;
-      std::printf("  %2d connection(s), run %d: herald %6s msg/s (%.2f s, CPU %.3f s/1k, peak RSS %.1f MB, import "
-                  "%.2f s)  smtp-source %6s msg/s (%.2f s, CPU %.3f s/1k)  sink CPU s/1k: %.3f / %.3f\n",
-                  c, run, Group(h.rate).c_str(), h.seconds, h.cpu_per_1k, h.rss_mb, h.import_seconds,
-                  Group(s.rate).c_str(), s.seconds, s.cpu_per_1k, sink_cpu_h / k, sink_cpu_s / k);
-      std::fflush(stdout);
-      herald_rates.push_back(h.rate);
-      source_rates.push_back(s.rate);
-      cpus.push_back(h.cpu_per_1k);
-      rsses.push_back(h.rss_mb);
-      imports.push_back(h.import_seconds);
-      source_cpus.push_back(s.cpu_per_1k);
-      sink_h.push_back(sink_cpu_h / k);
-      sink_s.push_back(sink_cpu_s / k);
+  Bench bench;
+  if (uses(Peer::kSmtpSource)) bench.source_tool = FindTool("smtp-source", "Debian package postfix");
+  if (uses(Peer::kNodemailer)) {
+    bench.node_tool = FindTool("node", "Node.js 20 or newer");
+    bench.nodemailer_script = std::string(HERALD_BENCH_PEERS_DIR) + "/nodemailer_send.js";
+    if (!fs::exists(std::string(HERALD_BENCH_PEERS_DIR) + "/node_modules/nodemailer")) {
+      Die("nodemailer is not installed in " HERALD_BENCH_PEERS_DIR " (bench/peers.sh installs it: npm ci)");
     }
-    if (g_stop) break;
-    double herald = Median(herald_rates);
-    double source = Median(source_rates);
-    rows.push_back({c, herald, source, herald / source, Median(cpus), Median(rsses), Median(imports),
-                    Median(source_cpus), Median(sink_h), Median(sink_s)});
   }
+  TempFolder temp(options.keep);
+  bench.dir = temp.path();
+  bench.keep = options.keep;
+  herald::test_servers::SmtpSinkOptions sink_options;
+  sink_options.directory = (bench.dir / "sink").string();
+  sink_options.capture = false;
+  sink_options.backlog = 1024;
+  herald::test_servers::SmtpSink sink(sink_options);
+  if (herald::Status started = sink.Start(); !started.ok()) Die(started.ToString());
+  bench.sink = &sink;
 
-  StopSinkAndClean(dir, options.keep);
-  if (g_stop) {
-    std::fprintf(stderr, "smtp_bench: interrupted\n");
-    return 130;
+  bench.messages = options.scale.empty() ? options.messages : options.scale.front();
+  WriteFile(bench.dir / "body.txt", kText);
+  WriteFile(bench.dir / "body.html", kHtml);
+  WriteRecipients(bench.dir / "recipients.csv", bench.messages);
+  for (const Variant* variant : options.sizes) {
+    if (variant->attachment != 0) WriteAttachment(bench.dir / kAttachmentName, variant->attachment);
+    for (int c : options.connections) {
+      WriteFile(bench.dir / TaskFileName(*variant, c), TaskToml(*variant, c));
+      if (uses(Peer::kNodemailer)) {
+        WriteFile(bench.dir / fmt::format("nodemailer-{}-{}.json", variant->name, c),
+                  NodemailerJson(bench.dir, *variant, sink.port(), c));
+      }
+    }
   }
-
-  std::printf("\n| connections | herald msg/s | smtp-source msg/s | herald / smtp-source | herald CPU s per 1k msg "
-              "| herald peak RSS | import of the list |\n");
-  std::printf("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
-  for (const Row& row : rows) {
-    std::printf("| %d | %s | %s | %.2f | %.3f | %.1f MB | %.2f s |\n", row.connections, Group(row.herald).c_str(),
-                Group(row.source).c_str(), row.ratio, row.cpu, row.rss, row.import);
+  for (int c : options.connections) {
+    WriteFile(bench.dir / fmt::format("accounts-sink-{}.toml", c), AccountsToml("sink", sink.port(), c));
   }
-  std::printf("(smtp-source CPU s per 1k msg:");
-  for (const Row& row : rows) std::printf(" %.3f at %d;", row.source_cpu, row.connections);
-  std::printf(" smtp-sink CPU s per 1k msg, herald / smtp-source:");
-  for (const Row& row : rows) std::printf(" %.3f / %.3f at %d;", row.sink_herald, row.sink_source, row.connections);
-  std::printf(")\n");
+  std::string peers;
+  for (Peer peer : options.peers) peers += std::string(peers.empty() ? "" : ", ") + Info(peer).label;
+  std::printf("SMTP benchmark on 127.0.0.1: %s personalised messages (text + HTML, 5 placeholders) per run to "
+              "smtp-sink (port %d); senders: %s; %d run(s) each, medians. herald = the full engine (SQLite "
+              "store, SMTP transport), rate from the start of sending; smtp-source = one fixed message of the same "
+              "size; nodemailer = pool: true, maxConnections = connections; Postfix relay = injected by herald, "
+              "timed from the first message injected until the sink counted the last, CPU and memory (PSS) of all "
+              "its processes.\n",
+              Group(static_cast<double>(bench.messages)).c_str(), sink.port(), peers.c_str(), options.runs);
+  std::fflush(stdout);
+  try {
+    if (options.scale.empty()) {
+      Compare(bench, options);
+    } else {
+      Scale(bench, options);
+    }
+  } catch (const BenchError&) {
+    if (g_child > 0) {  // the sender of the failed run, before its folder goes
+      kill(g_child, SIGTERM);
+      Wait(g_child, nullptr);
+    }
+    throw;
+  }
   return 0;
 }
 
@@ -722,5 +1142,10 @@ int Drive(const Options& options) {
 
 int main(int argc, char** argv) {
   if (argc == 5 && std::string(argv[1]) == "--one-run") return OneRun(argv[2], argv[3], argv[4]);
-  return Drive(ParseOptions(argc, argv));
+  try {
+    return Drive(ParseOptions(argc, argv));
+  } catch (const BenchError& error) {
+    std::fprintf(stderr, "smtp_bench: %s\n", error.text.c_str());
+    return error.exit_code;
+  }
 }

@@ -24,7 +24,11 @@ test_packages=(
 )
 # The example mailing's local submission server (scripts/local_smtp_server.py) and certificates.
 example_packages=(python3 python3-aiosmtpd openssl)
-bench_packages=(libbenchmark-dev python3)
+# The benchmarks, and the peers of the peer table (bench/peers.sh): Postfix (smtp-sink, smtp-source and
+# Postfix itself as a relay), Node.js and npm for nodemailer — Debian's only where there is no node
+# yet: a machine may have Node.js from elsewhere (NodeSource's nodejs package conflicts with Debian's
+# npm). nodemailer needs Node.js 20 or newer (Debian 13's; Debian 12 has 18).
+bench_packages=(libbenchmark-dev python3 postfix)
 # The fuzz targets (fuzz/): clang with libFuzzer and its sanitizer runtimes (libclang-rt-dev is only
 # recommended by clang), llvm-symbolizer (in llvm) for readable stack traces in crash reports.
 fuzz_packages=(clang libclang-rt-dev llvm)
@@ -34,7 +38,10 @@ for group in "$@"; do
   case "$group" in
     test) wanted+=("${test_packages[@]}") ;;
     example) wanted+=("${example_packages[@]}") ;;
-    bench) wanted+=("${bench_packages[@]}") ;;
+    bench)
+      wanted+=("${bench_packages[@]}")
+      command -v node >/dev/null && command -v npm >/dev/null || wanted+=(nodejs npm)
+      ;;
     fuzz) wanted+=("${fuzz_packages[@]}") ;;
     *) echo "setup.sh: unknown group '$group' (expected: test, example, bench, fuzz)" >&2; exit 2 ;;
   esac
