@@ -4,7 +4,8 @@
 //
 //   - Positive answers are kept for their TTL, at most max_ttl.
 //   - NXDOMAIN and NODATA are kept for their negative TTL (RFC 2308 §5: from the SOA the server
-//     sent), at most max_negative_ttl; without an SOA they are not kept (RFC 2308 §5).
+//     sent), at most max_negative_ttl.
+//   - An answer whose TTL is zero is not kept.
 //   - SERVFAIL and timeouts are kept for failure_ttl (RFC 2308 §7: a server failure may be
 //     cached, for at most five minutes), so a broken domain is not asked again for each of its
 //     recipients.

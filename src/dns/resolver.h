@@ -55,8 +55,8 @@ struct Answer {
   std::vector<std::string> addresses;  // A / AAAA in text form: "192.0.2.1", "2001:db8::1"
   std::vector<std::string> texts;      // TXT: each record's character-strings joined (RFC 7208 §3.3)
   // How long the answer may be reused: the smallest TTL of the records; for kNoData/kNxDomain the
-  // negative TTL of RFC 2308 §5 (the SOA's TTL or MINIMUM, whichever is smaller); zero when it
-  // must not be reused.
+  // negative TTL of RFC 2308 §5 (the SOA's TTL or MINIMUM, whichever is smaller; a few seconds
+  // when the server sent no SOA); zero when it must not be reused.
   Duration ttl{0};
   // For failures: what the server or resolver said, in plain words ("SERVFAIL from the server",
   // "DNSSEC validation failed: ..."). Empty otherwise.

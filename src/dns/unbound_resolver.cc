@@ -32,6 +32,11 @@ constexpr int kRcodeRefused = 5;
 
 constexpr auto kAwait = asio::experimental::as_tuple(asio::use_awaitable);
 
+// How long a NODATA or NXDOMAIN answer without an SOA may be reused. RFC 2308 §5 would not cache
+// it at all; libunbound keeps it 5 seconds (its NORR_TTL), so that a burst of the same question
+// (every recipient of one domain) is asked once. The same here.
+constexpr Duration kNegativeTtlWithoutSoa = std::chrono::seconds(5);
+
 bool IsIp(const std::string& text) {
   unsigned char buffer[16];
   return inet_pton(AF_INET, text.c_str(), buffer) == 1 || inet_pton(AF_INET6, text.c_str(), buffer) == 1;
@@ -103,7 +108,7 @@ Answer ToAnswer(RecordType type, int error, const ub_result* result) {
     Answer answer = Failure(AnswerStatus::kNxDomain, "");
     Bytes packet(static_cast<const unsigned char*>(result->answer_packet),
                  static_cast<std::size_t>(std::max(result->answer_len, 0)));
-    answer.ttl = dns_internal::NegativeTtl(packet).value_or(Duration(0));
+    answer.ttl = dns_internal::NegativeTtl(packet).value_or(kNegativeTtlWithoutSoa);
     return answer;
   }
   if (result->rcode != 0) return Failure(AnswerStatus::kServFail, RcodeText(result->rcode));
@@ -111,7 +116,7 @@ Answer ToAnswer(RecordType type, int error, const ub_result* result) {
     Answer answer = Failure(AnswerStatus::kNoData, "");
     Bytes packet(static_cast<const unsigned char*>(result->answer_packet),
                  static_cast<std::size_t>(std::max(result->answer_len, 0)));
-    answer.ttl = dns_internal::NegativeTtl(packet).value_or(Duration(0));
+    answer.ttl = dns_internal::NegativeTtl(packet).value_or(kNegativeTtlWithoutSoa);
     return answer;
   }
   return RecordsOf(type, *result);

@@ -108,8 +108,7 @@ TEST_F(CachingResolverTest, NegativeAnswersAreKeptAtMostMaxNegativeTtl) {
   EXPECT_EQ(UpstreamQueries(), 2u);
 }
 
-TEST_F(CachingResolverTest, NegativeAnswersWithoutSoaAreNotKept) {
-  // RFC 2308 §5: without an SOA the answer has no negative TTL (the resolver says zero).
+TEST_F(CachingResolverTest, AnswersWithTtlZeroAreNotKept) {
   Make();
   upstream_->SetStatus("nx.example", RecordType::kMx, AnswerStatus::kNxDomain, Duration(0));
   EXPECT_EQ(Query("nx.example", RecordType::kMx).status, AnswerStatus::kNxDomain);
