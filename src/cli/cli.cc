@@ -346,6 +346,17 @@ std::string Explain(const Outcome& outcome, const std::string& from, const std::
   return "The test failed";
 }
 
+// Who else a failure concerns, in the words of Scope (transport/transport.h).
+std::string Affected(const Outcome& outcome, const Address& to) {
+  switch (outcome.scope) {
+    case Scope::kAccount: return "the whole account is affected";
+    case Scope::kDestination: return fmt::format("all mail to {} is affected", to.domain);
+    case Scope::kMessage:
+    case Scope::kRecipient: break;
+  }
+  return "this message only";
+}
+
 int TestAccount(const CliDependencies& deps, const std::string& accounts_file, const std::string& name,
                 const std::string& from_text, const std::string& to_text) {
   Result<AccountSet> accounts = LoadAccounts(accounts_file);
@@ -399,8 +410,7 @@ int TestAccount(const CliDependencies& deps, const std::string& accounts_file, c
                                                            outcome.enhanced_status);
   fmt::print("failed: {}{}: {}\n", Explain(outcome, from->address.ToString(), to->ToString()), code, outcome.text);
   fmt::print("        ({} failure; {})\n",
-             outcome.disposition == Disposition::kTemporary ? "a temporary" : "a permanent",
-             outcome.scope == Scope::kAccount ? "the whole account is affected" : "this message only");
+             outcome.disposition == Disposition::kTemporary ? "a temporary" : "a permanent", Affected(outcome, *to));
   return kExitIncomplete;
 }
 
