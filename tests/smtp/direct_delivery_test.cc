@@ -1,0 +1,621 @@
+// Direct delivery against real servers (issue 5, "Done when"): dnsmasq serves MX, A and AAAA
+// records for test domains whose mail exchangers are real servers — Postfix's smtp-sink, and
+// aiosmtpd for STARTTLS — on different loopback addresses (127.0.0.2, 127.0.0.3, ... and ::1)
+// at one port, the account's `port`. Accounts are written as TOML and loaded as users' files are;
+// the transport is made as src/main.cc makes it (UnboundResolver on the account's dns_server,
+// CachingResolver, DirectTransport).
+//
+// Shown: preference order, random spread among equal preferences, the next MX after one that
+// refuses the connection or greets with 421, the implicit MX, the null MX (no connection),
+// NXDOMAIN, SERVFAIL, a DNS server that never answers, an IDN recipient domain, an MX host
+// reached over IPv6, opportunistic and verified TLS, one MX lookup per domain for many messages,
+// and RunTask with a direct account delivering to several domains (an excluded one through its
+// secondary relay). Needs root and Debian's packages (scripts/setup.sh test).
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "config/loader.h"
+#include "dns/caching_resolver.h"
+#include "dns/unbound_resolver.h"
+#include "engine/task_runner.h"
+#include "run_awaitable.h"
+#include "servers/mail_servers.h"
+#include "smtp/direct_transport.h"
+#include "smtp/smtp_transport.h"
+#include "store/sqlite_store.h"
+#include "temp_dir.h"
+#include "tls_certificates.h"
+
+namespace herald {
+namespace {
+
+using ::testing::Contains;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::Not;
+using test_servers::AiosmtpdOptions;
+using test_servers::AiosmtpdServer;
+using test_servers::DnsmasqOptions;
+using test_servers::DnsmasqServer;
+using test_servers::SmtpSink;
+using test_servers::SmtpSinkOptions;
+
+constexpr char kHeloName[] = "sender.herald.example";
+// How long the resolver waits for the DNS server: short, for the silent server's case.
+constexpr auto kDnsTimeout = std::chrono::seconds(2);
+
+// Built outside the coroutines: g++ 12 cannot compile such temporaries inside a coroutine body.
+Envelope EnvelopeTo(std::vector<std::string> recipients) {
+  return Envelope{"news@herald.example", std::move(recipients), false};
+}
+
+std::shared_ptr<const MessageData> Message() {
+  auto message = std::make_shared<MessageData>();
+  message->Append("From: news@herald.example\r\nSubject: direct\r\n\r\nHello from herald\r\n");
+  return message;
+}
+
+// The servers of the whole suite. Mail exchangers listen on one port at several addresses; on
+// 127.0.0.7 nothing listens.
+struct Servers {
+  TempDir dir;
+  int port = 0;
+  std::unique_ptr<TestCertificateAuthority> ca;
+  std::unique_ptr<SmtpSink> a, b, implicit, idn, v6, relay;
+  // smtp-sink -Q CONNECT: "421 4.0.0 Server closing connection" instead of a greeting (started
+  // by hand: SmtpSink waits for a 220).
+  test_servers::ServerProcess busy;
+  std::string busy_log;
+  std::unique_ptr<AiosmtpdServer> tls;
+  std::unique_ptr<DnsmasqServer> dns;
+
+  Status StartSink(std::unique_ptr<SmtpSink>& sink, const std::string& name, const std::string& host, int sink_port,
+                   std::vector<std::string> extra = {}) {
+    SmtpSinkOptions options;
+    options.directory = dir.Path(name);
+    options.host = host;
+    options.port = sink_port;
+    options.hostname = name + ".herald.example";
+    options.extra_arguments = std::move(extra);
+    sink = std::make_unique<SmtpSink>(options);
+    return sink->Start().WithContext(name);
+  }
+
+  Status StartMailExchangers() {
+    Result<int> free = test_servers::PickFreePort("127.0.0.2");
+    if (!free.ok()) return free.status();
+    port = *free;
+    HERALD_RETURN_IF_ERROR(StartSink(a, "a", "127.0.0.2", port));
+    HERALD_RETURN_IF_ERROR(StartSink(b, "b", "127.0.0.3", port));
+    HERALD_RETURN_IF_ERROR(StartBusy());
+    HERALD_RETURN_IF_ERROR(StartSink(implicit, "implicit", "127.0.0.5", port));
+    HERALD_RETURN_IF_ERROR(StartSink(idn, "idn", "127.0.0.6", port));
+    HERALD_RETURN_IF_ERROR(StartSink(v6, "v6", "::1", port));
+    AiosmtpdOptions options;
+    options.directory = dir.Path("tls");
+    options.host = "127.0.0.8";
+    options.port = port;
+    options.hostname = "mx.tls.example";
+    CertificateFiles certificate = ca->Issue("mx-tls", {"mx.tls.example"});
+    options.tls = {certificate.certificate, certificate.key};
+    tls = std::make_unique<AiosmtpdServer>(options);
+    return tls->Start().WithContext("aiosmtpd");
+  }
+
+  Status StartBusy() {
+    test_servers::ProcessOptions process;
+    process.argv = {"/usr/sbin/smtp-sink", "-c", "-Q", "CONNECT", fmt::format("127.0.0.4:{}", port), "16"};
+    if (geteuid() == 0) process.user = "nobody";  // smtp-sink refuses to run as root
+    busy_log = dir.Path("busy.log");
+    process.log_file = busy_log;
+    HERALD_RETURN_IF_ERROR(busy.Start(process));
+    Status ready = test_servers::WaitForListener("127.0.0.4", port, "421 ", std::chrono::seconds(10), &busy);
+    return ready.WithContext("smtp-sink -Q CONNECT");
+  }
+
+  // Connections the 421 server has had, besides the one that checked it was up.
+  int BusySessions() const {
+    // smtp-sink -c prints "sess=N quit=N mesg=N" after each session.
+    std::string output = test_servers::ReadTextFile(busy_log);
+    std::size_t at = output.rfind("sess=");
+    return at == std::string::npos ? 0 : std::atoi(output.c_str() + at + 5) - 1;
+  }
+
+  void StopMailExchangers() {
+    for (auto* sink : {&a, &b, &implicit, &idn, &v6}) sink->reset();
+    busy.Stop();
+    tls.reset();
+  }
+
+  Status Start() {
+    ca = std::make_unique<TestCertificateAuthority>(dir.path(), "ca", "Herald Direct Delivery Test CA");
+    // The port is picked free on one address and used on all: another process may hold it on
+    // one of the others; then everything starts again on a new port.
+    Status started = test_servers::RetryOnPortCollision([this] {
+      StopMailExchangers();
+      return StartMailExchangers();
+    });
+    HERALD_RETURN_IF_ERROR(started);
+    HERALD_RETURN_IF_ERROR(StartSink(relay, "relay", "127.0.0.1", 0));
+
+    DnsmasqOptions options;
+    options.directory = dir.Path("dnsmasq");
+    options.mx = {{"pref.example", "mx-b.pref.example", 20},   {"pref.example", "mx-a.pref.example", 10},
+                  {"equal.example", "mx-a.equal.example", 10}, {"equal.example", "mx-b.equal.example", 10},
+                  {"refused.example", "down.refused.example", 10}, {"refused.example", "mx.refused.example", 20},
+                  {"busy.example", "busy.busy.example", 10},   {"busy.example", "mx.busy.example", 20},
+                  {"nullmx.example", ".", 0},
+                  {"xn--bcher-kva.example", "mx.xn--bcher-kva.example", 10},
+                  {"v6.example", "mx.v6.example", 10},
+                  {"tls.example", "mx.tls.example", 10},
+                  {"wrongcert.example", "mx.wrongcert.example", 10}};
+    options.hosts = {{"mx-a.pref.example", "127.0.0.2", ""},   {"mx-b.pref.example", "127.0.0.3", ""},
+                     {"mx-a.equal.example", "127.0.0.2", ""},  {"mx-b.equal.example", "127.0.0.3", ""},
+                     {"down.refused.example", "127.0.0.7", ""}, {"mx.refused.example", "127.0.0.3", ""},
+                     {"busy.busy.example", "127.0.0.4", ""},   {"mx.busy.example", "127.0.0.2", ""},
+                     {"implicit.example", "127.0.0.5", ""},    {"nullmx.example", "127.0.0.5", ""},
+                     {"mx.xn--bcher-kva.example", "127.0.0.6", ""},
+                     {"mx.v6.example", "127.0.0.7", "::1"},
+                     {"mx.tls.example", "127.0.0.8", ""},      {"mx.wrongcert.example", "127.0.0.8", ""}};
+    options.failing_domains = {"broken.example"};
+    options.silent_domains = {"silent.example"};
+    dns = std::make_unique<DnsmasqServer>(options);
+    return dns->Start();
+  }
+};
+
+// The recipients of every transaction a sink captured whose address starts with `prefix`.
+std::vector<std::string> RecipientsAt(const SmtpSink& sink, std::string_view prefix) {
+  std::vector<std::string> recipients;
+  for (const test_servers::SinkTransaction& transaction : sink.Transactions()) {
+    for (const std::string& recipient : transaction.recipients) {
+      if (recipient.starts_with(prefix)) recipients.push_back(recipient);
+    }
+  }
+  return recipients;
+}
+
+// Waits (bounded) until `sink` holds `count` recipients starting with `prefix`; returns them.
+std::vector<std::string> WaitForRecipients(const SmtpSink& sink, std::string_view prefix, std::size_t count) {
+  std::vector<std::string> recipients;
+  test_servers::WaitUntil(
+      [&] {
+        recipients = RecipientsAt(sink, prefix);
+        return recipients.size() >= count;
+      },
+      std::chrono::seconds(5));
+  return recipients;
+}
+
+// A direct account loaded from TOML as users write it, with the transport src/main.cc makes for
+// it; the dialogue and the host lines of every connection are kept.
+class DirectAccount {
+ public:
+  static std::unique_ptr<DirectAccount> Load(const TempDir& dir, const Servers& servers, std::string_view extra = "",
+                                             std::uint64_t seed = 20261123) {
+    static int counter = 0;
+    std::string path = dir.Write(fmt::format("accounts/direct-{}.toml", ++counter), AccountsToml(servers, extra));
+    Result<AccountSet> accounts = LoadAccounts(path);
+    if (!accounts.ok()) {
+      ADD_FAILURE() << accounts.status().ToString();
+      return nullptr;
+    }
+    std::unique_ptr<DirectAccount> account(new DirectAccount(std::move(*accounts)));
+    Result<std::unique_ptr<dns::UnboundResolver>> unbound = dns::UnboundResolver::Create(
+        dns::UnboundOptions{.server = account->config().dns_server, .timeout = kDnsTimeout});
+    if (!unbound.ok()) {
+      ADD_FAILURE() << unbound.status().ToString();
+      return nullptr;
+    }
+    auto cache = std::make_unique<dns::CachingResolver>(std::move(*unbound), account->clock_);
+    account->cache_ = cache.get();
+    Result<std::unique_ptr<DirectTransport>> transport = DirectTransport::Create(
+        account->config(), std::move(cache),
+        [raw = account.get()](std::string_view line) { raw->transcript_.emplace_back(line); }, seed);
+    if (!transport.ok()) {
+      ADD_FAILURE() << transport.status().ToString();
+      return nullptr;
+    }
+    account->transport_ = std::move(*transport);
+    return account;
+  }
+
+  static std::string AccountsToml(const Servers& servers, std::string_view extra) {
+    return fmt::format(
+        "[[account]]\n"
+        "name = \"direct\"\n"
+        "kind = \"direct\"\n"
+        "dns_server = \"{}\"\n"
+        "port = {}\n"
+        "helo_name = \"{}\"\n"
+        "timeout = \"5s\"\n"
+        "{}\n",
+        servers.dns->Address(), servers.port, kHeloName, extra);
+  }
+
+  const AccountConfig& config() const { return accounts_.accounts().front(); }
+  DirectTransport& transport() { return *transport_; }
+  const dns::CachingResolver& cache() const { return *cache_; }
+
+  // One connection to `domain` carrying one message to `recipients`: their outcomes, or the
+  // connect failure for each.
+  std::vector<Outcome> Send(std::string domain, std::vector<std::string> recipients) {
+    return RunAwaitable([](DirectTransport& transport, std::string domain,
+                           std::vector<std::string> recipients) -> asio::awaitable<std::vector<Outcome>> {
+      ConnectResult connected = co_await transport.Connect(std::move(domain));
+      if (connected.connection == nullptr) co_return std::vector<Outcome>(recipients.size(), connected.failure);
+      std::vector<Outcome> outcomes = co_await connected.connection->Send(EnvelopeTo(recipients), Message());
+      co_await connected.connection->Close();
+      co_return outcomes;
+    }(*transport_, std::move(domain), std::move(recipients)));
+  }
+  Outcome SendOne(const std::string& recipient) {
+    Result<Address> to = ParseAddress(recipient);
+    EXPECT_TRUE(to.ok()) << recipient;
+    return Send(transport_->Destination(*to), {to->ToString()}).at(0);
+  }
+
+  std::string Transcript() const {
+    std::string all;
+    for (const std::string& line : transcript_) all += line + "\n";
+    return all;
+  }
+  int CountLines(std::string_view prefix) const {
+    return static_cast<int>(std::count_if(transcript_.begin(), transcript_.end(),
+                                          [&](const std::string& line) { return line.starts_with(prefix); }));
+  }
+
+ private:
+  explicit DirectAccount(AccountSet accounts) : accounts_(std::move(accounts)) {}
+
+  AccountSet accounts_;  // the transport keeps a reference to its AccountConfig
+  SystemClock clock_;
+  dns::CachingResolver* cache_ = nullptr;  // owned by the transport
+  std::unique_ptr<DirectTransport> transport_;
+  std::vector<std::string> transcript_;
+};
+
+class DirectDeliveryTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    servers_ = new Servers();
+    Status started = servers_->Start();
+    if (!started.ok()) {
+      start_error_ = new std::string(started.ToString());
+      delete servers_;
+      servers_ = nullptr;
+    }
+  }
+  static void TearDownTestSuite() {
+    delete servers_;
+    delete start_error_;
+    servers_ = nullptr;
+    start_error_ = nullptr;
+  }
+
+  void SetUp() override { ASSERT_NE(servers_, nullptr) << *start_error_; }
+
+  std::unique_ptr<DirectAccount> Account(std::string_view extra = "", std::uint64_t seed = 20261123) {
+    return DirectAccount::Load(dir_, *servers_, extra, seed);
+  }
+
+  static Servers* servers_;
+  static std::string* start_error_;
+  TempDir dir_;
+};
+
+Servers* DirectDeliveryTest::servers_ = nullptr;
+std::string* DirectDeliveryTest::start_error_ = nullptr;
+
+TEST_F(DirectDeliveryTest, TheMostPreferredMxGetsTheMail) {
+  std::unique_ptr<DirectAccount> account = Account();
+  ASSERT_NE(account, nullptr);
+  for (int i = 0; i < 10; ++i) {
+    Outcome outcome = account->SendOne(fmt::format("pref{}@pref.example", i));
+    EXPECT_TRUE(outcome.delivered()) << outcome.text << "\n" << account->Transcript();
+  }
+  EXPECT_EQ(WaitForRecipients(*servers_->a, "pref", 10).size(), 10u) << servers_->a->Log();
+  EXPECT_THAT(RecipientsAt(*servers_->b, "pref"), IsEmpty());
+  EXPECT_THAT(account->Transcript(), HasSubstr("* mail exchangers of pref.example: mx-a.pref.example (10), "
+                                               "mx-b.pref.example (20)"));
+  // Ten connections, one MX lookup and one A/AAAA lookup: the rest came from the cache.
+  EXPECT_EQ(account->cache().stats().upstream_queries, 3u);
+  EXPECT_EQ(servers_->dns->QueryCount("MX", "pref.example"), 1) << servers_->dns->Log();
+}
+
+TEST_F(DirectDeliveryTest, EqualPreferencesShareTheMail) {
+  std::unique_ptr<DirectAccount> account = Account();
+  ASSERT_NE(account, nullptr);
+  constexpr int kMessages = 40;
+  for (int i = 0; i < kMessages; ++i) {
+    Outcome outcome = account->SendOne(fmt::format("equal{}@equal.example", i));
+    EXPECT_TRUE(outcome.delivered()) << outcome.text;
+  }
+  test_servers::WaitUntil(
+      [&] { return RecipientsAt(*servers_->a, "equal").size() + RecipientsAt(*servers_->b, "equal").size() >= 40; },
+      std::chrono::seconds(5));
+  std::size_t at_a = RecipientsAt(*servers_->a, "equal").size();
+  std::size_t at_b = RecipientsAt(*servers_->b, "equal").size();
+  EXPECT_EQ(at_a + at_b, 40u);
+  // With the fixed seed the split is fixed too; a fair coin gives fewer than 10 of 40 to one side
+  // once in 10,000 seeds.
+  EXPECT_GE(at_a, 10u) << at_a << " at 127.0.0.2, " << at_b << " at 127.0.0.3";
+  EXPECT_GE(at_b, 10u) << at_a << " at 127.0.0.2, " << at_b << " at 127.0.0.3";
+}
+
+TEST_F(DirectDeliveryTest, AnMxThatRefusesTheConnectionIsPassedOver) {
+  std::unique_ptr<DirectAccount> account = Account();
+  ASSERT_NE(account, nullptr);
+  Outcome outcome = account->SendOne("refused1@refused.example");
+  EXPECT_TRUE(outcome.delivered()) << outcome.text << "\n" << account->Transcript();
+  EXPECT_THAT(WaitForRecipients(*servers_->b, "refused1@", 1), ElementsAre("refused1@refused.example"));
+  EXPECT_THAT(account->Transcript(), HasSubstr("* down.refused.example [127.0.0.7]: cannot connect"));
+}
+
+TEST_F(DirectDeliveryTest, AnMxThatGreetsWith421IsPassedOver) {
+  std::unique_ptr<DirectAccount> account = Account();
+  ASSERT_NE(account, nullptr);
+  Outcome outcome = account->SendOne("busy1@busy.example");
+  EXPECT_TRUE(outcome.delivered()) << outcome.text << "\n" << account->Transcript();
+  EXPECT_THAT(WaitForRecipients(*servers_->a, "busy1@", 1), ElementsAre("busy1@busy.example"));
+  EXPECT_THAT(account->Transcript(), HasSubstr("S: 421 4.0.0 Server closing connection"));
+  EXPECT_GE(servers_->BusySessions(), 1);
+}
+
+TEST_F(DirectDeliveryTest, ADomainWithoutMxIsItsOwnMailExchanger) {
+  std::unique_ptr<DirectAccount> account = Account();
+  ASSERT_NE(account, nullptr);
+  Outcome outcome = account->SendOne("implicit1@implicit.example");
+  EXPECT_TRUE(outcome.delivered()) << outcome.text << "\n" << account->Transcript();
+  EXPECT_THAT(WaitForRecipients(*servers_->implicit, "implicit1@", 1), ElementsAre("implicit1@implicit.example"));
+}
+
+TEST_F(DirectDeliveryTest, ANullMxFailsForGoodWithoutAConnection) {
+  std::unique_ptr<DirectAccount> account = Account();
+  ASSERT_NE(account, nullptr);
+  Outcome outcome = account->SendOne("nobody@nullmx.example");
+  EXPECT_EQ(outcome.disposition, Disposition::kPermanent) << outcome.text;
+  EXPECT_EQ(outcome.scope, Scope::kDestination);
+  EXPECT_EQ(outcome.enhanced_status, "5.1.10");
+  EXPECT_THAT(outcome.text, HasSubstr("nullmx.example accepts no mail"));
+  EXPECT_EQ(account->CountLines("* trying"), 0) << account->Transcript();
+  // Its A record points at a live server, but nothing looked it up or went there.
+  EXPECT_EQ(servers_->dns->QueryCount("A", "nullmx.example"), 0);
+  EXPECT_THAT(RecipientsAt(*servers_->implicit, "nobody"), IsEmpty());
+}
+
+TEST_F(DirectDeliveryTest, ADomainThatDoesNotExistFailsForGood) {
+  std::unique_ptr<DirectAccount> account = Account();
+  ASSERT_NE(account, nullptr);
+  Outcome outcome = account->SendOne("anna@nowhere.example");
+  EXPECT_EQ(outcome.disposition, Disposition::kPermanent) << outcome.text;
+  EXPECT_EQ(outcome.enhanced_status, "5.1.2");
+  EXPECT_THAT(outcome.text, HasSubstr("MX lookup for nowhere.example: the name does not exist (NXDOMAIN)"));
+}
+
+TEST_F(DirectDeliveryTest, AFailingDnsServerDefers) {
+  std::unique_ptr<DirectAccount> account = Account();
+  ASSERT_NE(account, nullptr);
+  Outcome outcome = account->SendOne("anna@broken.example");
+  EXPECT_EQ(outcome.disposition, Disposition::kTemporary) << outcome.text;
+  EXPECT_EQ(outcome.scope, Scope::kDestination);
+  EXPECT_EQ(outcome.enhanced_status, "4.4.3");
+  EXPECT_THAT(outcome.text, HasSubstr("MX lookup for broken.example: the DNS server failed (SERVFAIL)"));
+}
+
+TEST_F(DirectDeliveryTest, ADnsServerThatNeverAnswersDefers) {
+  std::unique_ptr<DirectAccount> account = Account();
+  ASSERT_NE(account, nullptr);
+  auto start = std::chrono::steady_clock::now();
+  Outcome outcome = account->SendOne("anna@silent.example");
+  auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(outcome.disposition, Disposition::kTemporary) << outcome.text;
+  EXPECT_EQ(outcome.enhanced_status, "4.4.3");
+  EXPECT_THAT(outcome.text, HasSubstr("MX lookup for silent.example: no answer from the DNS server in time"));
+  EXPECT_LT(took, kDnsTimeout + std::chrono::seconds(2));
+  // The failure is kept for a while: the next recipient there does not wait again.
+  start = std::chrono::steady_clock::now();
+  EXPECT_EQ(account->SendOne("bert@silent.example").disposition, Disposition::kTemporary);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(500));
+}
+
+TEST_F(DirectDeliveryTest, AnInternationalDomainIsLookedUpAndAddressedAsALabels) {
+  std::unique_ptr<DirectAccount> account = Account();
+  ASSERT_NE(account, nullptr);
+  Outcome outcome = account->SendOne("idn1@Bücher.example");
+  EXPECT_TRUE(outcome.delivered()) << outcome.text << "\n" << account->Transcript();
+  EXPECT_THAT(WaitForRecipients(*servers_->idn, "idn1@", 1), ElementsAre("idn1@xn--bcher-kva.example"));
+  EXPECT_EQ(servers_->dns->QueryCount("MX", "xn--bcher-kva.example"), 1);
+}
+
+TEST_F(DirectDeliveryTest, AnMxHostIsReachedOverIpv6WhenIpv4Fails) {
+  std::unique_ptr<DirectAccount> account = Account();
+  ASSERT_NE(account, nullptr);
+  Outcome outcome = account->SendOne("v6one@v6.example");
+  EXPECT_TRUE(outcome.delivered()) << outcome.text << "\n" << account->Transcript();
+  EXPECT_THAT(WaitForRecipients(*servers_->v6, "v6one@", 1), ElementsAre("v6one@v6.example"));
+  EXPECT_THAT(account->Transcript(), HasSubstr("* trying mx.v6.example [127.0.0.7]"));
+  EXPECT_THAT(account->Transcript(), HasSubstr("* trying mx.v6.example [::1]"));
+}
+
+TEST_F(DirectDeliveryTest, OpportunisticTlsEncryptsWhenOffered) {
+  std::unique_ptr<DirectAccount> account = Account();
+  ASSERT_NE(account, nullptr);
+  Outcome outcome = account->SendOne("tls1@tls.example");
+  EXPECT_TRUE(outcome.delivered()) << outcome.text << "\n" << account->Transcript();
+  Result<std::vector<test_servers::RecordedMessage>> messages = servers_->tls->WaitForMessages(1);
+  ASSERT_TRUE(messages.ok()) << messages.status().ToString();
+  bool found = false;
+  for (const auto& message : *messages) {
+    if (message.rcpt_tos == std::vector<std::string>{"tls1@tls.example"}) {
+      found = true;
+      EXPECT_TRUE(message.tls);
+      EXPECT_EQ(message.helo, kHeloName);
+    }
+  }
+  EXPECT_TRUE(found) << servers_->tls->Log();
+  // smtp-sink offers no STARTTLS: delivered in clear.
+  EXPECT_TRUE(account->SendOne("clear1@pref.example").delivered());
+}
+
+TEST_F(DirectDeliveryTest, VerifiedTlsNeedsTheMxHostsCertificate) {
+  std::unique_ptr<DirectAccount> account = Account(
+      fmt::format("tls_policy = \"verify\"\nca_file = \"{}\"", servers_->ca->certificate_file()));
+  ASSERT_NE(account, nullptr);
+  Outcome verified = account->SendOne("tls2@tls.example");
+  EXPECT_TRUE(verified.delivered()) << verified.text << "\n" << account->Transcript();
+
+  // The same server as the MX of another name: its certificate does not match.
+  Outcome mismatch = account->SendOne("tls3@wrongcert.example");
+  EXPECT_EQ(mismatch.disposition, Disposition::kTemporary) << mismatch.text;
+  EXPECT_THAT(mismatch.text, HasSubstr("certificate of mx.wrongcert.example not trusted"));
+  // And a server without STARTTLS gets nothing.
+  Outcome clear = account->SendOne("tls4@pref.example");
+  EXPECT_EQ(clear.disposition, Disposition::kTemporary) << clear.text;
+  EXPECT_THAT(clear.text, HasSubstr("does not offer STARTTLS"));
+  for (const auto& message : servers_->tls->Messages()) {
+    EXPECT_THAT(message.rcpt_tos, Not(Contains("tls3@wrongcert.example")));
+  }
+  EXPECT_THAT(RecipientsAt(*servers_->a, "tls4"), IsEmpty());
+}
+
+// --- RunTask with a direct account
+
+// The transports src/main.cc makes: direct accounts as above, smtp accounts as relays.
+class Transports final : public TransportFactory {
+ public:
+  Result<std::unique_ptr<Transport>> Create(const AccountConfig& account, Transcript) override {
+    std::vector<std::string>* lines = &transcripts[account.name];
+    auto keep = [lines](std::string_view line) { lines->emplace_back(line); };
+    if (account.kind == AccountKind::kDirect) {
+      Result<std::unique_ptr<dns::UnboundResolver>> unbound =
+          dns::UnboundResolver::Create(dns::UnboundOptions{.server = account.dns_server, .timeout = kDnsTimeout});
+      if (!unbound.ok()) return unbound.status();
+      Result<std::unique_ptr<DirectTransport>> transport = DirectTransport::Create(
+          account, std::make_unique<dns::CachingResolver>(std::move(*unbound), clock_), keep);
+      if (!transport.ok()) return transport.status();
+      return std::unique_ptr<Transport>(std::move(*transport));
+    }
+    Result<std::unique_ptr<SmtpTransport>> transport = SmtpTransport::Create(account, keep);
+    if (!transport.ok()) return transport.status();
+    return std::unique_ptr<Transport>(std::move(*transport));
+  }
+
+  std::map<std::string, std::vector<std::string>> transcripts;
+
+ private:
+  SystemClock clock_;
+};
+
+class Results final : public RunObserver {
+ public:
+  void OnResult(const RecipientEvent& event) override {
+    accounts[event.recipient.address] = std::string(event.account);
+    statuses[event.recipient.address] = std::string(RecipientStatusName(event.result.status));
+    errors[event.recipient.address] = event.result.error.text;
+  }
+  void OnWarning(std::string_view warning) override { warnings.emplace_back(warning); }
+
+  std::map<std::string, std::string> accounts, statuses, errors;
+  std::vector<std::string> warnings;
+};
+
+TEST_F(DirectDeliveryTest, RunTaskDeliversDirectlyToSeveralDomainsAndExcludedOnesThroughTheRelay) {
+  std::string accounts = DirectAccount::AccountsToml(*servers_,
+                                                     "max_connections = 2\n"
+                                                     "secondary = \"relay\"\n"
+                                                     "excluded_domains = [\"excluded.example\"]") +
+                         fmt::format(
+                             "[[account]]\n"
+                             "name = \"relay\"\n"
+                             "kind = \"smtp\"\n"
+                             "host = \"127.0.0.1\"\n"
+                             "port = {}\n"
+                             "security = \"none\"\n"
+                             "helo_name = \"{}\"\n",
+                             servers_->relay->port(), kHeloName);
+  dir_.Write("accounts.toml", accounts);
+  const std::vector<std::string> direct = {
+      "run-anna@pref.example",      "run-bert@pref.example",     "run-cora@pref.example",
+      "run-dora@implicit.example",  "run-emil@implicit.example", "run-fred@xn--bcher-kva.example",
+      "run-gina@refused.example",   "run-hans@busy.example",     "run-ida@v6.example"};
+  const std::vector<std::string> relayed = {"run-jan@excluded.example", "run-kim@excluded.example"};
+  std::string csv = "email\n";
+  for (const std::string& address : direct) csv += address + "\n";
+  for (const std::string& address : relayed) csv += address + "\n";
+  dir_.Write("recipients.csv", csv);
+  std::string task_file = dir_.Write("task.toml",
+                                     "id = \"direct-run\"\n"
+                                     "title = \"Direct delivery\"\n"
+                                     "[message]\n"
+                                     "from = \"News <news@herald.example>\"\n"
+                                     "subject = \"Hello {%recipient%}\"\n"
+                                     "text = \"This is for {%recipient%}.\\n\"\n"
+                                     "[recipients]\n"
+                                     "file = \"recipients.csv\"\n"
+                                     "[sending]\n"
+                                     "accounts = [\"direct\"]\n"
+                                     "concurrency = 4\n");
+  Result<TaskConfig> task = LoadTask(task_file);
+  ASSERT_TRUE(task.ok()) << task.status().ToString();
+  Result<AccountSet> account_set = LoadAccounts(task->accounts_file);
+  ASSERT_TRUE(account_set.ok()) << account_set.status().ToString();
+  Result<std::unique_ptr<SqliteStore>> store = SqliteStore::Open(task->store_file);
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  Transports transports;
+  Results results;
+  SystemClock clock;
+  Result<RunReport> report = RunTask(*task, *account_set, **store, clock, transports, results);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+
+  auto transcript = [&] {
+    std::string all;
+    for (const auto& [account, lines] : transports.transcripts) {
+      for (const std::string& line : lines) all += account + ": " + line + "\n";
+    }
+    return all;
+  };
+  EXPECT_EQ(report->sent, direct.size() + relayed.size()) << transcript();
+  EXPECT_EQ(report->failed, 0u);
+  EXPECT_EQ(report->deferred, 0u);
+  EXPECT_THAT(results.warnings, IsEmpty());
+  for (const std::string& address : direct) {
+    EXPECT_EQ(results.statuses[address], "sent") << address << ": " << results.errors[address];
+    EXPECT_EQ(results.accounts[address], "direct") << address;
+  }
+  for (const std::string& address : relayed) {
+    EXPECT_EQ(results.statuses[address], "sent") << address << ": " << results.errors[address];
+    EXPECT_EQ(results.accounts[address], "relay") << address;
+  }
+  // Each mail exchanger got its domain's recipients, once each; the relay the excluded ones.
+  auto sorted = [](std::vector<std::string> list) {
+    std::sort(list.begin(), list.end());
+    return list;
+  };
+  EXPECT_EQ(sorted(WaitForRecipients(*servers_->a, "run-", 4)),
+            sorted({"run-anna@pref.example", "run-bert@pref.example", "run-cora@pref.example",
+                    "run-hans@busy.example"}));
+  EXPECT_EQ(sorted(WaitForRecipients(*servers_->b, "run-", 1)), sorted({"run-gina@refused.example"}));
+  EXPECT_EQ(sorted(WaitForRecipients(*servers_->implicit, "run-", 2)),
+            sorted({"run-dora@implicit.example", "run-emil@implicit.example"}));
+  EXPECT_EQ(WaitForRecipients(*servers_->idn, "run-", 1), std::vector<std::string>{"run-fred@xn--bcher-kva.example"});
+  EXPECT_EQ(WaitForRecipients(*servers_->v6, "run-", 1), std::vector<std::string>{"run-ida@v6.example"});
+  EXPECT_EQ(sorted(WaitForRecipients(*servers_->relay, "run-", 2)), sorted(relayed));
+  EXPECT_THAT(RecipientsAt(*servers_->relay, "run-"), Not(Contains(HasSubstr("pref.example"))));
+}
+
+}  // namespace
+}  // namespace herald
