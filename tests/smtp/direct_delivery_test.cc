@@ -10,7 +10,7 @@
 // NXDOMAIN, SERVFAIL, a DNS server that never answers, an IDN recipient domain, an MX host
 // reached over IPv6, opportunistic and verified TLS, one MX lookup per domain for many messages,
 // and RunTask with a direct account delivering to several domains (an excluded one through its
-// secondary relay). Needs root and Debian's packages (scripts/setup.sh test).
+// secondary relay, undeliverable ones failed or deferred on their own). Needs root and Debian's packages (scripts/setup.sh test).
 #include <unistd.h>
 
 #include <algorithm>
@@ -553,7 +553,12 @@ TEST_F(DirectDeliveryTest, RunTaskDeliversDirectlyToSeveralDomainsAndExcludedOne
       "run-dora@implicit.example",  "run-emil@implicit.example", "run-fred@xn--bcher-kva.example",
       "run-gina@refused.example",   "run-hans@busy.example",     "run-ida@v6.example"};
   const std::vector<std::string> relayed = {"run-jan@excluded.example", "run-kim@excluded.example"};
+  // Domains that cannot be delivered to fail (or wait) on their own; the account goes on.
+  const std::vector<std::string> failed = {"run-lena@nullmx.example", "run-max@nowhere.example"};
+  const std::string deferred = "run-nina@broken.example";
   std::string csv = "email\n";
+  for (const std::string& address : failed) csv += address + "\n";
+  csv += deferred + "\n";
   for (const std::string& address : direct) csv += address + "\n";
   for (const std::string& address : relayed) csv += address + "\n";
   dir_.Write("recipients.csv", csv);
@@ -589,9 +594,15 @@ TEST_F(DirectDeliveryTest, RunTaskDeliversDirectlyToSeveralDomainsAndExcludedOne
     return all;
   };
   EXPECT_EQ(report->sent, direct.size() + relayed.size()) << transcript();
-  EXPECT_EQ(report->failed, 0u);
-  EXPECT_EQ(report->deferred, 0u);
-  EXPECT_THAT(results.warnings, IsEmpty());
+  EXPECT_EQ(report->failed, failed.size());
+  EXPECT_EQ(report->deferred, 1u);
+  EXPECT_THAT(results.warnings, IsEmpty()) << "no account failed";
+  EXPECT_EQ(results.statuses["run-lena@nullmx.example"], "failed");
+  EXPECT_THAT(results.errors["run-lena@nullmx.example"], HasSubstr("nullmx.example accepts no mail"));
+  EXPECT_EQ(results.statuses["run-max@nowhere.example"], "failed");
+  EXPECT_THAT(results.errors["run-max@nowhere.example"], HasSubstr("NXDOMAIN"));
+  EXPECT_EQ(results.statuses[deferred], "deferred");
+  EXPECT_THAT(results.errors[deferred], HasSubstr("SERVFAIL"));
   for (const std::string& address : direct) {
     EXPECT_EQ(results.statuses[address], "sent") << address << ": " << results.errors[address];
     EXPECT_EQ(results.accounts[address], "direct") << address;
