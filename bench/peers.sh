@@ -30,4 +30,4 @@ fi
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHERALD_BUILD_TESTS=ON >/dev/null
 cmake --build "$build" --target smtp_bench
 
-exec "$build/bench/smtp_bench" --peers all --sizes 5k,100k --connections 1,4,16,64 --messages 5000 --runs 3 "$@"
+exec "$build/bench/smtp_bench" --peers all --sizes 5k,100k --connections 1,4,16,64 --messages 2500 --runs 3 "$@"
