@@ -318,6 +318,19 @@ TEST_F(TaskRunnerRulesTest, BlocksPauseAfterTheLastMessageOfEachBlockLeft) {
   EXPECT_EQ(Offset(pauses[1].until), "t0+0:24:00.000");
 }
 
+TEST_F(TaskRunnerRulesTest, ConnectionLeftIdleThroughALongPauseIsNotUsedAgain) {
+  WriteRecipients(Recipients(4));
+  WriteAccounts(Account("relay"));
+  LoadConfig("[sending]\nblock_size = 2\nblock_pause = \"10m\"\n");
+  relay().idle_timeout = minutes(5);  // the server drops a client idle for five minutes
+  RunReport report = Run();
+  EXPECT_EQ(report.sent, 4u);
+  EXPECT_EQ(report.deferred, 0u) << "no message fails because the server closed an idle connection";
+  EXPECT_EQ(relay().dropped_idle, 0);
+  EXPECT_EQ(relay().connects, 2);
+  EXPECT_EQ(relay().open_connections, 0);
+}
+
 TEST_F(TaskRunnerRulesTest, BlocksHoldWithParallelSends) {
   WriteRecipients(Recipients(7));
   WriteAccounts(Account("relay", "max_connections = 1"));

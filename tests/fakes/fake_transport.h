@@ -51,11 +51,15 @@ class FakeTransport final : public Transport {
   Sleeper* sleeper = nullptr;  // with clock: connects and sends take this long on it
   Duration connect_time{0};
   Duration send_time{0};
+  // With a clock: the "server" drops a connection left idle longer than this, as servers do
+  // (Postfix's smtpd_timeout); the next Send on it fails as on a dropped connection.
+  Duration idle_timeout{0};
 
   std::vector<SentMessage> sent;          // transactions with at least one recipient delivered
   std::vector<SentMessage> transactions;  // every transaction, whatever its outcome
   int connects = 0;
   std::map<std::string, int> connects_to;  // by destination
+  int dropped_idle = 0;  // sends that found their connection dropped for idling
   int open_connections = 0;
   int max_open_connections = 0;
   int sends_in_progress = 0;
@@ -108,6 +112,8 @@ class FakeTransport final : public Transport {
     return outcome;
   }
 
+  TimePoint Now() const { return clock != nullptr ? clock->Now() : TimePoint{}; }
+
   asio::awaitable<void> Take(Duration time) {
     if (sleeper == nullptr || clock == nullptr || time.count() <= 0) co_return;
     co_await sleeper->SleepUntil(clock->Now() + time, [] { return false; });
@@ -115,16 +121,21 @@ class FakeTransport final : public Transport {
 
   class FakeConnection final : public Connection {
    public:
-    explicit FakeConnection(FakeTransport& owner) : owner_(owner) {}
+    explicit FakeConnection(FakeTransport& owner) : owner_(owner), last_used_(owner.Now()) {}
     ~FakeConnection() override {
       if (!closed_) --owner_.open_connections;
     }
 
     asio::awaitable<std::vector<Outcome>> Send(Envelope envelope,
                                                std::shared_ptr<const MessageData> message) override {
+      TimePoint began = owner_.Now();
+      if (owner_.idle_timeout.count() > 0 && began - last_used_ > owner_.idle_timeout) {
+        ++owner_.dropped_idle;
+        co_await Close();
+        co_return std::vector<Outcome>(envelope.recipients.size(), Dropped());
+      }
       ++owner_.sends_in_progress;
       owner_.max_sends_in_progress = std::max(owner_.max_sends_in_progress, owner_.sends_in_progress);
-      TimePoint began = owner_.clock != nullptr ? owner_.clock->Now() : TimePoint{};
       co_await owner_.Take(owner_.send_time);
       if (owner_.send_delay.count() > 0) {
         asio::steady_timer timer(co_await asio::this_coro::executor, owner_.send_delay);
@@ -140,6 +151,7 @@ class FakeTransport final : public Transport {
       SentMessage transaction{envelope, message->ToString(), began, outcomes};
       if (any_delivered) owner_.sent.push_back(transaction);
       owner_.transactions.push_back(std::move(transaction));
+      last_used_ = owner_.Now();
       co_return outcomes;
     }
 
@@ -152,7 +164,15 @@ class FakeTransport final : public Transport {
     }
 
    private:
+    // What a session reports when the server has closed the connection (smtp::Session).
+    static Outcome Dropped() {
+      Outcome outcome = Reply(Disposition::kTemporary, Scope::kMessage, 0, "", "connection closed by the server");
+      outcome.stage = Stage::kMailFrom;
+      return outcome;
+    }
+
     FakeTransport& owner_;
+    TimePoint last_used_;
     bool closed_ = false;
   };
 };

@@ -17,7 +17,12 @@ asio::awaitable<Lease> ConnectionPool::Acquire(std::string destination, std::fun
     if (!slot.idle.empty()) {
       Idle idle = std::move(slot.idle.back());
       slot.idle.pop_back();
-      co_return Lease{std::move(idle.connection), {}, destination, idle.messages_sent};
+      if (clock_.Now() - idle.since <= kMaxIdle) {
+        co_return Lease{std::move(idle.connection), {}, destination, idle.messages_sent};
+      }
+      co_await idle.connection->Close();  // idle too long: the server may have dropped it
+      --destinations_[destination].open;
+      continue;
     }
     if (slot.open < settings_.max_connections) {
       ++slot.open;
@@ -42,7 +47,7 @@ asio::awaitable<void> ConnectionPool::Release(Lease lease) {
   std::uint32_t sent = lease.messages_sent + 1;
   bool chunk_done = sent >= settings_.reconnect_every;
   if (lease.connection->reusable() && !chunk_done) {
-    destinations_[lease.destination].idle.push_back(Idle{std::move(lease.connection), sent});
+    destinations_[lease.destination].idle.push_back(Idle{std::move(lease.connection), sent, clock_.Now()});
     released_.NotifyAll();
     co_return;
   }

@@ -1,8 +1,9 @@
 // ConnectionPool: the open connections of one account (per destination), at most
 // max_connections of them; each carries at most `reconnect_every` messages and is then closed,
 // the next connection opened after `pause_between_chunks` (DESIGN.md, per account). A connection
-// that reports itself not reusable (after an error) is dropped, never handed out again. The
-// pause is kept on the engine's Clock and waited out with its Sleeper, like every other wait.
+// that reports itself not reusable (after an error) is dropped, never handed out again, and so is
+// one left idle longer than kMaxIdle. The pause is kept on the engine's Clock and waited out
+// with its Sleeper, like every other wait.
 // Used from the io_context's thread only.
 #pragma once
 
@@ -39,6 +40,13 @@ struct Lease {
 
 class ConnectionPool {
  public:
+  // Servers drop clients that stay silent: RFC 5321 §4.5.3.2.7 asks them to wait at least five
+  // minutes, Postfix under load waits only 10 s. A session does not notice until its next
+  // MAIL FROM fails, and that failure would defer the message; so a connection idle through a
+  // long wait (a block pause, a sending limit, a minimum wait of minutes) is closed rather
+  // than used, and a new one is opened.
+  static constexpr Duration kMaxIdle = std::chrono::seconds(30);
+
   // `clock` and `sleeper` must outlive the pool.
   ConnectionPool(Transport& transport, PoolSettings settings, const Clock& clock, Sleeper& sleeper,
                  asio::any_io_executor executor);
@@ -58,6 +66,7 @@ class ConnectionPool {
   struct Idle {
     std::unique_ptr<Connection> connection;
     std::uint32_t messages_sent;
+    TimePoint since;
   };
   struct Destination {
     std::vector<Idle> idle;
