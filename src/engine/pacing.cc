@@ -2,10 +2,20 @@
 
 namespace herald {
 
-TimePoint MinimumWait::NextStart(TimePoint now) const {
-  if (!last_ || wait_.count() <= 0) return now;
-  TimePoint earliest = *last_ + wait_;
-  return earliest > now ? earliest : now;
+TimePoint MinimumWait::Reserve(TimePoint now) {
+  TimePoint slot = reserved_ && *reserved_ + wait_ > now ? *reserved_ + wait_ : now;
+  reserved_ = slot;
+  return slot;
+}
+
+TimePoint MinimumWait::NextLeave(TimePoint now) const {
+  if (!left_ || *left_ + wait_ <= now) return now;
+  return *left_ + wait_;
+}
+
+void MinimumWait::Left(TimePoint at) {
+  left_ = at;
+  if (!reserved_ || *reserved_ < at) reserved_ = at;
 }
 
 TaskPacing::Verdict TaskPacing::Next(TimePoint now) const {

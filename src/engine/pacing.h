@@ -11,19 +11,26 @@
 
 namespace herald {
 
-// The account's minimum wait between the starts of two messages, over all its connections.
+// The account's minimum wait between the starts of two messages, over all its connections. A
+// message reserves its slot before it waits, without a connection (parallel sends queue one
+// behind the other, and no connection idles through the wait); once it has a connection it
+// checks again against when the last message really left, since connecting or waiting for a
+// free connection may have delayed that one past its slot.
 class MinimumWait {
  public:
   explicit MinimumWait(Duration wait) : wait_(wait) {}
 
-  // When the next message may start if asked at `now`.
-  TimePoint NextStart(TimePoint now) const;
-  // Records that a message starts at `at` (at >= NextStart(at)).
-  void Started(TimePoint at) { last_ = at; }
+  // Reserves the slot of a message asked for at `now`: `wait` after the last slot, or now.
+  TimePoint Reserve(TimePoint now);
+  // When a message ready at `now` may leave: `wait` after the last one that left, or now.
+  TimePoint NextLeave(TimePoint now) const;
+  // Records that a message leaves at `at` (at >= NextLeave(at)); later slots follow it.
+  void Left(TimePoint at);
 
  private:
   Duration wait_;
-  std::optional<TimePoint> last_;
+  std::optional<TimePoint> reserved_;  // the last slot handed out
+  std::optional<TimePoint> left_;      // when the last message left
 };
 
 // The task's limit per run and its blocks: after every `block_size` messages, a pause of

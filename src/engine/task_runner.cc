@@ -623,6 +623,14 @@ class Run {
         co_return given_back + failed_back;
       }
 
+      // The account's minimum wait between the starts of two messages: the slot is reserved and
+      // waited for without a connection (none idles through the wait), then checked again with
+      // the connection in hand against when the last message really left — connecting or
+      // waiting for a free connection may have delayed it — right before this one leaves.
+      TimePoint slot = account->minimum_wait.Reserve(clock_.Now());
+      if (slot > clock_.Now()) co_await Sleep(slot);
+      if (stopping_) continue;
+
       Lease lease = co_await account->pool->Acquire(destination, [this] { return stopping_; });
       if (lease.connection == nullptr) {
         if (lease.failure.scope == Scope::kDestination) {
@@ -632,19 +640,13 @@ class Run {
         }
         continue;
       }
-
-      // The account's minimum wait between the starts of two messages. The slot is taken with
-      // the connection in hand, right before the message is put in flight and leaves: taken
-      // before connecting (or before waiting for a free connection), the time that took came
-      // out of the wait and two messages left closer together than the user allows. Parallel
-      // sends take their slots one behind the other.
-      TimePoint start = account->minimum_wait.NextStart(clock_.Now());
-      account->minimum_wait.Started(start);
-      if (start > clock_.Now()) co_await Sleep(start);
+      TimePoint leave = account->minimum_wait.NextLeave(clock_.Now());
+      if (leave > clock_.Now()) co_await Sleep(leave);
       if (stopping_) {
         co_await account->pool->Release(std::move(lease));
         continue;
       }
+      account->minimum_wait.Left(clock_.Now());
 
       // In flight before the message leaves (DESIGN.md, "Delivery guarantees"), counted against
       // the account's sending limits in the same write.

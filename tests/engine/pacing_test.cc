@@ -15,20 +15,40 @@ TEST(MinimumWaitTest, SpacesTheStartsOfMessages) {
   FakeClock clock;
   MinimumWait wait(seconds(2));
   TimePoint t0 = clock.Now();
-  EXPECT_EQ(wait.NextStart(t0), t0) << "the first message starts at once";
-  wait.Started(t0);
-  EXPECT_EQ(wait.NextStart(t0), t0 + seconds(2));
-  EXPECT_EQ(wait.NextStart(t0 + milliseconds(1999)), t0 + seconds(2));
-  EXPECT_EQ(wait.NextStart(t0 + seconds(5)), t0 + seconds(5)) << "no debt is built up by idling";
-  wait.Started(t0 + seconds(5));
-  EXPECT_EQ(wait.NextStart(t0 + seconds(5)), t0 + seconds(7));
+  EXPECT_EQ(wait.Reserve(t0), t0) << "the first message starts at once";
+  EXPECT_EQ(wait.NextLeave(t0), t0);
+  wait.Left(t0);
+  EXPECT_EQ(wait.Reserve(t0), t0 + seconds(2));
+  EXPECT_EQ(wait.NextLeave(t0 + milliseconds(1999)), t0 + seconds(2));
+  wait.Left(t0 + seconds(2));
+  EXPECT_EQ(wait.Reserve(t0 + seconds(5)), t0 + seconds(5)) << "no debt is built up by idling";
+}
+
+TEST(MinimumWaitTest, ParallelMessagesReserveSlotsOneBehindTheOther) {
+  TimePoint t0 = FromUnixMillis(0);
+  MinimumWait wait(seconds(10));
+  EXPECT_EQ(wait.Reserve(t0), t0);
+  EXPECT_EQ(wait.Reserve(t0), t0 + seconds(10));
+  EXPECT_EQ(wait.Reserve(t0), t0 + seconds(20));
+}
+
+TEST(MinimumWaitTest, AMessageThatLeftLateMovesTheNextOnes) {
+  TimePoint t0 = FromUnixMillis(0);
+  MinimumWait wait(seconds(10));
+  TimePoint first = wait.Reserve(t0);
+  TimePoint second = wait.Reserve(t0);
+  wait.Left(first + seconds(4));  // connecting took 4 s
+  EXPECT_EQ(wait.NextLeave(second), first + seconds(14)) << "the second waits for the first's real start";
+  wait.Left(first + seconds(14));
+  EXPECT_EQ(wait.Reserve(first + seconds(14)), first + seconds(24));
 }
 
 TEST(MinimumWaitTest, ZeroWaitNeverWaits) {
   MinimumWait wait(Duration(0));
   TimePoint t0 = FromUnixMillis(1000);
-  wait.Started(t0);
-  EXPECT_EQ(wait.NextStart(t0), t0);
+  wait.Left(t0);
+  EXPECT_EQ(wait.Reserve(t0), t0);
+  EXPECT_EQ(wait.NextLeave(t0), t0);
 }
 
 TEST(TaskPacingTest, BlocksPauseAfterEveryNMessages) {

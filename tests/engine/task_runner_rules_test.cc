@@ -291,6 +291,17 @@ TEST_F(TaskRunnerRulesTest, MinimumWaitSpacesParallelSendsInsteadOfBurstingThem)
   EXPECT_LE(times.back() - times.front(), seconds(11 * 10 + 25)) << "spaced, not slowed further";
 }
 
+TEST_F(TaskRunnerRulesTest, MinimumWaitOfMinutesDoesNotHoldAConnectionIdle) {
+  WriteAccounts(Account("relay", "minimum_wait = \"10m\""));
+  LoadConfig();
+  relay().idle_timeout = minutes(5);  // the server drops a client idle for five minutes
+  RunReport report = Run();
+  EXPECT_EQ(report.sent, 3u);
+  EXPECT_EQ(report.deferred, 0u);
+  EXPECT_EQ(relay().dropped_idle, 0);
+  EXPECT_THAT(Offsets(SendTimes(relay())), ElementsAre("t0+0:00:00.000", "t0+0:10:00.000", "t0+0:20:00.000"));
+}
+
 TEST_F(TaskRunnerRulesTest, ReconnectEveryAndPauseBetweenChunks) {
   WriteRecipients(Recipients(6));
   WriteAccounts(Account("relay", "reconnect_every = 2\npause_between_chunks = \"5m\""));
