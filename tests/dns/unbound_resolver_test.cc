@@ -186,6 +186,31 @@ TEST_F(UnboundResolverTest, AServerOnIpv6Loopback) {
   EXPECT_EQ(v6.QueryCount("MX", "v6.example"), 1);
 }
 
+TEST_F(UnboundResolverTest, NegativeAnswersOfAnAuthoritativeZoneCarryTheirTtl) {
+  // RFC 2308 §5: the negative TTL comes from the SOA in the answer's authority section.
+  DnsmasqOptions options;
+  options.directory = temp_->Path("dnsmasq-auth");
+  options.authoritative = true;
+  options.ttl = 600;
+  options.mx = {{"zone.example", "mx.zone.example", 10}};
+  options.hosts = {{"mx.zone.example", "127.0.0.2", ""}};
+  DnsmasqServer zone(options);
+  Status started = zone.Start();
+  ASSERT_TRUE(started.ok()) << started.ToString();
+  Result<std::unique_ptr<UnboundResolver>> resolver = UnboundResolver::Create(UnboundOptions{.server = zone.Address()});
+  ASSERT_TRUE(resolver.ok()) << resolver.status().ToString();
+  Answer mx = RunAwaitable((*resolver)->Query("zone.example", RecordType::kMx));
+  ASSERT_TRUE(mx.ok()) << AnswerStatusName(mx.status) << " " << mx.reason << "\n" << zone.Log();
+  EXPECT_EQ(mx.ttl, std::chrono::seconds(600));
+  Answer missing = RunAwaitable((*resolver)->Query("nothing.zone.example", RecordType::kMx));
+  EXPECT_EQ(missing.status, AnswerStatus::kNxDomain) << AnswerStatusName(missing.status);
+  EXPECT_EQ(missing.ttl, std::chrono::seconds(600)) << "the SOA's, not the 5 s of an answer without one";
+  Answer no_data = RunAwaitable((*resolver)->Query("mx.zone.example", RecordType::kAaaa));
+  EXPECT_EQ(no_data.status, AnswerStatus::kNoData) << AnswerStatusName(no_data.status);
+  EXPECT_EQ(no_data.ttl, std::chrono::seconds(600));
+  EXPECT_EQ(zone.QueryCount("MX", "zone.example"), 1) << zone.Log();
+}
+
 // A UDP socket on 127.0.0.1 that receives queries and never answers.
 class SilentServer {
  public:

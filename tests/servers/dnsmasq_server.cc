@@ -54,6 +54,14 @@ Status DnsmasqServer::StartOnce() {
                   "--port=" + std::to_string(port_),
                   "--local-ttl=" + std::to_string(o.ttl)};
   for (const std::string& domain : o.local_domains) process.argv.push_back("--local=/" + domain + "/");
+  if (o.authoritative && !o.local_domains.empty()) {
+    // Authoritative answers to queries arriving at the listening address.
+    process.argv.push_back("--auth-server=ns." + o.local_domains.front() + "," + o.host);
+    for (const std::string& domain : o.local_domains) process.argv.push_back("--auth-zone=" + domain);
+    // The SOA's TTL and MINIMUM are both the --auth-ttl.
+    process.argv.push_back("--auth-ttl=" + std::to_string(o.ttl));
+    process.argv.push_back("--auth-soa=1,hostmaster." + o.local_domains.front());
+  }
   for (const DnsMx& mx : o.mx) {
     process.argv.push_back("--mx-host=" + mx.domain + "," + mx.host + "," + std::to_string(mx.preference));
   }
@@ -94,11 +102,16 @@ std::string DnsmasqServer::Address() const {
 }
 
 int DnsmasqServer::QueryCount(std::string_view type, std::string_view name) const {
-  // "dnsmasq: query[MX] a.example from 127.0.0.1"
-  return CountOccurrences(ReadTextFile(log_file_), "query[" + std::string(type) + "] " + std::string(name) + " from ");
+  // "dnsmasq: query[MX] a.example from 127.0.0.1", or "auth[MX] ..." when authoritative.
+  std::string log = ReadTextFile(log_file_);
+  std::string what = "[" + std::string(type) + "] " + std::string(name) + " from ";
+  return CountOccurrences(log, ": query" + what) + CountOccurrences(log, ": auth" + what);
 }
 
-int DnsmasqServer::QueryCount() const { return CountOccurrences(ReadTextFile(log_file_), ": query["); }
+int DnsmasqServer::QueryCount() const {
+  std::string log = ReadTextFile(log_file_);
+  return CountOccurrences(log, ": query[") + CountOccurrences(log, ": auth[");
+}
 
 std::string DnsmasqServer::Log() const { return "--- dnsmasq log (" + log_file_ + ") ---\n" + LogTail(log_file_); }
 

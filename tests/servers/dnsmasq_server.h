@@ -47,6 +47,10 @@ struct DnsmasqOptions {
   std::vector<std::string> failing_domains;  // answered REFUSED at once
   std::vector<std::string> silent_domains;   // never answered
   int ttl = 300;  // of every record
+  // Serve the local domains as authoritative zones (--auth-zone): negative answers then carry
+  // the zone's SOA (RFC 2308 §5) as real zones' answers do, with `ttl` as its TTL and MINIMUM.
+  // Otherwise dnsmasq answers without an SOA.
+  bool authoritative = false;
   milliseconds start_timeout{10000};
 };
 
