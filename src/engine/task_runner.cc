@@ -189,7 +189,9 @@ class Run {
     TimePoint pending_until = record_.submitted_at + task_.sending.pending_delay;
     if (clock_.Now() < pending_until) {
       observer_.OnWaiting(PendingText(), pending_until);
-      co_await Sleep(pending_until);
+      // Cut short when nothing is left to send (`herald cancel` during the delay).
+      co_await sleeper_.SleepUntil(pending_until,
+                                   [this, pending_until] { return stopping_ || !AnythingDue(pending_until); });
     }
     started_ = std::chrono::steady_clock::now();
     for (std::uint32_t i = 0; i < task_.sending.concurrency; ++i) {
@@ -276,6 +278,20 @@ class Run {
 
   asio::awaitable<void> Sleep(TimePoint until) {
     co_await sleeper_.SleepUntil(until, [this] { return stopping_; });
+  }
+
+  // Whether recipient `id` is still due, so that a wait for it ends when the task is cancelled
+  // meanwhile (`herald cancel`) or another process took the recipient. A store error counts as
+  // due: the wait goes on, and the store decides when the recipient is put in flight.
+  bool StillDue(std::int64_t id) {
+    Result<std::vector<RecipientRecord>> due = store_.FetchDue(task_.id, clock_.Now(), id - 1, 1);
+    return !due.ok() || (!due->empty() && due->front().id == id);
+  }
+
+  // Whether any recipient of the task is due at `at` (errors count as yes, as above).
+  bool AnythingDue(TimePoint at) {
+    Result<std::vector<RecipientRecord>> due = store_.FetchDue(task_.id, at, 0, 1);
+    return !due.ok() || !due->empty();
   }
 
   void Stop(Status why) {
@@ -730,7 +746,14 @@ class Run {
             account->announced_limit = *limit->retry_at;
             observer_.OnWaiting(LimitText(*account, limit->limit), *limit->retry_at);
           }
-          co_await Sleep(*limit->retry_at);
+          // A wait of up to a month: it ends early when the task is cancelled meanwhile, and
+          // then nothing is left to connect for.
+          std::int64_t first = waiting.front().record.id;
+          co_await sleeper_.SleepUntil(*limit->retry_at, [this, first] { return stopping_ || !StillDue(first); });
+          if (!stopping_ && !StillDue(first)) {
+            given_back += GiveBack(waiting);
+            waiting.clear();
+          }
         }
       }
       recipients = std::move(waiting);

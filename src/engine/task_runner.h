@@ -56,7 +56,8 @@ class RunObserver {
   // Something the user should know that does not stop the run (e.g. a backup problem).
   virtual void OnWarning(std::string_view) {}
   // Sending pauses until `until`, and why: the pending delay, a block pause, an account's
-  // minimum wait or sending limit. Said once per pause.
+  // sending limit. Said once per pause. (An account's minimum wait, between every two
+  // messages, is not announced.)
   virtual void OnWaiting(std::string_view /*why*/, TimePoint /*until*/) {}
   // Recipients found on the task's blacklists before the run and marked blacklisted.
   virtual void OnBlacklisted(std::size_t) {}

@@ -402,11 +402,12 @@ TEST_F(TaskRunnerRulesTest, CancelDuringThePendingDelaySendsNothing) {
   EXPECT_EQ(report.sent, 0u);
   EXPECT_EQ(report.counts[RecipientStatus::kCancelled], 3u);
   EXPECT_TRUE(relay().transactions.empty());
+  EXPECT_EQ(Offset(clock_.Now()), "t0+0:00:00.000") << "the run ends without waiting out the delay";
 }
 
 TEST_F(TaskRunnerRulesTest, CancelDuringALimitWaitSendsNothingMore) {
   WriteRecipients(Recipients(10));
-  WriteAccounts(Account("relay", "limits = [\"3/hour\"]"));
+  WriteAccounts(Account("relay", "limits = [\"3/day\"]"));
   LoadConfig("[sending]\nconcurrency = 4\n");
   observer_.on_waiting = [&](std::string_view why, TimePoint) {
     if (why.find("sending limit") != std::string_view::npos && cancelled_ == 0) CancelFromOutside();
@@ -416,6 +417,8 @@ TEST_F(TaskRunnerRulesTest, CancelDuringALimitWaitSendsNothingMore) {
   EXPECT_EQ(relay().transactions.size(), 3u);
   EXPECT_EQ(report.counts[RecipientStatus::kCancelled], 7u);
   EXPECT_EQ(report.counts[RecipientStatus::kInFlight], 0u);
+  EXPECT_EQ(Offset(clock_.Now()), "t0+0:00:00.000") << "the run ends without waiting a day for nothing";
+  EXPECT_EQ(relay().connects, 1);
 }
 
 // --- 4. retries
