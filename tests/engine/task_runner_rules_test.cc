@@ -1,6 +1,7 @@
 // The sending engine holds every rule a user sets — sending limits (also across a restart and
 // with many parallel connections), minimum waits, reconnects and pauses, blocks, the task limit,
-// the pending delay and cancel, retries, failover, routing, blacklists and turbo mode — checked
+// the pending delay and cancel, retries, failover and unreachable destinations, routing,
+// blacklists and turbo mode, connections left idle through long waits — checked
 // through RunTask with fake transports on virtual time: every wait moves the fake clock
 // (FakeSleeper), and each transaction is stamped with the time it began, so "never early" and
 // "never more than N in any window" are checked against what actually left when.
