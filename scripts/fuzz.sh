@@ -21,7 +21,7 @@ targets=("$@")
 scripts/setup.sh fuzz
 cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \
   -DHERALD_FUZZ=ON -DHERALD_SANITIZE=address,undefined -DHERALD_BUILD_TESTS=OFF -DHERALD_BUILD_BENCH=OFF >/dev/null
-cmake --build build-fuzz --target fuzzers
+cmake --build build-fuzz -j "$(nproc)" --target fuzzers
 
 export ASAN_OPTIONS=detect_leaks=1:halt_on_error=1
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
