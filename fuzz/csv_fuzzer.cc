@@ -167,12 +167,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   options.delimiter = provider.PickValueInArray(kDelimiters);
   options.max_record_bytes = provider.PickValueInArray(kMaxRecordBytes);
   const bool fail = provider.ConsumeBool();
-  const std::size_t fail_at = provider.ConsumeIntegral<std::uint16_t>();
+  // Where the flaky stream fails; otherwise whether and how far the text is moved (below).
+  const std::size_t number = provider.ConsumeIntegral<std::uint16_t>();
   const std::string text = provider.ConsumeRemainingBytesAsString();
 
   if (fail) {
     // Only robustness: records before the failure, then the error for good.
-    ReadAll(std::make_unique<FlakyStream>(text, fail_at), options);
+    ReadAll(std::make_unique<FlakyStream>(text, number), options);
     return 0;
   }
   const Read read = ReadAll(std::make_unique<std::istringstream>(text), options);
@@ -181,10 +182,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
   // Across a block boundary (the reader asks for 64 KiB at a time): a blank line that ends just
   // before it, a little after the start of the text. Without a byte-order mark, which counts only
-  // at the very start, and with records that the blank line cannot make too large.
+  // at the very start, and with records that the blank line cannot make too large. In one run of
+  // four: reading 64 KiB more costs more than all the rest.
   const bool has_bom = text.starts_with("\xEF\xBB\xBF");
-  if (!has_bom && options.max_record_bytes == (1 << 20)) {
-    std::string moved(65536 - 1 - fail_at % 64, ' ');
+  if (!has_bom && options.max_record_bytes == (1 << 20) && number % 4 == 0) {
+    std::string moved(65536 - 1 - number / 4 % 64, ' ');
     moved += '\n';
     moved += text;
     const Read shifted = ReadAll(std::make_unique<std::istringstream>(moved), options);
