@@ -351,6 +351,7 @@ std::string Affected(const Outcome& outcome, const Address& to) {
   switch (outcome.scope) {
     case Scope::kAccount: return "the whole account is affected";
     case Scope::kDestination: return fmt::format("all mail to {} is affected", to.domain);
+    case Scope::kLocal: return "nothing can go through this account until it is fixed on this machine";
     case Scope::kMessage:
     case Scope::kRecipient: break;
   }

@@ -495,6 +495,24 @@ class Run {
   }
   void GiveBackOne(const Pending& pending) { taken_.erase(pending.record.id); }
 
+  // The result that puts an in-flight recipient back to unsent after `outcome`.
+  static AttemptResult PutBack(const Pending& pending, const Outcome& outcome, const AccountRuntime& account) {
+    AttemptResult back;
+    back.recipient_id = pending.record.id;
+    back.status = RecipientStatus::kUnsent;
+    back.error = ToDeliveryError(outcome);
+    back.account = account.config->name;
+    return back;
+  }
+
+  // What stops the run when this machine cannot take the messages (Scope::kLocal).
+  static Status LocalFault(const AccountRuntime& account, const Outcome& outcome) {
+    return Status(StatusCode::kResourceExhausted,
+                  fmt::format("account \"{}\": {}; the recipients not yet sent stay unsent: fix this and run "
+                              "the same command again",
+                              account.config->name, outcome.text));
+  }
+
   void NoteAccountFailure(AccountRuntime& account, const Outcome& failure) {
     if (account.failure) return;  // concurrent sends may all see it; say it once
     account.failure = failure;
@@ -649,6 +667,10 @@ class Run {
 
       Lease lease = co_await account->pool->Acquire(destination, [this] { return stopping_; });
       if (lease.connection == nullptr) {
+        if (lease.failure.scope == Scope::kLocal) {
+          Stop(LocalFault(*account, lease.failure));
+          co_return given_back + GiveBack(recipients);
+        }
         if (lease.failure.scope == Scope::kDestination) {
           account->failed_destinations.emplace(destination, lease.failure);
         } else {
@@ -708,16 +730,19 @@ class Run {
         for (std::size_t i = 0; i < sending.size(); ++i) {
           Outcome outcome = i < outcomes.size() ? outcomes[i] : NoResult();
           const Pending& pending = sending[i];
+          if (!outcome.delivered() && outcome.scope == Scope::kLocal) {
+            // Not the recipient's fault: back to unsent, and the run stops.
+            Stop(LocalFault(*account, outcome));
+            writer_.AddResult(PutBack(pending, outcome, *account));
+            GiveBackOne(pending);
+            ++given_back;
+            continue;
+          }
           if (!outcome.delivered() && outcome.scope == Scope::kAccount) {
             NoteAccountFailure(*account, outcome);
             if (Failover(*account, pending.to) != nullptr) {
               // Put back and sent again through the secondary (a new attempt).
-              AttemptResult back;
-              back.recipient_id = pending.record.id;
-              back.status = RecipientStatus::kUnsent;
-              back.error = ToDeliveryError(outcome);
-              back.account = account->config->name;
-              writer_.AddResult(std::move(back));
+              writer_.AddResult(PutBack(pending, outcome, *account));
               elsewhere.push_back(pending);
               elsewhere.back().record.attempts += 1;
               continue;

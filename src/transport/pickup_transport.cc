@@ -16,12 +16,12 @@ namespace {
 using transport_internal::IfExists;
 using transport_internal::WriteMessageFile;
 
-// A full disk or a vanished folder concerns every message through this account, and may heal:
-// temporary, account scope.
+// A full disk or a vanished folder is a fault of this machine, not of a recipient or a server:
+// the engine stops the run and the recipients wait, unsent, until it is fixed.
 Outcome FolderFailure(const Status& status) {
   Outcome outcome;
   outcome.disposition = Disposition::kTemporary;
-  outcome.scope = Scope::kAccount;
+  outcome.scope = Scope::kLocal;
   outcome.stage = Stage::kWrite;
   outcome.text = status.message();
   return outcome;

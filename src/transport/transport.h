@@ -49,6 +49,9 @@ enum class Scope {
                  // exchangers can be reached or will talk to us, a 421 from one of them, a
                  // null MX, a domain that does not exist. The account and its other
                  // destinations are fine: no failover; each recipient gets the outcome.
+  kLocal,  // herald's own side: a folder on this machine cannot be written (a full disk, a
+           // missing folder). No recipient is at fault and no other account would help: the
+           // run stops, and the recipients stay unsent for the run after the fault is fixed.
 };
 
 enum class Disposition {

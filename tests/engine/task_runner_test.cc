@@ -136,6 +136,28 @@ TEST_F(TaskRunnerTest, AccountFailureDefersEveryoneWithoutHammeringTheServer) {
   EXPECT_THAT(observer_.warnings, ::testing::Contains(HasSubstr("service not available")));
 }
 
+// A full disk under a pickup folder: no recipient's fault, no secondary would help. The run
+// stops with the reason; nothing is deferred (no retry delay to sit out once the disk is freed).
+TEST_F(TaskRunnerTest, ALocalFaultStopsTheRunAndLeavesTheRecipientsUnsent) {
+  LoadConfig();
+  relay().outcome_for["bob@example.com"] = FakeTransport::Reply(
+      Disposition::kTemporary, Scope::kLocal, 0, "", "cannot write /mail/out/x.eml: No space left on device");
+  RunReport report = Run();
+  EXPECT_EQ(report.stopped_by.code(), StatusCode::kResourceExhausted);
+  EXPECT_THAT(report.stopped_by.message(), HasSubstr("No space left on device"));
+  EXPECT_EQ(report.deferred, 0u);
+  EXPECT_EQ(report.failed, 0u);
+  EXPECT_EQ(report.counts[RecipientStatus::kDeferred], 0u);
+  EXPECT_EQ(report.counts[RecipientStatus::kSent] + report.counts[RecipientStatus::kUnsent], 3u);
+  EXPECT_GE(report.counts[RecipientStatus::kUnsent], 1u) << "bob at least waits for the next run";
+
+  relay().outcome_for.clear();
+  RunReport next = Run();
+  EXPECT_TRUE(next.stopped_by.ok()) << next.stopped_by.ToString();
+  EXPECT_EQ(next.counts[RecipientStatus::kSent], 3u) << "the next run sends the rest";
+  EXPECT_EQ(next.counts.possible_duplicates, 0u);
+}
+
 TEST_F(TaskRunnerTest, InFlightRecipientsOfAnAbruptStopAreSentAgainAsPossibleDuplicates) {
   LoadConfig();
   relay().connect_failure = FakeTransport::Reply(Disposition::kTemporary, Scope::kAccount, 0, "", "down");

@@ -73,7 +73,7 @@ TEST(PickupTransportTest, FolderThatCannotBeCreatedFailsTheAccount) {
   PickupTransport transport(blocker + "/pickup");
   ConnectResult connected = RunAwaitable(transport.Connect(""));
   EXPECT_EQ(connected.connection, nullptr);
-  EXPECT_EQ(connected.failure.scope, Scope::kAccount);
+  EXPECT_EQ(connected.failure.scope, Scope::kLocal);
   EXPECT_EQ(connected.failure.disposition, Disposition::kTemporary);
   EXPECT_THAT(connected.failure.text, ::testing::HasSubstr(blocker));
 }
@@ -89,7 +89,7 @@ TEST(PickupTransportTest, FolderGoneAfterConnectDefersWithTheReason) {
       Envelope{"a@example.com", {"b@example.com"}, false}, Message("x\r\n", std::make_shared<std::string>(), "")));
   ASSERT_EQ(outcomes.size(), 1u);
   EXPECT_EQ(outcomes[0].disposition, Disposition::kTemporary);
-  EXPECT_EQ(outcomes[0].scope, Scope::kAccount);
+  EXPECT_EQ(outcomes[0].scope, Scope::kLocal);
   EXPECT_THAT(outcomes[0].text, ::testing::HasSubstr(dir.Path("pickup")));
 }
 
