@@ -478,6 +478,19 @@ std::map<std::string, std::string> ParseFields(const std::string& text) {
 
 double Seconds(const timeval& t) { return static_cast<double>(t.tv_sec) + t.tv_usec / 1e6; }
 
+// A file of /proc/<pid>/, "" when the process is gone — also while it is being read: then read()
+// fails with ESRCH, which std::filebuf would throw as an exception.
+std::string ReadProcFile(pid_t pid, const char* name) {
+  std::string text;
+  int fd = open(fmt::format("/proc/{}/{}", pid, name).c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return text;
+  char buffer[4096];
+  ssize_t got;
+  while ((got = read(fd, buffer, sizeof buffer)) > 0) text.append(buffer, static_cast<std::size_t>(got));
+  close(fd);
+  return got < 0 ? std::string() : text;
+}
+
 // From /proc/<pid>/stat: the process group, the CPU time (user + system) of the process, and
 // that of its children it has waited for.
 struct ProcStat {
@@ -487,7 +500,7 @@ struct ProcStat {
 };
 
 std::optional<ProcStat> ReadProcStat(pid_t pid) {
-  std::string stat = ReadFile(fmt::format("/proc/{}/stat", pid));
+  std::string stat = ReadProcFile(pid, "stat");
   std::size_t paren = stat.rfind(')');  // "pid (comm) state ppid pgrp ...": comm may hold anything
   if (paren == std::string::npos) return std::nullopt;
   std::istringstream fields(stat.substr(paren + 2));
@@ -535,7 +548,7 @@ double GroupCpuSeconds(pid_t group) {
 long GroupPssKb(pid_t group) {
   long total = 0;
   for (const auto& [pid, stat] : GroupMembers(group)) {
-    std::istringstream rollup(ReadFile(fmt::format("/proc/{}/smaps_rollup", pid)));
+    std::istringstream rollup(ReadProcFile(pid, "smaps_rollup"));
     std::string line;
     while (std::getline(rollup, line)) {
       if (line.rfind("Pss:", 0) == 0) {
@@ -1128,7 +1141,7 @@ int Drive(const Options& options) {
     } else {
       Scale(bench, options);
     }
-  } catch (const BenchError&) {
+  } catch (...) {
     if (g_child > 0) {  // the sender of the failed run, before its folder goes
       kill(g_child, SIGTERM);
       Wait(g_child, nullptr);
@@ -1147,5 +1160,8 @@ int main(int argc, char** argv) {
   } catch (const BenchError& error) {
     std::fprintf(stderr, "smtp_bench: %s\n", error.text.c_str());
     return error.exit_code;
+  } catch (const std::exception& error) {  // a bug here: still unwind, so that servers and files go
+    std::fprintf(stderr, "smtp_bench: %s\n", error.what());
+    return 1;
   }
 }
