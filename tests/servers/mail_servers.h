@@ -10,6 +10,7 @@
 //   SmtpSink        Postfix's smtp-sink: fast counting sink for benchmarks, per-recipient counts
 //   DnsmasqServer   dnsmasq: MX/A/AAAA/TXT records of test domains for direct delivery, NXDOMAIN,
 //                   SERVFAIL, every query logged
+//   HttpsServer     Python's http.server over TLS: fixed answers by Host and path (MTA-STS policies)
 // Certificates for their TLS ports: MakeTestCertificates() in tests/tls_certificates.h.
 //
 // A typical fixture (members destroyed in reverse order: servers stop before the folder goes):
@@ -26,6 +27,7 @@
 #include "servers/aiosmtpd_server.h"
 #include "servers/dnsmasq_server.h"
 #include "servers/dovecot_server.h"
+#include "servers/https_server.h"
 #include "servers/postfix_server.h"
 #include "servers/server_credentials.h"
 #include "servers/server_process.h"
