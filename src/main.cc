@@ -40,8 +40,13 @@ class DefaultTransportFactory final : public TransportFactory {
           return unbound.status().WithContext(fmt::format("{}: account \"{}\"", account.origin, account.name));
         }
         auto resolver = std::make_unique<dns::CachingResolver>(std::move(*unbound), clock_);
+        DirectOptions options;
+        options.transcript = std::move(transcript);
+        // What MTA-STS testing mode would have refused (RFC 8461 §5: to be reported).
+        options.report = [](std::string_view line) { fmt::print(stderr, "herald: {}\n", line); };
+        options.clock = &clock_;
         Result<std::unique_ptr<DirectTransport>> transport =
-            DirectTransport::Create(account, std::move(resolver), std::move(transcript));
+            DirectTransport::Create(account, std::move(resolver), std::move(options));
         if (!transport.ok()) return transport.status();
         for (const std::string& warning : (*transport)->warnings()) fmt::print(stderr, "warning: {}\n", warning);
         return std::unique_ptr<Transport>(std::move(*transport));

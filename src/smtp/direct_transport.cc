@@ -42,6 +42,8 @@ std::optional<std::string> LiteralAddress(std::string_view domain) {
   return IsIpv4(inside) ? std::optional(inside) : std::nullopt;
 }
 
+std::string WithStar(std::string_view line) { return fmt::format("* {}", line); }
+
 std::string HostAndAddress(const std::string& host, const std::string& address) {
   return host == address ? fmt::format("[{}]", address) : fmt::format("{} [{}]", host, address);
 }
@@ -65,6 +67,29 @@ std::string FailedLine(const std::string& where, const std::string& text) {
 
 std::string InClearLine(const std::string& host, const std::string& address) {
   return fmt::format("* TLS with {} failed; trying again in clear (opportunistic TLS)", HostAndAddress(host, address));
+}
+
+std::string NotInPolicy(const std::string& host, const std::string& domain, const mta_sts::Policy& policy) {
+  return fmt::format("{} is not among the mail exchangers the MTA-STS policy of {} allows ({})", host, domain,
+                     fmt::join(policy.mx, " "));
+}
+
+std::string SkippedLine(const std::string& text) { return fmt::format("* {}: not tried (MTA-STS enforce)", text); }
+
+std::string TestingReport(const std::string& domain, const std::string& what) {
+  return fmt::format("MTA-STS testing mode of {}: {}; enforce mode would not deliver there", domain, what);
+}
+
+// What MTA-STS enforce mode would have refused about an open session, or "" when nothing.
+std::string PolicyShortfall(const smtp::Session& session, const std::string& host, const std::string& address) {
+  const Stream& stream = session.stream();
+  if (!stream.tls()) return fmt::format("{} took the message without TLS", HostAndAddress(host, address));
+  std::optional<PeerCertificate> certificate = stream.peer_certificate();
+  if (certificate && !certificate->verified) {
+    return fmt::format("the certificate of {} is not valid for it: {}", HostAndAddress(host, address),
+                       certificate->verify_error);
+  }
+  return "";
 }
 
 Outcome LookupOutcome(const LookupFailure& failure) {
@@ -97,6 +122,15 @@ class Attempts {
     permanent_ = permanent_ && failure.permanent;
     last_ = LookupOutcome(failure);
     texts_.push_back(failure.text);
+  }
+
+  // A host the domain's MTA-STS policy does not allow: a policy failure, which defers (RFC 8461 §5).
+  void AddPolicy(const std::string& text) {
+    permanent_ = false;
+    last_ = Outcome{};
+    last_.disposition = Disposition::kTemporary;
+    last_.stage = Stage::kPrepare;
+    texts_.push_back(text);
   }
 
   // A session that did not become ready. Permanent only with a 5xx reply (RFC 5321 §4.2.1): a
@@ -194,8 +228,7 @@ bool LooksLikeFullyQualified(std::string_view name) {
 
 Result<std::unique_ptr<DirectTransport>> DirectTransport::Create(const AccountConfig& account,
                                                                  std::unique_ptr<dns::Resolver> resolver,
-                                                                 std::function<void(std::string_view)> transcript,
-                                                                 std::uint64_t seed) {
+                                                                 DirectOptions options) {
   if (account.kind != AccountKind::kDirect) {
     return InvalidArgument(fmt::format("{}: account \"{}\" is a {} account, not a direct one", account.origin,
                                        account.name, AccountKindName(account.kind)));
@@ -205,9 +238,9 @@ Result<std::unique_ptr<DirectTransport>> DirectTransport::Create(const AccountCo
   base.helo_name = account.helo_name.empty() ? LocalHostName() : account.helo_name;
   base.local_address = account.local_address;
   base.timeouts = smtp::Timeouts::FromAccount(account.timeout);
-  base.transcript = std::move(transcript);
-  auto transport =
-      std::unique_ptr<DirectTransport>(new DirectTransport(account, std::move(resolver), std::move(base), seed));
+  base.transcript = std::move(options.transcript);
+  auto transport = std::unique_ptr<DirectTransport>(
+      new DirectTransport(account, std::move(resolver), std::move(base), std::move(options)));
   if (!LooksLikeFullyQualified(transport->base_.helo_name)) {
     transport->warnings_.push_back(HeloWarning(account, transport->base_.helo_name));
   }
@@ -215,14 +248,23 @@ Result<std::unique_ptr<DirectTransport>> DirectTransport::Create(const AccountCo
 }
 
 DirectTransport::DirectTransport(const AccountConfig& account, std::unique_ptr<dns::Resolver> resolver,
-                                 smtp::SessionOptions base, std::uint64_t seed)
+                                 smtp::SessionOptions base, DirectOptions options)
     : account_(account),
       resolver_(std::move(resolver)),
-      planner_(*resolver_, seed),
+      planner_(*resolver_, options.seed),
       base_(std::move(base)),
       families_(IsIpv4(account.local_address)   ? dns::AddressFamilies::kIpv4
                 : IsIpv6(account.local_address) ? dns::AddressFamilies::kIpv6
-                                                : dns::AddressFamilies::kAll) {}
+                                                : dns::AddressFamilies::kAll),
+      report_(std::move(options.report)) {
+  if (account.mta_sts) {
+    MtaStsOptions sts;
+    sts.port = options.mta_sts_port;
+    sts.ca_file = account.ca_file;
+    sts.local_address = account.local_address;
+    mta_sts_ = std::make_unique<MtaStsPolicies>(*resolver_, options.clock ? *options.clock : system_clock_, sts);
+  }
+}
 
 TlsPolicy DirectTransport::PolicyFor(std::string_view domain) const {
   for (const DestinationRule& rule : account_.destinations) {
@@ -236,6 +278,9 @@ smtp::SessionOptions DirectTransport::SessionFor(const std::string& host, const 
   smtp::SessionOptions options = base_;
   options.host = address;
   options.tls.server_name = host;
+  // Also without verification: the certificate is checked all the same, and what the check would
+  // have said is there to report (MTA-STS testing mode).
+  options.tls.ca_file = account_.ca_file;
   switch (policy) {
     case TlsPolicy::kOpportunistic:
       options.security = Security::kNone;
@@ -249,7 +294,6 @@ smtp::SessionOptions DirectTransport::SessionFor(const std::string& host, const 
     case TlsPolicy::kVerify:
       options.security = Security::kStartTls;
       options.tls.verify = true;
-      options.tls.ca_file = account_.ca_file;
       break;
   }
   return options;
@@ -257,6 +301,11 @@ smtp::SessionOptions DirectTransport::SessionFor(const std::string& host, const 
 
 void DirectTransport::Note(std::string_view line) const {
   if (base_.transcript) base_.transcript(line);
+}
+
+void DirectTransport::Report(std::string_view line) const {
+  Note(WithStar(line));
+  if (report_) report_(line);
 }
 
 asio::awaitable<ConnectResult> DirectTransport::Connect(std::string destination) {
@@ -275,9 +324,28 @@ asio::awaitable<ConnectResult> DirectTransport::Connect(std::string destination)
     Note(PlanLine(plan));
   }
   TlsPolicy policy = PolicyFor(plan.domain);
+  std::optional<mta_sts::Policy> sts;
+  if (mta_sts_ != nullptr && !literal) {
+    PolicyLookup lookup = co_await mta_sts_->Lookup(plan.domain);
+    Note(WithStar(lookup.note));
+    if (lookup.policy && lookup.policy->mode != mta_sts::Mode::kNone) sts = std::move(lookup.policy);
+  }
+  bool enforce = sts && sts->mode == mta_sts::Mode::kEnforce;
+  bool testing = sts && sts->mode == mta_sts::Mode::kTesting;
   Attempts attempts(plan.domain);
   for (const MxHost& host : plan.hosts) {
     if (attempts.exhausted()) break;
+    if (sts && !mta_sts::AllowsMx(*sts, host.name)) {
+      std::string refused = NotInPolicy(host.name, plan.domain, *sts);
+      if (enforce) {
+        Note(SkippedLine(refused));
+        attempts.AddPolicy(refused);
+        continue;
+      }
+      Report(TestingReport(plan.domain, refused));
+    }
+    // RFC 8461 §4.2: the hosts of an enforced policy are used with a valid certificate only.
+    TlsPolicy host_policy = enforce ? TlsPolicy::kVerify : policy;
     HostAddresses found;
     if (literal) {
       found.addresses.push_back(*literal);
@@ -292,14 +360,18 @@ asio::awaitable<ConnectResult> DirectTransport::Connect(std::string destination)
     for (const std::string& address : found.addresses) {
       if (attempts.exhausted()) break;
       Note(TryingLine(host.name, address, base_.port));
-      smtp::SessionOptions options = SessionFor(host.name, address, policy);
+      smtp::SessionOptions options = SessionFor(host.name, address, host_policy);
       smtp::OpenResult opened = co_await smtp::Session::Open(options);
-      if (opened.session == nullptr && policy == TlsPolicy::kOpportunistic && RetryInClear(opened.failure)) {
+      if (opened.session == nullptr && host_policy == TlsPolicy::kOpportunistic && RetryInClear(opened.failure)) {
         Note(InClearLine(host.name, address));
         options.opportunistic_tls = false;
         opened = co_await smtp::Session::Open(options);
       }
       if (opened.session != nullptr) {
+        if (testing) {
+          std::string shortfall = PolicyShortfall(*opened.session, host.name, address);
+          if (!shortfall.empty()) Report(TestingReport(plan.domain, shortfall));
+        }
         co_return ConnectResult{std::make_unique<DirectConnection>(std::move(opened.session)), {}};
       }
       Note(FailedLine(HostAndAddress(host.name, address), opened.failure.text));

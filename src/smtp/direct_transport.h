@@ -22,6 +22,10 @@
 //   required       never in clear; any certificate;
 //   verify         never in clear; the certificate must be valid for the MX host's name (trusted
 //                  by the system store or the account's ca_file).
+// MTA-STS (RFC 8461; the account's mta_sts, on by default): the domain's policy
+// (smtp/mta_sts_policies.h) in enforce mode allows only the MX hosts it names, each with verified
+// TLS; when none of them can be used the mail waits (a policy failure defers, RFC 8461 §5). In
+// testing mode mail goes as without it, and what enforce mode would have refused is reported.
 // The port is the account's `port` (25 unless set: another port is for tests against local
 // servers). The HELO name is the account's helo_name or this machine's fully qualified name;
 // warnings() says when it does not look like one. local_address binds the connections, and only
@@ -41,24 +45,36 @@
 #include "config/account_config.h"
 #include "dns/mx_plan.h"
 #include "dns/resolver.h"
+#include "smtp/mta_sts_policies.h"
 #include "smtp/session.h"
 #include "transport/transport.h"
 
 namespace herald {
+
+struct DirectOptions {
+  // Receives the dialogue of every session and a line for each host tried (herald test-account).
+  std::function<void(std::string_view)> transcript;
+  // Receives what MTA-STS testing mode would have refused (RFC 8461 §5 asks senders to report it).
+  std::function<void(std::string_view)> report;
+  // Orders MX hosts of equal preference (tests give a fixed one).
+  std::uint64_t seed = std::random_device{}();
+  // For how long MTA-STS policies are kept; null: the system clock.
+  const Clock* clock = nullptr;
+  // Where MTA-STS policies are fetched (tests serve them on another port than HTTPS's 443).
+  std::uint16_t mta_sts_port = 443;
+};
 
 class DirectTransport final : public Transport {
  public:
   // Addresses tried per connection attempt, over all hosts (Postfix: smtp_mx_address_limit = 5).
   static constexpr int kMaxAddressesTried = 5;
 
-  // `resolver` answers the MX and address lookups (main.cc: an UnboundResolver on the account's
-  // dns_server in a CachingResolver). `transcript` (may be empty) receives the dialogue of every
-  // session and a line for each host tried. `seed` orders MX hosts of equal preference.
-  // Errors: the account is not a direct one (kInvalidArgument).
+  // `resolver` answers the MX, address and TXT lookups (main.cc: an UnboundResolver on the
+  // account's dns_server in a CachingResolver). Errors: the account is not a direct one
+  // (kInvalidArgument).
   static Result<std::unique_ptr<DirectTransport>> Create(const AccountConfig& account,
                                                          std::unique_ptr<dns::Resolver> resolver,
-                                                         std::function<void(std::string_view)> transcript = {},
-                                                         std::uint64_t seed = std::random_device{}());
+                                                         DirectOptions options = {});
 
   std::string Destination(const Address& recipient) const override { return recipient.domain; }
   asio::awaitable<ConnectResult> Connect(std::string destination) override;
@@ -70,16 +86,20 @@ class DirectTransport final : public Transport {
 
  private:
   DirectTransport(const AccountConfig& account, std::unique_ptr<dns::Resolver> resolver, smtp::SessionOptions base,
-                  std::uint64_t seed);
+                  DirectOptions options);
   TlsPolicy PolicyFor(std::string_view domain) const;
   smtp::SessionOptions SessionFor(const std::string& host, const std::string& address, TlsPolicy policy) const;
   void Note(std::string_view line) const;
+  void Report(std::string_view line) const;
 
   const AccountConfig& account_;
   std::unique_ptr<dns::Resolver> resolver_;
   dns::MxPlanner planner_;
   smtp::SessionOptions base_;
   dns::AddressFamilies families_;
+  std::function<void(std::string_view)> report_;
+  SystemClock system_clock_;
+  std::unique_ptr<MtaStsPolicies> mta_sts_;  // null when the account turns MTA-STS off
   std::vector<std::string> warnings_;
 };
 

@@ -50,6 +50,9 @@ using test_servers::AiosmtpdOptions;
 using test_servers::AiosmtpdServer;
 using test_servers::DnsmasqOptions;
 using test_servers::DnsmasqServer;
+using test_servers::HttpsOptions;
+using test_servers::HttpsRoute;
+using test_servers::HttpsServer;
 using test_servers::SmtpSink;
 using test_servers::SmtpSinkOptions;
 
@@ -80,6 +83,7 @@ struct Servers {
   test_servers::ServerProcess busy;
   std::string busy_log;
   std::unique_ptr<AiosmtpdServer> tls;
+  std::unique_ptr<HttpsServer> policies;  // the MTA-STS policy hosts, on 127.0.0.9
   std::unique_ptr<DnsmasqServer> dns;
 
   Status StartSink(std::unique_ptr<SmtpSink>& sink, const std::string& name, const std::string& host, int sink_port,
@@ -140,6 +144,37 @@ struct Servers {
     tls.reset();
   }
 
+  // MTA-STS policies (RFC 8461 §3.2): tls.example and wrongcert.example enforce their own MX,
+  // outside.example enforces a host that is not its MX, testing.example tests, and
+  // redirect.example answers with a redirect, which is no policy.
+  Status StartPolicyHosts() {
+    auto policy = [](std::string_view mode, std::string_view mx) {
+      return fmt::format("version: STSv1\r\nmode: {}\r\nmx: {}\r\nmax_age: 86400\r\n", mode, mx);
+    };
+    constexpr char kPath[] = "/.well-known/mta-sts.txt";
+    std::vector<std::string> names;
+    for (const char* domain : {"tls", "wrongcert", "outside", "testing", "redirect"}) {
+      names.push_back(fmt::format("mta-sts.{}.example", domain));
+    }
+    CertificateFiles certificate = ca->Issue("mta-sts", names);
+    HttpsOptions options;
+    options.directory = dir.Path("policies");
+    options.host = "127.0.0.9";
+    options.tls = {certificate.certificate, certificate.key};
+    options.routes = {
+        HttpsRoute{.host = "mta-sts.tls.example", .path = kPath, .body = policy("enforce", "mx.tls.example")},
+        HttpsRoute{.host = "mta-sts.wrongcert.example", .path = kPath, .body = policy("enforce", "*.wrongcert.example")},
+        HttpsRoute{.host = "mta-sts.outside.example", .path = kPath, .body = policy("enforce", "mx.elsewhere.example")},
+        HttpsRoute{.host = "mta-sts.testing.example", .path = kPath, .body = policy("testing", "mx.elsewhere.example")},
+        HttpsRoute{.host = "mta-sts.redirect.example",
+                   .path = kPath,
+                   .status = 301,
+                   .headers = {{"Location", "https://mta-sts.tls.example/.well-known/mta-sts.txt"}}},
+    };
+    policies = std::make_unique<HttpsServer>(options);
+    return policies->Start();
+  }
+
   Status Start() {
     ca = std::make_unique<TestCertificateAuthority>(dir.path(), "ca", "Herald Direct Delivery Test CA");
     // The port is picked free on one address and used on all: another process may hold it on
@@ -150,6 +185,7 @@ struct Servers {
     });
     HERALD_RETURN_IF_ERROR(started);
     HERALD_RETURN_IF_ERROR(StartSink(relay, "relay", "127.0.0.1", 0));
+    HERALD_RETURN_IF_ERROR(StartPolicyHosts());
 
     DnsmasqOptions options;
     options.directory = dir.Path("dnsmasq");
@@ -161,7 +197,10 @@ struct Servers {
                   {"xn--bcher-kva.example", "mx.xn--bcher-kva.example", 10},
                   {"v6.example", "mx.v6.example", 10},
                   {"tls.example", "mx.tls.example", 10},
-                  {"wrongcert.example", "mx.wrongcert.example", 10}};
+                  {"wrongcert.example", "mx.wrongcert.example", 10},
+                  {"outside.example", "mx.outside.example", 10},
+                  {"testing.example", "mx.testing.example", 10},
+                  {"redirect.example", "mx.redirect.example", 10}};
     options.hosts = {{"mx-a.pref.example", "127.0.0.2", ""},   {"mx-b.pref.example", "127.0.0.3", ""},
                      {"mx-a.equal.example", "127.0.0.2", ""},  {"mx-b.equal.example", "127.0.0.3", ""},
                      {"down.refused.example", "127.0.0.7", ""}, {"mx.refused.example", "127.0.0.3", ""},
@@ -169,7 +208,13 @@ struct Servers {
                      {"implicit.example", "127.0.0.5", ""},    {"nullmx.example", "127.0.0.5", ""},
                      {"mx.xn--bcher-kva.example", "127.0.0.6", ""},
                      {"mx.v6.example", "127.0.0.7", "::1"},
-                     {"mx.tls.example", "127.0.0.8", ""},      {"mx.wrongcert.example", "127.0.0.8", ""}};
+                     {"mx.tls.example", "127.0.0.8", ""},      {"mx.wrongcert.example", "127.0.0.8", ""},
+                     {"mx.outside.example", "127.0.0.8", ""},  {"mx.testing.example", "127.0.0.8", ""},
+                     {"mx.redirect.example", "127.0.0.2", ""}};
+    for (const char* domain : {"tls", "wrongcert", "outside", "testing", "redirect"}) {
+      options.hosts.push_back({fmt::format("mta-sts.{}.example", domain), "127.0.0.9", ""});
+      options.txt.push_back({fmt::format("_mta-sts.{}.example", domain), "v=STSv1; id=20261123;"});
+    }
     options.failing_domains = {"broken.example"};
     options.silent_domains = {"silent.example"};
     dns = std::make_unique<DnsmasqServer>(options);
@@ -222,9 +267,13 @@ class DirectAccount {
     }
     auto cache = std::make_unique<dns::CachingResolver>(std::move(*unbound), account->clock_);
     account->cache_ = cache.get();
-    Result<std::unique_ptr<DirectTransport>> transport = DirectTransport::Create(
-        account->config(), std::move(cache),
-        [raw = account.get()](std::string_view line) { raw->transcript_.emplace_back(line); }, seed);
+    DirectOptions options;
+    options.transcript = [raw = account.get()](std::string_view line) { raw->transcript_.emplace_back(line); };
+    options.report = [raw = account.get()](std::string_view line) { raw->reports_.emplace_back(line); };
+    options.seed = seed;
+    options.mta_sts_port = static_cast<std::uint16_t>(servers.policies->port());
+    Result<std::unique_ptr<DirectTransport>> transport =
+        DirectTransport::Create(account->config(), std::move(cache), options);
     if (!transport.ok()) {
       ADD_FAILURE() << transport.status().ToString();
       return nullptr;
@@ -273,6 +322,7 @@ class DirectAccount {
     for (const std::string& line : transcript_) all += line + "\n";
     return all;
   }
+  const std::vector<std::string>& reports() const { return reports_; }
   int CountLines(std::string_view prefix) const {
     return static_cast<int>(std::count_if(transcript_.begin(), transcript_.end(),
                                           [&](const std::string& line) { return line.starts_with(prefix); }));
@@ -286,6 +336,7 @@ class DirectAccount {
   dns::CachingResolver* cache_ = nullptr;  // owned by the transport
   std::unique_ptr<DirectTransport> transport_;
   std::vector<std::string> transcript_;
+  std::vector<std::string> reports_;
 };
 
 class DirectDeliveryTest : public ::testing::Test {
@@ -331,8 +382,9 @@ TEST_F(DirectDeliveryTest, TheMostPreferredMxGetsTheMail) {
   EXPECT_THAT(RecipientsAt(*servers_->b, "pref"), IsEmpty());
   EXPECT_THAT(account->Transcript(), HasSubstr("* mail exchangers of pref.example: mx-a.pref.example (10), "
                                                "mx-b.pref.example (20)"));
-  // Ten connections, one MX lookup and one A/AAAA lookup: the rest came from the cache.
-  EXPECT_EQ(account->cache().stats().upstream_queries, 3u);
+  // Ten connections, one MX, one MTA-STS TXT, one A and one AAAA lookup: the rest came from the
+  // cache.
+  EXPECT_EQ(account->cache().stats().upstream_queries, 4u);
   EXPECT_EQ(servers_->dns->QueryCount("MX", "pref.example"), 1) << servers_->dns->Log();
 }
 
@@ -452,7 +504,8 @@ TEST_F(DirectDeliveryTest, AnMxHostIsReachedOverIpv6WhenIpv4Fails) {
 }
 
 TEST_F(DirectDeliveryTest, OpportunisticTlsEncryptsWhenOffered) {
-  std::unique_ptr<DirectAccount> account = Account();
+  // Without MTA-STS: tls.example's policy would ask for a verified certificate.
+  std::unique_ptr<DirectAccount> account = Account("mta_sts = false");
   ASSERT_NE(account, nullptr);
   Outcome outcome = account->SendOne("tls1@tls.example");
   EXPECT_TRUE(outcome.delivered()) << outcome.text << "\n" << account->Transcript();
@@ -492,6 +545,92 @@ TEST_F(DirectDeliveryTest, VerifiedTlsNeedsTheMxHostsCertificate) {
   EXPECT_THAT(RecipientsAt(*servers_->a, "tls4"), IsEmpty());
 }
 
+// --- MTA-STS (RFC 8461)
+
+std::string TrustTheTestCa(const Servers& servers) {
+  return fmt::format("ca_file = \"{}\"", servers.ca->certificate_file());
+}
+
+TEST_F(DirectDeliveryTest, MtaStsEnforceDeliversOverVerifiedTlsAndKeepsThePolicy) {
+  std::unique_ptr<DirectAccount> account = Account(TrustTheTestCa(*servers_));
+  ASSERT_NE(account, nullptr);
+  int fetched_before = servers_->policies->RequestCount("mta-sts.tls.example", "/.well-known/mta-sts.txt");
+  for (const char* recipient : {"sts1@tls.example", "sts2@tls.example"}) {
+    Outcome outcome = account->SendOne(recipient);
+    EXPECT_TRUE(outcome.delivered()) << recipient << ": " << outcome.text << "\n" << account->Transcript();
+  }
+  EXPECT_THAT(account->Transcript(),
+              HasSubstr("* MTA-STS policy 20261123 of tls.example fetched: enforce, mx mx.tls.example, max_age 86400s"));
+  EXPECT_THAT(account->Transcript(), HasSubstr("* MTA-STS policy 20261123 of tls.example (cached)"));
+  EXPECT_EQ(servers_->policies->RequestCount("mta-sts.tls.example", "/.well-known/mta-sts.txt"), fetched_before + 1)
+      << servers_->policies->Log();
+  Result<std::vector<test_servers::RecordedMessage>> messages = servers_->tls->WaitForMessages(2);
+  ASSERT_TRUE(messages.ok()) << messages.status().ToString();
+  int found = 0;
+  for (const auto& message : *messages) {
+    if (message.rcpt_tos.size() == 1 && message.rcpt_tos[0].starts_with("sts")) {
+      ++found;
+      EXPECT_TRUE(message.tls);
+    }
+  }
+  EXPECT_EQ(found, 2);
+}
+
+TEST_F(DirectDeliveryTest, APolicyFromAnUntrustedPolicyHostIsNoPolicy) {
+  // Without the test CA the policy host's certificate cannot be verified (RFC 8461 §3.3): the
+  // policy is not used, and the mail goes as without MTA-STS.
+  std::unique_ptr<DirectAccount> account = Account();
+  ASSERT_NE(account, nullptr);
+  Outcome outcome = account->SendOne("sts3@tls.example");
+  EXPECT_TRUE(outcome.delivered()) << outcome.text << "\n" << account->Transcript();
+  EXPECT_THAT(account->Transcript(), HasSubstr("* MTA-STS policy of tls.example could not be fetched (certificate of "
+                                               "mta-sts.tls.example not trusted"));
+}
+
+TEST_F(DirectDeliveryTest, MtaStsEnforceRefusesACertificateForAnotherName) {
+  std::unique_ptr<DirectAccount> account = Account(TrustTheTestCa(*servers_));
+  ASSERT_NE(account, nullptr);
+  Outcome outcome = account->SendOne("sts4@wrongcert.example");
+  EXPECT_EQ(outcome.disposition, Disposition::kTemporary) << outcome.text;
+  EXPECT_THAT(outcome.text, HasSubstr("certificate of mx.wrongcert.example not trusted"));
+  for (const auto& message : servers_->tls->Messages()) {
+    EXPECT_THAT(message.rcpt_tos, Not(Contains("sts4@wrongcert.example")));
+  }
+}
+
+TEST_F(DirectDeliveryTest, MtaStsEnforceRefusesAnMxOutsideThePolicy) {
+  std::unique_ptr<DirectAccount> account = Account(TrustTheTestCa(*servers_));
+  ASSERT_NE(account, nullptr);
+  Outcome outcome = account->SendOne("sts5@outside.example");
+  EXPECT_EQ(outcome.disposition, Disposition::kTemporary) << outcome.text;
+  EXPECT_EQ(outcome.scope, Scope::kDestination);
+  EXPECT_THAT(outcome.text, HasSubstr("mx.outside.example is not among the mail exchangers the MTA-STS policy of "
+                                      "outside.example allows (mx.elsewhere.example)"));
+  EXPECT_EQ(account->CountLines("* trying"), 0) << account->Transcript();
+}
+
+TEST_F(DirectDeliveryTest, MtaStsTestingDeliversAndReportsWhatEnforceWouldRefuse) {
+  std::unique_ptr<DirectAccount> account = Account(TrustTheTestCa(*servers_));
+  ASSERT_NE(account, nullptr);
+  Outcome outcome = account->SendOne("sts6@testing.example");
+  EXPECT_TRUE(outcome.delivered()) << outcome.text << "\n" << account->Transcript();
+  EXPECT_THAT(account->reports(),
+              ElementsAre(HasSubstr("MTA-STS testing mode of testing.example: mx.testing.example is not among the "
+                                    "mail exchangers"),
+                          HasSubstr("MTA-STS testing mode of testing.example: the certificate of mx.testing.example "
+                                    "[127.0.0.8] is not valid for it")));
+}
+
+TEST_F(DirectDeliveryTest, APolicyBehindARedirectIsNoPolicy) {
+  std::unique_ptr<DirectAccount> account = Account(TrustTheTestCa(*servers_));
+  ASSERT_NE(account, nullptr);
+  Outcome outcome = account->SendOne("sts7@redirect.example");
+  EXPECT_TRUE(outcome.delivered()) << outcome.text << "\n" << account->Transcript();
+  EXPECT_THAT(account->Transcript(), HasSubstr("a redirect (301), which must not be followed"));
+  EXPECT_THAT(WaitForRecipients(*servers_->a, "sts7@", 1), ElementsAre("sts7@redirect.example"));
+  EXPECT_EQ(servers_->policies->RequestCount("mta-sts.tls.example", "/.well-known/mta-sts.txt") > 0, true);
+}
+
 // --- RunTask with a direct account
 
 // The transports src/main.cc makes: direct accounts as above, smtp accounts as relays.
@@ -505,7 +644,7 @@ class Transports final : public TransportFactory {
           dns::UnboundResolver::Create(dns::UnboundOptions{.server = account.dns_server, .timeout = kDnsTimeout});
       if (!unbound.ok()) return unbound.status();
       Result<std::unique_ptr<DirectTransport>> transport = DirectTransport::Create(
-          account, std::make_unique<dns::CachingResolver>(std::move(*unbound), clock_), keep);
+          account, std::make_unique<dns::CachingResolver>(std::move(*unbound), clock_), DirectOptions{.transcript = keep});
       if (!transport.ok()) return transport.status();
       return std::unique_ptr<Transport>(std::move(*transport));
     }

@@ -82,8 +82,10 @@ class DirectTransportTest : public ::testing::Test {
   DirectTransport& Make() {
     auto resolver = std::make_unique<FakeResolver>(std::move(resolver_));
     resolver_queries_ = resolver.get();
-    Result<std::unique_ptr<DirectTransport>> transport = DirectTransport::Create(
-        account_, std::move(resolver), [this](std::string_view line) { transcript_.emplace_back(line); }, 1);
+    DirectOptions options;
+    options.transcript = [this](std::string_view line) { transcript_.emplace_back(line); };
+    options.seed = 1;
+    Result<std::unique_ptr<DirectTransport>> transport = DirectTransport::Create(account_, std::move(resolver), options);
     EXPECT_TRUE(transport.ok()) << transport.status().ToString();
     transport_ = std::move(*transport);
     return *transport_;
@@ -135,8 +137,27 @@ TEST_F(DirectTransportTest, DeliversToTheMailExchangerWithTheHeloName) {
   EXPECT_EQ(sessions[0].commands.at(0), "EHLO sender.herald.example");
   ASSERT_EQ(sessions[0].messages.size(), 1u);
   EXPECT_THAT(sessions[0].messages[0].recipients, ElementsAre("anna@a.example"));
-  EXPECT_THAT(resolver_queries_->queries(), ElementsAre("MX a.example", "A mx.a.example", "AAAA mx.a.example"));
+  EXPECT_THAT(resolver_queries_->queries(),
+              ElementsAre("MX a.example", "TXT _mta-sts.a.example", "A mx.a.example", "AAAA mx.a.example"));
   EXPECT_THAT(transcript_, Contains("* mail exchangers of a.example: mx.a.example (10)"));
+  EXPECT_THAT(transcript_, Contains("* a.example announces no MTA-STS policy"));
+}
+
+TEST_F(DirectTransportTest, WithoutMtaStsNoPolicyIsLookedUp) {
+  account_.mta_sts = false;
+  Outcome outcome = DeliverOne(Make(), "a.example", "anna@a.example");
+  EXPECT_TRUE(outcome.delivered()) << outcome.text;
+  EXPECT_THAT(resolver_queries_->queries(), ElementsAre("MX a.example", "A mx.a.example", "AAAA mx.a.example"));
+}
+
+TEST_F(DirectTransportTest, APolicyThatCannotBeFetchedIsNoPolicy) {
+  // RFC 8461 §3.3: announced, but the policy host has no address: mail goes as without MTA-STS.
+  resolver_.Set("_mta-sts.a.example", dns::RecordType::kTxt,
+                dns::Answer{.status = dns::AnswerStatus::kOk, .texts = {"v=STSv1; id=1;"}, .ttl = std::chrono::hours(1)});
+  Outcome outcome = DeliverOne(Make(), "a.example", "anna@a.example");
+  EXPECT_TRUE(outcome.delivered()) << outcome.text;
+  EXPECT_THAT(transcript_, Contains(HasSubstr("MTA-STS policy of a.example could not be fetched (mta-sts.a.example "
+                                              "has no address); delivering as without one")));
 }
 
 TEST_F(DirectTransportTest, ARefusedAddressMovesOnToTheNextHost) {
@@ -251,7 +272,7 @@ TEST_F(DirectTransportTest, AnIpv4LocalAddressLooksUpOnlyIpv4) {
   resolver_.SetAddresses("mx.a.example", dns::RecordType::kAaaa, {"::1"});
   Outcome outcome = DeliverOne(Make(), "a.example", "anna@a.example");
   EXPECT_TRUE(outcome.delivered()) << outcome.text;
-  EXPECT_THAT(resolver_queries_->queries(), ElementsAre("MX a.example", "A mx.a.example"));
+  EXPECT_THAT(resolver_queries_->queries(), ElementsAre("MX a.example", "TXT _mta-sts.a.example", "A mx.a.example"));
 }
 
 TEST_F(DirectTransportTest, OpportunisticTlsEncryptsWithoutCheckingTheCertificate) {
