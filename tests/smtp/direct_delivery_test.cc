@@ -30,6 +30,7 @@
 #include "dns/caching_resolver.h"
 #include "dns/unbound_resolver.h"
 #include "engine/task_runner.h"
+#include "fakes/fake_clock.h"
 #include "run_awaitable.h"
 #include "servers/mail_servers.h"
 #include "smtp/direct_transport.h"
@@ -250,7 +251,7 @@ std::vector<std::string> WaitForRecipients(const SmtpSink& sink, std::string_vie
 class DirectAccount {
  public:
   static std::unique_ptr<DirectAccount> Load(const TempDir& dir, const Servers& servers, std::string_view extra = "",
-                                             std::uint64_t seed = 20261123) {
+                                             std::uint64_t seed = 20261123, const Clock* policy_clock = nullptr) {
     static int counter = 0;
     std::string path = dir.Write(fmt::format("accounts/direct-{}.toml", ++counter), AccountsToml(servers, extra));
     Result<AccountSet> accounts = LoadAccounts(path);
@@ -272,6 +273,7 @@ class DirectAccount {
     options.report = [raw = account.get()](std::string_view line) { raw->reports_.emplace_back(line); };
     options.seed = seed;
     options.mta_sts_port = static_cast<std::uint16_t>(servers.policies->port());
+    options.clock = policy_clock;
     Result<std::unique_ptr<DirectTransport>> transport =
         DirectTransport::Create(account->config(), std::move(cache), options);
     if (!transport.ok()) {
@@ -359,8 +361,9 @@ class DirectDeliveryTest : public ::testing::Test {
 
   void SetUp() override { ASSERT_NE(servers_, nullptr) << *start_error_; }
 
-  std::unique_ptr<DirectAccount> Account(std::string_view extra = "", std::uint64_t seed = 20261123) {
-    return DirectAccount::Load(dir_, *servers_, extra, seed);
+  std::unique_ptr<DirectAccount> Account(std::string_view extra = "", std::uint64_t seed = 20261123,
+                                         const Clock* policy_clock = nullptr) {
+    return DirectAccount::Load(dir_, *servers_, extra, seed, policy_clock);
   }
 
   static Servers* servers_;
@@ -574,6 +577,21 @@ TEST_F(DirectDeliveryTest, MtaStsEnforceDeliversOverVerifiedTlsAndKeepsThePolicy
     }
   }
   EXPECT_EQ(found, 2);
+}
+
+TEST_F(DirectDeliveryTest, MtaStsPoliciesAreFetchedAgainAfterTheirMaxAge) {
+  FakeClock clock;
+  std::unique_ptr<DirectAccount> account = Account(TrustTheTestCa(*servers_), 20261123, &clock);
+  ASSERT_NE(account, nullptr);
+  auto fetches = [&] { return servers_->policies->RequestCount("mta-sts.tls.example", "/.well-known/mta-sts.txt"); };
+  int before = fetches();
+  EXPECT_TRUE(account->SendOne("age1@tls.example").delivered()) << account->Transcript();
+  clock.Advance(std::chrono::seconds(86399));
+  EXPECT_TRUE(account->SendOne("age2@tls.example").delivered()) << account->Transcript();
+  EXPECT_EQ(fetches(), before + 1) << "within max_age (86400 s) the policy is kept";
+  clock.Advance(std::chrono::seconds(1));
+  EXPECT_TRUE(account->SendOne("age3@tls.example").delivered()) << account->Transcript();
+  EXPECT_EQ(fetches(), before + 2) << "after max_age it is fetched again";
 }
 
 TEST_F(DirectDeliveryTest, APolicyFromAnUntrustedPolicyHostIsNoPolicy) {
