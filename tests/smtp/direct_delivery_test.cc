@@ -642,11 +642,15 @@ TEST_F(DirectDeliveryTest, MtaStsTestingDeliversAndReportsWhatEnforceWouldRefuse
 TEST_F(DirectDeliveryTest, APolicyBehindARedirectIsNoPolicy) {
   std::unique_ptr<DirectAccount> account = Account(TrustTheTestCa(*servers_));
   ASSERT_NE(account, nullptr);
+  constexpr char kPath[] = "/.well-known/mta-sts.txt";
+  int redirected_before = servers_->policies->RequestCount("mta-sts.redirect.example", kPath);
+  int target_before = servers_->policies->RequestCount("mta-sts.tls.example", kPath);
   Outcome outcome = account->SendOne("sts7@redirect.example");
   EXPECT_TRUE(outcome.delivered()) << outcome.text << "\n" << account->Transcript();
   EXPECT_THAT(account->Transcript(), HasSubstr("a redirect (301), which must not be followed"));
   EXPECT_THAT(WaitForRecipients(*servers_->a, "sts7@", 1), ElementsAre("sts7@redirect.example"));
-  EXPECT_EQ(servers_->policies->RequestCount("mta-sts.tls.example", "/.well-known/mta-sts.txt") > 0, true);
+  EXPECT_EQ(servers_->policies->RequestCount("mta-sts.redirect.example", kPath), redirected_before + 1);
+  EXPECT_EQ(servers_->policies->RequestCount("mta-sts.tls.example", kPath), target_before) << "not followed";
 }
 
 // --- RunTask with a direct account
