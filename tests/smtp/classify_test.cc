@@ -21,6 +21,7 @@ std::string_view ScopeName(Scope s) {
     case Scope::kMessage: return "message";
     case Scope::kAccount: return "account";
     case Scope::kDestination: return "destination";
+    case Scope::kLocal: return "local";
   }
   return "?";
 }
