@@ -789,6 +789,14 @@ Result<std::string> ParseServerHost(std::string_view input) {
   }
   std::string host;
   HERALD_RETURN_IF_ERROR(ParseDomain(text, text, kHostName, &host));
+  // A name of digits only ("¹²³", which IDNA maps to "123") or one inet_aton reads as a number
+  // ("0x7f000001"): getaddrinfo takes it for an IPv4 address (0.0.0.123, 127.0.0.1) or, too large
+  // for one, looks up a name no host has. Only the dotted quad checked above is an address here
+  // (found by fuzz/address_fuzzer.cc).
+  in_addr ignored;
+  if (host.find_first_not_of("0123456789") == std::string::npos || inet_aton(host.c_str(), &ignored) != 0) {
+    return Invalid(text, fmt::format("host name '{}' is a number, not a name; {}", host, kExpectHost));
+  }
   return host;
 }
 

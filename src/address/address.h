@@ -91,8 +91,9 @@ class AddressPattern {
 // ("[2001:db8::1]"). Returns the host in the form to connect to: lowercase A-labels, or the IPv6
 // address without brackets in RFC 5952 form. Unlike address domains, single-label names
 // ("exchange01") are accepted: servers on a local network have them. IPv4 numbers with leading
-// zeros are refused (some resolvers read them as octal); a port or URL in the setting is an error
-// that says so.
+// zeros are refused (some resolvers read them as octal), and so are names that are numbers
+// ("0x7f000001", or "¹²³", which IDNA maps to "123"); a port or URL in the setting is an error that
+// says so.
 Result<std::string> ParseServerHost(std::string_view text);
 
 }  // namespace herald

@@ -648,6 +648,13 @@ TEST(ParseServerHostTest, RejectsWithTheExpectedForms) {
       {"smtp.example.com.", "ends with '.'"},
       {"smtp..example.com", "has '..'"},
       {"mail.123", "ends in the all-digit label '123'"},
+      // Names that are numbers, which getaddrinfo reads as IPv4 addresses (inet_aton): hexadecimal,
+      // and digits that IDNA maps from other numerals (fuzz/address_fuzzer.cc found "\u00B9"
+      // becoming "1", and a 59-digit name that then did not parse again).
+      {"0x7f000001", "host name '0x7f000001' is a number, not a name"},
+      {"\u00B9", "host name '1' is a number, not a name"},
+      {"\uFF10\uFF11\uFF10", "host name '010' is a number, not a name"},
+      {"88888\u00B3" + std::string(53, '8'), "888' is a number, not a name"},
       {"mail.☃.com", "not a valid internationalised domain name"},
       {"smtp.example.com\r\n", "line break or NUL"},
       {"smtp.ex\xE4mple.com", "is not UTF-8"},
