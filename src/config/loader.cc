@@ -830,7 +830,7 @@ Status CheckTaskAccounts(const TaskConfig& task, const AccountSet& accounts) {
   for (const std::string& name : task.sending.accounts) {
     if (accounts.Find(name) == nullptr) {
       return InvalidArgument(fmt::format("{}: sending.accounts: no account \"{}\" in {}; expected one of: {}",
-                                         task.path, name, task.accounts_file, accounts.Names()));
+                                         task.path, Printable(name), task.accounts_file, accounts.Names()));
     }
   }
   if (accounts.accounts().empty()) return InvalidArgument(fmt::format("{}: no accounts", task.accounts_file));

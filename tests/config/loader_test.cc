@@ -216,6 +216,35 @@ TEST_F(LoadAccountsTest, ErrorsNameFileLineKeyAndExpectation) {
   }
 }
 
+// Errors quote names and values from the file; a line break or control character in one is
+// escaped, so every line of a message names the file and nothing reaches the terminal raw (found by
+// fuzz/config_fuzzer.cc: toml++ quotes the character it saw in a syntax error, "saw 't<LF>'").
+TEST_F(LoadAccountsTest, LineBreaksInTheFileAreEscapedInErrors) {
+  const std::string kHead = "[[account]]\nname = \"a\"\nkind = \"smtp\"\nhost = \"m.example.com\"\n";
+  struct Case {
+    std::string toml;
+    const char* want;
+  };
+  const Case cases[] = {
+      {kHead + "max_connections = t\nport = 25\n", "saw 't\\n'"},
+      {kHead + "security = \"x\\ny\\u001b[2J\"\n", "\"x\\ny\\x1B[2J\" is not one of"},
+      {kHead + "timeout = \"1\\ns\"\n", "\"1\\ns\" is not a duration"},
+      {"[[account]]\nname = \"a\\nb\"\nkind = \"pickup\"\nfolder = \"x\"\n"
+       "[[account]]\nname = \"a\\nb\"\nkind = \"pickup\"\nfolder = \"y\"\n",
+       "\"a\\nb\" is already the name"},
+  };
+  for (const Case& c : cases) {
+    const std::string message = LoadError(c.toml);
+    EXPECT_THAT(message, HasSubstr(c.want)) << "for:\n" << c.toml;
+    for (std::size_t start = 0; start < message.size();) {
+      EXPECT_EQ(message.compare(start, dir_.Path("accounts.toml").size(), dir_.Path("accounts.toml")), 0)
+          << "a line that does not name the file in:\n" << message;
+      const std::size_t end = message.find('\n', start);
+      start = end == std::string::npos ? message.size() : end + 1;
+    }
+  }
+}
+
 TEST_F(LoadAccountsTest, ReportsEveryErrorAtOnce) {
   std::string message = LoadError("[[account]]\nname = \"a\"\nkind = \"smtp\"\nhost = \"m.example.com\"\nport = 0\n"
                                   "max_connections = 1000\nbogus = true\n");

@@ -27,6 +27,24 @@ std::string_view TypeName(const toml::node& node) {
   }
 }
 
+// `text` with C0 control characters and DEL written as \r, \n, \t or \xNN; everything else,
+// UTF-8 included, as it is. Errors quote names and values from the file, and a line break in one
+// must not start a line of the message that does not name the file, nor a control sequence reach
+// the terminal (found by fuzz/config_fuzzer.cc).
+std::string EscapeControls(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (char c : text) {
+    const auto u = static_cast<unsigned char>(c);
+    if (c == '\r') out += "\\r";
+    else if (c == '\n') out += "\\n";
+    else if (c == '\t') out += "\\t";
+    else if (u < 0x20 || u == 0x7F) out += fmt::format("\\x{:02X}", u);
+    else out += c;
+  }
+  return out;
+}
+
 }  // namespace
 
 void Diagnostics::Error(const toml::node* node, std::string_view key, std::string_view message) {
@@ -37,9 +55,9 @@ void Diagnostics::ErrorAt(const toml::source_region& where, std::string_view key
   std::string location = file_;
   if (where.begin.line > 0) location += fmt::format(":{}:{}", where.begin.line, where.begin.column);
   if (key.empty()) {
-    errors_.push_back(fmt::format("{}: {}", location, message));
+    errors_.push_back(fmt::format("{}: {}", location, EscapeControls(message)));
   } else {
-    errors_.push_back(fmt::format("{}: {}: {}", location, key, message));
+    errors_.push_back(fmt::format("{}: {}: {}", location, EscapeControls(key), EscapeControls(message)));
   }
 }
 
@@ -220,8 +238,9 @@ Result<toml::table> ParseTomlFile(const std::string& path) {
   try {
     return toml::parse(buffer.str(), path);
   } catch (const toml::parse_error& error) {
+    // toml++ quotes what it saw, raw: "expected 'true', saw 't<LF>'".
     return InvalidArgument(fmt::format("{}:{}:{}: {}", path, error.source().begin.line, error.source().begin.column,
-                                       error.description()));
+                                       EscapeControls(error.description())));
   }
 }
 
