@@ -5,7 +5,8 @@
 // Properties, beyond "no crash, leak or undefined behaviour":
 // - What is accepted is safe to use: no CR, LF, NUL or other control characters, the RFC 5321
 //   §4.5.3.1 size limits, an ASCII lowercase domain, needs_smtputf8 exactly when the local part is
-//   not ASCII; IP literals and server hosts that inet_pton reads as the same address.
+//   not ASCII; IP literals and server hosts that inet_pton reads as the same address, and no host
+//   name that the resolver would read as an IPv4 number ("0x7f000001").
 // - The canonical form is stable: parsing ToString() gives the same Address, a mailbox written
 //   back as "quoted name" <address> gives the same Mailbox, a server host parses to itself.
 // - An address matches the patterns made from it (the address, *@domain, the domain), and the
@@ -127,8 +128,11 @@ void CheckServerHost(std::string_view input, const std::string& host) {
     return;
   }
   for (char c : host) FUZZ_CHECK(!(c >= 'A' && c <= 'Z'), "server host not lowercase: " + Escaped(host));
-  if (host.find_first_not_of("0123456789.") == std::string::npos) {
-    FUZZ_CHECK(!Packed(AF_INET, host).empty(), "inet_pton refuses the IPv4 host " + Escaped(host));
+  // A name the resolver reads as an IPv4 number (inet_aton, as getaddrinfo does) must be the
+  // dotted quad itself, which inet_pton reads as the same address.
+  if (in_addr number; inet_aton(host.c_str(), &number) != 0) {
+    FUZZ_CHECK(Packed(AF_INET, host) == std::string(reinterpret_cast<const char*>(&number), 4),
+               "the server host " + Escaped(host) + " is read as an IPv4 number but is no dotted quad");
   }
   Result<std::string> again = ParseServerHost(host);
   FUZZ_CHECK(again.ok() && *again == host, "the server host does not parse to itself: " + Escaped(host));
