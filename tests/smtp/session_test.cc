@@ -194,7 +194,10 @@ TEST_F(SessionTest, EveryRecipientRefusedSendsNoData) {
     EXPECT_EQ(outcome.reply_code, 550);
   }
   ASSERT_TRUE(server.WaitForEndedSessions(1));
-  for (const SmtpReceivedMessage& message : server.sessions()[0].messages) EXPECT_FALSE(message.accepted);
+  // A local copy: sessions() returns by value, and a range-for over a member of that temporary
+  // would read freed memory (AddressSanitizer found it).
+  const std::vector<SmtpSessionRecord> sessions = server.sessions();
+  for (const SmtpReceivedMessage& message : sessions[0].messages) EXPECT_FALSE(message.accepted);
 }
 
 TEST_F(SessionTest, ARefusedTransactionLeavesTheSessionUsableAfterRset) {
