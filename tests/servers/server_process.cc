@@ -37,8 +37,7 @@ int RemainingMs(Clock::time_point deadline) {
 
 // The process group of `pid` and whether it is a zombie, from /proc/<pid>/stat.
 bool ReadProcStat(pid_t pid, pid_t* group, bool* zombie) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string stat = ReadTextFile("/proc/" + std::to_string(pid) + "/stat");
   // "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses.
   size_t close = stat.rfind(')');
   if (close == std::string::npos) return false;
@@ -544,7 +543,12 @@ Status WriteTextFile(const std::string& path, std::string_view content, int mode
 
 std::string ReadTextFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // Through operator<<, which turns a read error into failbit: std::filebuf throws on one, and an
+  // istreambuf_iterator lets it escape (reading /proc/<pid>/cmdline of a process that exits
+  // meanwhile fails with ESRCH, and ended the test binary with std::terminate).
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
 }
 
 std::string LogTail(const std::string& path, size_t max_bytes) {
