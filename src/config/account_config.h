@@ -130,6 +130,8 @@ struct AccountConfig {
   bool mta_sts = true;
   std::uint32_t destination_max_connections = 2;  // per destination domain
   std::vector<DestinationRule> destinations;
+  // The [[account.destination]] rule for `domain` (an A-label, lowercase); null when none.
+  const DestinationRule* DestinationRuleFor(std::string_view domain) const;
 
   // ews, graph
   std::string url;          // EWS endpoint (https://host/EWS/Exchange.asmx)

@@ -55,6 +55,13 @@ std::string_view AuthModeName(AuthMode mode) {
   return "?";
 }
 
+const DestinationRule* AccountConfig::DestinationRuleFor(std::string_view domain) const {
+  for (const DestinationRule& rule : destinations) {
+    if (rule.domain == domain) return &rule;
+  }
+  return nullptr;
+}
+
 const AccountConfig* AccountSet::Find(std::string_view name) const {
   for (const AccountConfig& account : accounts_) {
     if (account.name == name) return &account;

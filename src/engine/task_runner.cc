@@ -38,6 +38,9 @@ using engine_internal::PoolSettings;
 using engine_internal::StoreWriter;
 
 constexpr std::size_t kFetchBatch = 256;
+// Recipients the dispatcher reads ahead of the workers, looking for a destination with a free
+// connection or for turbo companions of the same destination.
+constexpr std::size_t kHoldLimit = 1024;
 
 std::string RandomNonce() {
   std::random_device device;
@@ -66,7 +69,27 @@ struct AccountRuntime {
   std::optional<Outcome> failure;  // set once the account failed as a whole in this run
   // Direct delivery: destinations (recipient domains) that could not be reached in this run.
   std::map<std::string, Outcome> failed_destinations;
+  // Direct delivery: the minimum waits of the destinations that have their own.
+  std::map<std::string, MinimumWait> destination_waits;
   TimePoint announced_limit{};     // the sending-limit wait last told to the observer
+  // Jobs handed to workers and not finished, per destination and in all: the dispatcher hands
+  // out work for destinations with a free connection first (see Run::TakeJob).
+  std::map<std::string, std::uint32_t> busy;
+  std::uint32_t busy_total = 0;
+
+  // Whether one more job for `destination` would find a connection without waiting for one.
+  bool HasRoom(const std::string& destination) const {
+    if (busy_total >= config->max_connections) return false;
+    auto found = busy.find(destination);
+    return found == busy.end() || found->second < pool->DestinationLimit(destination);
+  }
+  MinimumWait* DestinationWait(const std::string& destination) {
+    auto found = destination_waits.find(destination);
+    if (found != destination_waits.end()) return &found->second;
+    const DestinationRule* rule = config->DestinationRuleFor(destination);
+    if (rule == nullptr || rule->minimum_wait <= Duration(0)) return nullptr;
+    return &destination_waits.emplace(destination, MinimumWait(rule->minimum_wait)).first->second;
+  }
 };
 
 // Brings the store up to date with the task: creates it, imports the list when new or changed.
@@ -149,6 +172,14 @@ using Routed = std::pair<Pending, AccountRuntime*>;
 struct Job {
   std::vector<Pending> recipients;
   AccountRuntime* account = nullptr;
+  std::string destination;  // the account transport's Destination() of every recipient
+};
+
+// Recipients read ahead of the workers for one account and destination, in list order.
+struct HeldGroup {
+  AccountRuntime* account = nullptr;
+  std::string destination;
+  std::deque<Pending> recipients;
 };
 
 class Run {
@@ -233,13 +264,16 @@ class Run {
                        FormatDuration(task_.sending.pending_delay), task_.id);
   }
   static std::string BlockText(std::uint64_t size) { return fmt::format("pause after a block of {} messages", size); }
-  static std::string LimitText(const AccountRuntime& account, const SendingLimit& limit) {
-    return fmt::format("account \"{}\" reached its sending limit of {}", account.config->name, limit.ToString());
+  static std::string LimitText(const AccountRuntime& account, const RefusedInFlight& refused) {
+    if (!refused.destination.empty()) {
+      return fmt::format("account \"{}\" reached its sending limit of {} for {}", account.config->name,
+                         refused.limit.ToString(), refused.destination);
+    }
+    return fmt::format("account \"{}\" reached its sending limit of {}", account.config->name, refused.limit.ToString());
   }
-  static std::string LimitStopText(const AccountRuntime& account, const SendingLimit& limit, TimePoint until) {
-    return fmt::format("account \"{}\" reached its sending limit of {} (sending.on_limit = \"stop\"); the next "
-                       "message fits at {} UTC",
-                       account.config->name, limit.ToString(), FormatUtc(until));
+  static std::string LimitStopText(const AccountRuntime& account, const RefusedInFlight& refused) {
+    return fmt::format("{} (sending.on_limit = \"stop\"); the next message fits at {} UTC",
+                       LimitText(account, refused), FormatUtc(*refused.retry_at));
   }
   static std::string FormatUtc(TimePoint t) {
     std::time_t seconds = std::chrono::system_clock::to_time_t(t);
@@ -354,47 +388,82 @@ class Run {
     return std::nullopt;
   }
 
-  // In turbo mode a job holds up to the account's recipients per message that go through the
-  // same account to the same destination: a direct account hands one transaction to one
-  // domain's mail exchangers, so recipients of other domains cannot share it. Those that do not
-  // fit the job being built wait in held_ for the next jobs — at most a page of them, so the
-  // dispatcher does not read far ahead of what is sent.
+  // A job holds one recipient, or in turbo mode up to the account's recipients per message that
+  // go through the same account to the same destination (a direct account hands one transaction
+  // to one domain's mail exchangers). Jobs go first to destinations with a free connection: a
+  // list sorted by domain would otherwise have every worker queue for the connections of its
+  // first domain while the account could serve others. Recipients passed over wait in held_ —
+  // at most kHoldLimit, so the dispatcher does not read far ahead of what is sent — and go out
+  // in list order per destination. When every destination is busy, the oldest held one is
+  // handed out and its worker waits for a connection.
   std::optional<Job> TakeJob(std::uint64_t room) {
-    std::optional<Routed> first;
-    if (!held_.empty()) {
-      first = std::move(held_.front());
-      held_.pop_front();
-    } else {
-      first = NextRouted();
+    std::optional<std::size_t> ready;
+    for (std::size_t i = 0; i < held_.size() && !ready; ++i) {
+      if (held_[i].account->HasRoom(held_[i].destination)) ready = i;
     }
-    if (!first) return std::nullopt;
-    Job job;
-    job.account = first->second;
-    job.recipients.push_back(std::move(first->first));
-    if (!turbo_) return job;
-    const std::string destination = job.account->transport->Destination(job.recipients.front().to);
-    auto joins = [&](const Routed& routed) {
-      return routed.second == job.account && routed.second->transport->Destination(routed.first.to) == destination;
-    };
-    std::uint64_t most = std::min<std::uint64_t>(job.account->config->recipients_per_message, room);
-    for (auto it = held_.begin(); it != held_.end() && job.recipients.size() < most;) {
-      if (joins(*it)) {
-        job.recipients.push_back(std::move(it->first));
-        it = held_.erase(it);
-      } else {
-        ++it;
-      }
-    }
-    while (job.recipients.size() < most && held_.size() < kFetchBatch) {
+    while (!ready && held_count_ < kHoldLimit) {
+      // Reading ahead only helps while some account could open another connection.
+      if (!held_.empty() && !AnyAccountHasRoom()) break;
       std::optional<Routed> next = NextRouted();
       if (!next) break;
-      if (joins(*next)) {
+      std::size_t group = Hold(std::move(*next));
+      if (held_[group].account->HasRoom(held_[group].destination)) ready = group;
+    }
+    if (!ready) {
+      if (held_.empty()) return std::nullopt;
+      ready = 0;
+    }
+    HeldGroup& group = held_[*ready];
+    Job job;
+    job.account = group.account;
+    job.destination = group.destination;
+    const std::uint64_t most =
+        turbo_ ? std::min<std::uint64_t>(job.account->config->recipients_per_message, room) : 1;
+    while (!group.recipients.empty() && job.recipients.size() < most) {
+      job.recipients.push_back(std::move(group.recipients.front()));
+      group.recipients.pop_front();
+      --held_count_;
+    }
+    while (job.recipients.size() < most && held_count_ < kHoldLimit) {
+      std::optional<Routed> next = NextRouted();
+      if (!next) break;
+      if (next->second == job.account && job.account->transport->Destination(next->first.to) == job.destination) {
         job.recipients.push_back(std::move(next->first));
       } else {
-        held_.push_back(std::move(*next));
+        Hold(std::move(*next));  // may add a group at the end: indexes stay valid
       }
     }
+    if (held_[*ready].recipients.empty()) held_.erase(held_.begin() + static_cast<std::ptrdiff_t>(*ready));
+    ++job.account->busy[job.destination];
+    ++job.account->busy_total;
     return job;
+  }
+
+  // Adds a routed recipient to its group in held_; returns the group's index.
+  std::size_t Hold(Routed routed) {
+    std::string destination = routed.second->transport->Destination(routed.first.to);
+    std::size_t group = 0;
+    while (group < held_.size() && (held_[group].account != routed.second || held_[group].destination != destination)) {
+      ++group;
+    }
+    if (group == held_.size()) held_.push_back(HeldGroup{routed.second, std::move(destination), {}});
+    held_[group].recipients.push_back(std::move(routed.first));
+    ++held_count_;
+    return group;
+  }
+
+  bool AnyAccountHasRoom() const {
+    for (const AccountRuntime& account : accounts_) {
+      if (account.busy_total < account.config->max_connections) return true;
+    }
+    return false;
+  }
+
+  // A worker finished `job`'s account and destination (wherever failover took its recipients).
+  static void ReleaseBusy(AccountRuntime& account, const std::string& destination) {
+    auto found = account.busy.find(destination);
+    if (--found->second == 0) account.busy.erase(found);
+    --account.busy_total;
   }
 
   // The next job, after the task's block pauses; none when the task's limit is reached or
@@ -433,7 +502,10 @@ class Run {
       std::optional<Job> job = co_await NextJob();
       if (!job) break;
       std::size_t taken = job->recipients.size();
+      AccountRuntime& account = *job->account;
+      std::string destination = job->destination;
       std::size_t given_back = co_await Deliver(std::move(*job));
+      ReleaseBusy(account, destination);
       for (std::size_t i = 0; i < given_back; ++i) pacing_.Unstarted();
       for (std::size_t i = given_back; i < taken; ++i) pacing_.Finished(clock_.Now());
       job_done_.NotifyAll();
@@ -583,6 +655,12 @@ class Run {
       if (account != nullptr) {
         entry.account = account->config->name;
         entry.limits = account->config->limits;
+        std::string destination = account->transport->Destination(pending.to);
+        const DestinationRule* rule = account->config->DestinationRuleFor(destination);
+        if (rule != nullptr && !rule->limits.empty()) {
+          entry.destination = std::move(destination);
+          entry.destination_limits = rule->limits;
+        }
       }
       entries.push_back(std::move(entry));
     }
@@ -661,7 +739,10 @@ class Run {
       // waited for without a connection (none idles through the wait), then checked again with
       // the connection in hand against when the last message really left — connecting or
       // waiting for a free connection may have delayed it — right before this one leaves.
+      // A destination's own minimum wait (direct delivery) applies as well, the same way.
+      MinimumWait* destination_wait = account->DestinationWait(destination);
       TimePoint slot = account->minimum_wait.Reserve(clock_.Now());
+      if (destination_wait != nullptr) slot = std::max(slot, destination_wait->Reserve(clock_.Now()));
       if (slot > clock_.Now()) co_await Sleep(slot);
       if (stopping_) continue;
 
@@ -679,12 +760,14 @@ class Run {
         continue;
       }
       TimePoint leave = account->minimum_wait.NextLeave(clock_.Now());
+      if (destination_wait != nullptr) leave = std::max(leave, destination_wait->NextLeave(clock_.Now()));
       if (leave > clock_.Now()) co_await Sleep(leave);
       if (stopping_) {
         co_await account->pool->Release(std::move(lease));
         continue;
       }
       account->minimum_wait.Left(clock_.Now());
+      if (destination_wait != nullptr) destination_wait->Left(clock_.Now());
 
       // In flight before the message leaves (DESIGN.md, "Delivery guarantees"), counted against
       // the account's sending limits in the same write.
@@ -762,14 +845,14 @@ class Run {
 
       if (!waiting.empty()) {
         if (task_.sending.on_limit == OnLimit::kStop) {
-          if (report_.limit_stop.empty()) report_.limit_stop = LimitStopText(*account, limit->limit, *limit->retry_at);
+          if (report_.limit_stop.empty()) report_.limit_stop = LimitStopText(*account, *limit);
           stopping_ = true;
           given_back += GiveBack(waiting);
           waiting.clear();
         } else {
           if (account->announced_limit != *limit->retry_at) {
             account->announced_limit = *limit->retry_at;
-            observer_.OnWaiting(LimitText(*account, limit->limit), *limit->retry_at);
+            observer_.OnWaiting(LimitText(*account, *limit), *limit->retry_at);
           }
           // A wait of up to a month: it ends early when the task is cancelled meanwhile, and
           // then nothing is left to connect for.
@@ -813,7 +896,8 @@ class Run {
   std::unordered_set<std::int64_t> taken_;  // fetched and not yet decided: never fetched twice
   // Decided recipients still in taken_, with the number of the commit that writes their result.
   std::deque<std::pair<std::int64_t, std::uint64_t>> written_soon_;
-  std::deque<Routed> held_;  // routed, waiting for a turbo job of their account and destination
+  std::deque<HeldGroup> held_;  // read ahead, waiting for a job (see TakeJob)
+  std::size_t held_count_ = 0;  // recipients in held_
   std::int64_t cursor_ = 0;
   bool found_in_pass_ = false;  // the current pass over the store found a recipient not yet taken
   bool exhausted_ = false;
@@ -824,6 +908,17 @@ class Run {
   std::string from_domain_;
   std::chrono::steady_clock::time_point started_;
 };
+
+// How many connections a direct account opens to one recipient domain: the domain's rule, or the
+// account's destination_max_connections. Null for other kinds (one destination, max_connections).
+std::function<std::uint32_t(const std::string&)> DestinationLimit(const AccountConfig& account) {
+  if (account.kind != AccountKind::kDirect) return nullptr;
+  return [&account](const std::string& domain) {
+    const DestinationRule* rule = account.DestinationRuleFor(domain);
+    return rule != nullptr && rule->max_connections > 0 ? rule->max_connections
+                                                        : account.destination_max_connections;
+  };
+}
 
 // A runtime for every account the task can reach: its accounts, and their secondaries.
 Result<std::vector<AccountRuntime>> MakeAccounts(const TaskConfig& task, const AccountSet& accounts,
@@ -860,8 +955,9 @@ Result<std::vector<AccountRuntime>> MakeAccounts(const TaskConfig& task, const A
     runtime.transport = std::move(*transport);
     runtime.pool = std::make_unique<ConnectionPool>(
         *runtime.transport,
-        PoolSettings{config->max_connections, config->reconnect_every, config->pause_between_chunks}, clock,
-        sleeper, io.get_executor());
+        PoolSettings{config->max_connections, config->reconnect_every, config->pause_between_chunks,
+                     DestinationLimit(*config)},
+        clock, sleeper, io.get_executor());
     runtime.overrides.default_reply_to = config->default_reply_to;
     runtime.overrides.default_sender_name = config->default_sender_name;
     runtime.overrides.fixed_sender = config->fixed_sender;

@@ -267,10 +267,8 @@ DirectTransport::DirectTransport(const AccountConfig& account, std::unique_ptr<d
 }
 
 TlsPolicy DirectTransport::PolicyFor(std::string_view domain) const {
-  for (const DestinationRule& rule : account_.destinations) {
-    if (rule.domain == domain && rule.tls_policy) return *rule.tls_policy;
-  }
-  return account_.tls_policy;
+  const DestinationRule* rule = account_.DestinationRuleFor(domain);
+  return rule != nullptr && rule->tls_policy ? *rule->tls_policy : account_.tls_policy;
 }
 
 smtp::SessionOptions DirectTransport::SessionFor(const std::string& host, const std::string& address,

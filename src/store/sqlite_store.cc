@@ -483,10 +483,23 @@ Result<std::optional<RefusedInFlight>> SqliteStore::ApplyInFlight(const InFlight
                                                                    LimitCheck& limits) {
   const std::string_view what = "putting a recipient in flight";
   std::optional<LimitCheck::Refusal> over;
+  bool over_destination = false;  // the refusal is the destination's
+  const bool destination_counted = !entry.account.empty() && !entry.destination.empty();
+  const std::string destination_counter =
+      destination_counted ? DestinationCounter(entry.account, entry.destination) : std::string();
   if (!entry.account.empty()) {
     Result<std::optional<LimitCheck::Refusal>> checked = limits.Check(entry.account, entry.limits);
     if (!checked.ok()) return checked.status();
     over = *checked;
+  }
+  if (destination_counted) {
+    Result<std::optional<LimitCheck::Refusal>> checked = limits.Check(destination_counter, entry.destination_limits);
+    if (!checked.ok()) return checked.status();
+    // The later of the two: at that time one more message fits both.
+    if (*checked && (!over || (*checked)->retry_at > over->retry_at)) {
+      over = *checked;
+      over_destination = true;
+    }
   }
   if (!over) {
     Result<ScopedStatement> update = connection_->Cached(
@@ -499,6 +512,7 @@ Result<std::optional<RefusedInFlight>> SqliteStore::ApplyInFlight(const InFlight
     HERALD_RETURN_IF_ERROR((*update)->Run());
     if (connection_->Changes() == 1) {
       if (!entry.account.empty()) limits.Count(entry.account);
+      if (destination_counted) limits.Count(destination_counter);
       return std::optional<RefusedInFlight>();
     }
   }
@@ -528,6 +542,7 @@ Result<std::optional<RefusedInFlight>> SqliteStore::ApplyInFlight(const InFlight
   refused.reason = RefusedInFlight::Reason::kLimit;
   refused.retry_at = over->retry_at;
   refused.limit = over->limit;
+  if (over_destination) refused.destination = entry.destination;
   return std::optional<RefusedInFlight>(std::move(refused));
 }
 
@@ -577,7 +592,9 @@ Result<ApplyReport> SqliteStore::Apply(const StoreBatch& batch, TimePoint now) {
     }
   }
   for (const InFlight& entry : batch.in_flight) {
-    for (const SendingLimit& limit : entry.limits) {
+    std::vector<SendingLimit> every = entry.limits;
+    every.insert(every.end(), entry.destination_limits.begin(), entry.destination_limits.end());
+    for (const SendingLimit& limit : every) {
       const auto window = static_cast<int>(limit.window);
       if (window < static_cast<int>(LimitWindow::kMinute) || window > static_cast<int>(LimitWindow::kMonth)) {
         return InvalidArgument("recipient " + std::to_string(entry.recipient_id) + ": sending limit " +

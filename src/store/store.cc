@@ -23,6 +23,13 @@ std::optional<RecipientStatus> ParseRecipientStatus(std::string_view name) {
   return std::nullopt;
 }
 
+std::string DestinationCounter(std::string_view account, std::string_view destination) {
+  std::string counter(account);
+  counter += '\n';
+  counter += destination;
+  return counter;
+}
+
 std::uint64_t StatusCounts::total() const {
   return std::accumulate(by_status.begin(), by_status.end(), std::uint64_t{0});
 }

@@ -125,7 +125,16 @@ struct InFlight {
   std::string account;
   // The account's sending limits (see "Sending limits" above); each count at least 1.
   std::vector<SendingLimit> limits;
+  // Direct delivery to a domain with limits of its own: the domain (an A-label), counted under
+  // DestinationCounter(account, destination) and checked against `destination_limits` in the
+  // same way, as well. Empty: the account's limits only. Ignored when `account` is empty.
+  std::string destination;
+  std::vector<SendingLimit> destination_limits;
 };
+
+// The send counter of one destination domain of an account: the account's name and the domain on
+// two lines (a name is always one line, so no account's own counter has this name).
+std::string DestinationCounter(std::string_view account, std::string_view destination);
 
 // An in-flight entry that Apply did not write: the recipient is not sent now.
 struct RefusedInFlight {
@@ -140,6 +149,7 @@ struct RefusedInFlight {
   // empty and `limit` default.
   std::optional<TimePoint> retry_at;
   SendingLimit limit;
+  std::string destination;  // kLimit: the domain whose limit it is (InFlight::destination); empty: the account's
 };
 
 struct ApplyReport {

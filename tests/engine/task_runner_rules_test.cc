@@ -751,5 +751,123 @@ TEST_F(TaskRunnerRulesTest, TurboThroughAPickupAccountIsRefused) {
   EXPECT_TRUE(relay().transactions.empty());
 }
 
+// --- per destination (direct delivery)
+
+// A direct account, as the fake stands in for it: one destination per recipient domain.
+std::string DirectAccount(std::string_view settings) {
+  return fmt::format("[[account]]\nname = \"mx\"\nkind = \"direct\"\nhelo_name = \"mail.example.com\"\n{}\n", settings);
+}
+
+// `per_domain` recipients of each domain, the list sorted by domain.
+std::string SortedByDomain(const std::vector<std::string>& domains, int per_domain) {
+  std::string csv = "email,name\n";
+  for (const std::string& domain : domains) {
+    for (int i = 0; i < per_domain; ++i) csv += fmt::format("r{}@{},R\n", i, domain);
+  }
+  return csv;
+}
+
+TEST_F(TaskRunnerRulesTest, EachDestinationStaysUnderItsConnectionLimitAndTheAccountUnderItsTotal) {
+  WriteRecipients(SortedByDomain({"a.example", "b.example", "c.example", "d.example"}, 12));
+  WriteAccounts(DirectAccount("max_connections = 5\ndestination_max_connections = 2\n"
+                              "[[account.destination]]\ndomain = \"b.example\"\nmax_connections = 1\n"
+                              "[[account.destination]]\ndomain = \"c.example\"\nmax_connections = 3\n"));
+  LoadConfig("[sending]\nconcurrency = 16\n");
+  FakeTransport& mx = transports_.For("mx");
+  mx.destination_is_domain = true;
+  mx.send_time = seconds(1);
+  RunReport report = Run();
+  EXPECT_EQ(report.sent, 48u);
+  EXPECT_EQ(mx.max_open_to["a.example"], 2);
+  EXPECT_EQ(mx.max_open_to["b.example"], 1) << "the domain's own limit";
+  EXPECT_EQ(mx.max_open_to["c.example"], 3) << "the domain's own limit, above the account's default";
+  EXPECT_EQ(mx.max_open_to["d.example"], 2);
+  EXPECT_LE(mx.max_open_connections, 5) << "the account's total";
+  EXPECT_EQ(mx.max_sends_in_progress, 5) << "a list sorted by domain is still sent over every connection allowed";
+}
+
+TEST_F(TaskRunnerRulesTest, AListSortedByDomainKeepsEveryConnectionBusy) {
+  // 8 domains of 10 recipients in list order; 2 connections per domain, 8 sends at once: the
+  // dispatcher reads ahead to the next domains instead of queueing every worker on the first.
+  WriteRecipients(SortedByDomain({"a.example", "b.example", "c.example", "d.example", "e.example", "f.example",
+                                  "g.example", "h.example"},
+                                 10));
+  WriteAccounts(DirectAccount("max_connections = 8\ndestination_max_connections = 2\n"));
+  LoadConfig("[sending]\nconcurrency = 8\n");
+  FakeTransport& mx = transports_.For("mx");
+  mx.destination_is_domain = true;
+  mx.send_time = seconds(1);
+  RunReport report = Run();
+  EXPECT_EQ(report.sent, 80u);
+  EXPECT_EQ(mx.max_sends_in_progress, 8);
+  // 80 sends of 1 s over 8 connections: 10 s, not the 40 s of 2 connections at a time.
+  EXPECT_LE(clock_.Now() - t0_, seconds(12)) << Offset(clock_.Now());
+  for (const auto& [domain, most] : mx.max_open_to) EXPECT_LE(most, 2) << domain;
+  // Each domain's recipients still go in list order.
+  std::vector<std::string> a;
+  for (const std::string& to : EnvelopeRecipients(mx)) {
+    if (to.ends_with("@a.example")) a.push_back(to);
+  }
+  ASSERT_EQ(a.size(), 10u);
+  EXPECT_EQ(a.front(), "r0@a.example");
+}
+
+TEST_F(TaskRunnerRulesTest, TheAccountsTotalClosesAnIdleConnectionOfAnotherDestination) {
+  WriteRecipients("email,name\na@a.example,A\nb@b.example,B\nc@c.example,C\na2@a.example,A\n");
+  WriteAccounts(DirectAccount("max_connections = 2\n"));
+  LoadConfig();
+  FakeTransport& mx = transports_.For("mx");
+  mx.destination_is_domain = true;
+  RunReport report = Run();
+  EXPECT_EQ(report.sent, 4u);
+  EXPECT_EQ(mx.max_open_connections, 2);
+  EXPECT_EQ(mx.connects, 4) << "a.example's idle connection made room for c.example, then came back";
+  EXPECT_EQ(mx.open_connections, 0) << "all closed at the end";
+}
+
+TEST_F(TaskRunnerRulesTest, ADestinationsMinimumWaitSpacesOnlyItsMessages) {
+  WriteRecipients("email,name\no1@example.org,O\nc1@example.com,C\no2@example.org,O\nc2@example.com,C\n"
+                  "o3@example.org,O\nc3@example.com,C\n");
+  WriteAccounts(DirectAccount("max_connections = 4\n[[account.destination]]\ndomain = \"example.org\"\n"
+                              "minimum_wait = \"30s\"\n"));
+  LoadConfig("[sending]\nconcurrency = 4\n");
+  FakeTransport& mx = transports_.For("mx");
+  mx.destination_is_domain = true;
+  mx.send_time = seconds(1);
+  RunReport report = Run();
+  EXPECT_EQ(report.sent, 6u);
+  std::vector<TimePoint> org;
+  std::vector<TimePoint> com;
+  for (const SentMessage& transaction : mx.transactions) {
+    (transaction.envelope.recipients[0].ends_with("example.org") ? org : com).push_back(transaction.at);
+  }
+  std::sort(org.begin(), org.end());
+  ASSERT_EQ(org.size(), 3u);
+  EXPECT_GE(org[1] - org[0], seconds(30)) << Offsets(org)[1];
+  EXPECT_GE(org[2] - org[1], seconds(30)) << Offsets(org)[2];
+  for (TimePoint at : com) EXPECT_LT(at - t0_, seconds(5)) << "example.com does not wait: " << Offset(at);
+}
+
+TEST_F(TaskRunnerRulesTest, ADestinationsSendingLimitHoldsOnlyItsMessages) {
+  WriteRecipients("email,name\nc1@example.com,C\no1@example.org,O\no2@example.org,O\no3@example.org,O\n"
+                  "c2@example.com,C\n");
+  WriteAccounts(DirectAccount("limits = [\"100/hour\"]\n[[account.destination]]\ndomain = \"example.org\"\n"
+                              "limits = [\"2/hour\"]\n"));
+  LoadConfig();
+  FakeTransport& mx = transports_.For("mx");
+  mx.destination_is_domain = true;
+  RunReport report = Run();
+  EXPECT_EQ(report.sent, 5u);
+  std::vector<RecordingObserver::Wait> waits = observer_.WaitsFor("sending limit of 2/hour for example.org");
+  ASSERT_EQ(waits.size(), 1u) << (observer_.waits.empty() ? "no wait" : observer_.waits.front().why);
+  std::vector<TimePoint> org;
+  for (const SentMessage& transaction : mx.transactions) {
+    if (transaction.envelope.recipients[0].ends_with("example.org")) org.push_back(transaction.at);
+  }
+  ASSERT_EQ(org.size(), 3u);
+  EXPECT_TRUE(AtMostInAnyWindow(org, 2, hours(1)));
+  EXPECT_GE(org[2] - org[0], hours(1));
+}
+
 }  // namespace
 }  // namespace herald

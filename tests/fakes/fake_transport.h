@@ -62,6 +62,8 @@ class FakeTransport final : public Transport {
   int dropped_idle = 0;  // sends that found their connection dropped for idling
   int open_connections = 0;
   int max_open_connections = 0;
+  std::map<std::string, int> open_to;      // by destination
+  std::map<std::string, int> max_open_to;  // by destination
   int sends_in_progress = 0;
   int max_sends_in_progress = 0;
 
@@ -78,7 +80,8 @@ class FakeTransport final : public Transport {
     if (failure != connect_failure_for.end()) co_return ConnectResult{nullptr, failure->second};
     ++open_connections;
     max_open_connections = std::max(max_open_connections, open_connections);
-    co_return ConnectResult{std::make_unique<FakeConnection>(*this), {}};
+    max_open_to[destination] = std::max(max_open_to[destination], ++open_to[destination]);
+    co_return ConnectResult{std::make_unique<FakeConnection>(*this, destination), {}};
   }
 
   static Outcome Reply(Disposition disposition, Scope scope, int code, std::string enhanced, std::string text) {
@@ -121,10 +124,9 @@ class FakeTransport final : public Transport {
 
   class FakeConnection final : public Connection {
    public:
-    explicit FakeConnection(FakeTransport& owner) : owner_(owner), last_used_(owner.Now()) {}
-    ~FakeConnection() override {
-      if (!closed_) --owner_.open_connections;
-    }
+    FakeConnection(FakeTransport& owner, std::string destination)
+        : owner_(owner), destination_(std::move(destination)), last_used_(owner.Now()) {}
+    ~FakeConnection() override { Closed(); }
 
     asio::awaitable<std::vector<Outcome>> Send(Envelope envelope,
                                                std::shared_ptr<const MessageData> message) override {
@@ -158,8 +160,7 @@ class FakeTransport final : public Transport {
     bool reusable() const override { return !closed_; }
 
     asio::awaitable<void> Close() override {
-      if (!closed_) --owner_.open_connections;
-      closed_ = true;
+      Closed();
       co_return;
     }
 
@@ -171,7 +172,15 @@ class FakeTransport final : public Transport {
       return outcome;
     }
 
+    void Closed() {
+      if (closed_) return;
+      --owner_.open_connections;
+      --owner_.open_to[destination_];
+      closed_ = true;
+    }
+
     FakeTransport& owner_;
+    std::string destination_;
     TimePoint last_used_;
     bool closed_ = false;
   };

@@ -79,6 +79,9 @@ Status AiosmtpdServer::StartOnce() {
   if (o.require_starttls) process.argv.push_back("--require-starttls");
   if (o.auth_require_tls) process.argv.push_back("--auth-require-tls");
   if (o.auth_required) process.argv.push_back("--auth-required");
+  if (o.data_delay.count() > 0) {
+    process.argv.insert(process.argv.end(), {"--data-delay", std::to_string(o.data_delay.count() / 1000.0)});
+  }
   process.log_file = log_file_;
   // Debian's Python with its own modules only: nothing from another interpreter's environment.
   process.environment = {"PYTHONPATH=", "PYTHONHOME=", "PYTHONNOUSERSITE=1",
@@ -115,6 +118,9 @@ std::vector<RecordedMessage> AiosmtpdServer::Messages() const {
     message.helo = StringOrEmpty(record, "helo");
     message.auth_user = StringOrEmpty(record, "auth_user");
     message.tls = record.value("tls", false);
+    message.sessions_open = record.value("sessions_open", 0);
+    message.max_sessions_open = record.value("max_sessions_open", 0);
+    message.received_at = record.value("received_at", 0.0);
     message.data = ReadTextFile(path.substr(0, path.size() - 5) + ".eml");
     messages.push_back(std::move(message));
   }

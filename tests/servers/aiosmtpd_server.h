@@ -30,6 +30,7 @@ struct AiosmtpdOptions {
   bool auth_required = false;     // MAIL needs AUTH first
   int64_t data_size_limit = 33'554'432;
   std::string hostname = "aiosmtpd.herald.test";
+  milliseconds data_delay{0};  // each message takes this long at the end of data (sessions overlap)
   std::chrono::seconds lifetime{900};  // the server stops by itself after this
   milliseconds start_timeout{15000};
 };
@@ -44,6 +45,9 @@ struct RecordedMessage {
   std::string auth_user;                  // "" without AUTH
   bool tls = false;                       // STARTTLS done or implicit TLS
   std::string data;                       // the message after dot-unstuffing, CRLF line ends
+  int sessions_open = 0;      // client connections open when it was accepted, its own included
+  int max_sessions_open = 0;  // the most connections open at once until then
+  double received_at = 0;     // when it was accepted, Unix seconds
 };
 
 class AiosmtpdServer {

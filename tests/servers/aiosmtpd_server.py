@@ -6,7 +6,9 @@ every accepted message in --out as two files, written in this order:
 
   NNNNNN.eml   the message exactly as the client sent it (after dot-unstuffing, CRLF line ends)
   NNNNNN.json  the envelope: mail_from, rcpt_tos, mail_options, rcpt_options, helo, peer,
-               auth_user (null without AUTH), tls (true after STARTTLS or on an implicit-TLS port)
+               auth_user (null without AUTH), tls (true after STARTTLS or on an implicit-TLS port),
+               sessions_open (client connections open at the end of data, this one included),
+               max_sessions_open (the most open at once so far), received_at (Unix seconds)
 
 so a .json file means its message is complete. Stops on SIGTERM, SIGINT, or after --lifetime seconds.
 """
@@ -18,6 +20,7 @@ import os
 import signal
 import ssl
 import sys
+import time
 import warnings
 
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
@@ -26,12 +29,24 @@ from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 class Recorder:
     """aiosmtpd handler: writes each message and its envelope to the output folder."""
 
-    def __init__(self, out_dir, implicit_tls):
+    def __init__(self, out_dir, implicit_tls, data_delay):
         self.out_dir = out_dir
         self.implicit_tls = implicit_tls
+        self.data_delay = data_delay
         self.count = 0
+        self.sessions_open = 0
+        self.max_sessions_open = 0
+
+    def SessionOpened(self):
+        self.sessions_open += 1
+        self.max_sessions_open = max(self.max_sessions_open, self.sessions_open)
+
+    def SessionClosed(self):
+        self.sessions_open -= 1
 
     async def handle_DATA(self, server, session, envelope):
+        if self.data_delay > 0:
+            await asyncio.sleep(self.data_delay)  # a slow server: sessions overlap
         self.count += 1
         base = os.path.join(self.out_dir, "%06d" % self.count)
         auth_user = None
@@ -46,10 +61,29 @@ class Recorder:
             "peer": "%s:%s" % tuple(session.peer[:2]) if session.peer else None,
             "auth_user": auth_user,
             "tls": self.implicit_tls or session.ssl is not None,
+            "sessions_open": self.sessions_open,
+            "max_sessions_open": self.max_sessions_open,
+            "received_at": time.time(),
         }
         WriteAtomically(base + ".eml", envelope.original_content)
         WriteAtomically(base + ".json", json.dumps(record, indent=1).encode("utf-8"))
         return "250 2.0.0 Ok: recorded as %06d" % self.count
+
+
+class CountingSMTP(SMTP):
+    """aiosmtpd's SMTP protocol, telling the recorder when a client connects and leaves."""
+
+    def __init__(self, recorder, **kwargs):
+        super().__init__(recorder, **kwargs)
+        self.recorder = recorder
+
+    def connection_made(self, transport):
+        self.recorder.SessionOpened()
+        super().connection_made(transport)
+
+    def connection_lost(self, error):
+        self.recorder.SessionClosed()
+        super().connection_lost(error)
 
 
 def WriteAtomically(path, data):
@@ -100,6 +134,7 @@ def main():
     parser.add_argument("--auth-required", action="store_true")
     parser.add_argument("--data-size-limit", type=int, default=33554432)
     parser.add_argument("--hostname", default="aiosmtpd.herald.test")
+    parser.add_argument("--data-delay", type=float, default=0, help="seconds each message takes")
     parser.add_argument("--lifetime", type=float, default=600, help="stop after this many seconds")
     args = parser.parse_args()
 
@@ -108,10 +143,10 @@ def main():
         tls_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         tls_context.load_cert_chain(args.cert, args.key)
     users = ReadUsers(args.users) if args.users else None
-    recorder = Recorder(args.out, args.implicit_tls)
+    recorder = Recorder(args.out, args.implicit_tls, args.data_delay)
 
     def Factory():
-        return SMTP(
+        return CountingSMTP(
             recorder,
             hostname=args.hostname,
             data_size_limit=args.data_size_limit,

@@ -84,6 +84,8 @@ struct Servers {
   test_servers::ServerProcess busy;
   std::string busy_log;
   std::unique_ptr<AiosmtpdServer> tls;
+  // Slow mail exchangers that count their open sessions (per-destination connection limits).
+  std::unique_ptr<AiosmtpdServer> slow_a, slow_b;
   std::unique_ptr<HttpsServer> policies;  // the MTA-STS policy hosts, on 127.0.0.9
   std::unique_ptr<DnsmasqServer> dns;
 
@@ -117,7 +119,20 @@ struct Servers {
     CertificateFiles certificate = ca->Issue("mx-tls", {"mx.tls.example"});
     options.tls = {certificate.certificate, certificate.key};
     tls = std::make_unique<AiosmtpdServer>(options);
-    return tls->Start().WithContext("aiosmtpd");
+    HERALD_RETURN_IF_ERROR(tls->Start().WithContext("aiosmtpd"));
+    HERALD_RETURN_IF_ERROR(StartSlow(slow_a, "slow-a", "127.0.0.10"));
+    return StartSlow(slow_b, "slow-b", "127.0.0.11");
+  }
+
+  Status StartSlow(std::unique_ptr<AiosmtpdServer>& server, const std::string& name, const std::string& host) {
+    AiosmtpdOptions options;
+    options.directory = dir.Path(name);
+    options.host = host;
+    options.port = port;
+    options.hostname = name + ".herald.example";
+    options.data_delay = std::chrono::milliseconds(100);
+    server = std::make_unique<AiosmtpdServer>(options);
+    return server->Start().WithContext(name);
   }
 
   Status StartBusy() {
@@ -143,6 +158,8 @@ struct Servers {
     for (auto* sink : {&a, &b, &implicit, &idn, &v6}) sink->reset();
     busy.Stop();
     tls.reset();
+    slow_a.reset();
+    slow_b.reset();
   }
 
   // MTA-STS policies (RFC 8461 §3.2): tls.example and wrongcert.example enforce their own MX,
@@ -201,7 +218,9 @@ struct Servers {
                   {"wrongcert.example", "mx.wrongcert.example", 10},
                   {"outside.example", "mx.outside.example", 10},
                   {"testing.example", "mx.testing.example", 10},
-                  {"redirect.example", "mx.redirect.example", 10}};
+                  {"redirect.example", "mx.redirect.example", 10},
+                  {"slow-a.example", "mx.slow-a.example", 10},
+                  {"slow-b.example", "mx.slow-b.example", 10}};
     options.hosts = {{"mx-a.pref.example", "127.0.0.2", ""},   {"mx-b.pref.example", "127.0.0.3", ""},
                      {"mx-a.equal.example", "127.0.0.2", ""},  {"mx-b.equal.example", "127.0.0.3", ""},
                      {"down.refused.example", "127.0.0.7", ""}, {"mx.refused.example", "127.0.0.3", ""},
@@ -211,7 +230,8 @@ struct Servers {
                      {"mx.v6.example", "127.0.0.7", "::1"},
                      {"mx.tls.example", "127.0.0.8", ""},      {"mx.wrongcert.example", "127.0.0.8", ""},
                      {"mx.outside.example", "127.0.0.8", ""},  {"mx.testing.example", "127.0.0.8", ""},
-                     {"mx.redirect.example", "127.0.0.2", ""}};
+                     {"mx.redirect.example", "127.0.0.2", ""},
+                     {"mx.slow-a.example", "127.0.0.10", ""}, {"mx.slow-b.example", "127.0.0.11", ""}};
     for (const char* domain : {"tls", "wrongcert", "outside", "testing", "redirect"}) {
       options.hosts.push_back({fmt::format("mta-sts.{}.example", domain), "127.0.0.9", ""});
       options.txt.push_back({fmt::format("_mta-sts.{}.example", domain), "v=STSv1; id=20261123;"});
@@ -694,6 +714,18 @@ class Results final : public RunObserver {
   std::vector<std::string> warnings;
 };
 
+// Loads the task file and its accounts as herald does and runs the task on a store beside it.
+Result<RunReport> RunTaskFile(const std::string& task_file, Transports& transports, Results& results) {
+  Result<TaskConfig> task = LoadTask(task_file);
+  if (!task.ok()) return task.status();
+  Result<AccountSet> accounts = LoadAccounts(task->accounts_file);
+  if (!accounts.ok()) return accounts.status();
+  Result<std::unique_ptr<SqliteStore>> store = SqliteStore::Open(task->store_file);
+  if (!store.ok()) return store.status();
+  SystemClock clock;
+  return RunTask(*task, *accounts, **store, clock, transports, results);
+}
+
 TEST_F(DirectDeliveryTest, RunTaskDeliversDirectlyToSeveralDomainsAndExcludedOnesThroughTheRelay) {
   std::string accounts = DirectAccount::AccountsToml(*servers_,
                                                      "max_connections = 2\n"
@@ -735,16 +767,9 @@ TEST_F(DirectDeliveryTest, RunTaskDeliversDirectlyToSeveralDomainsAndExcludedOne
                                      "[sending]\n"
                                      "accounts = [\"direct\"]\n"
                                      "concurrency = 4\n");
-  Result<TaskConfig> task = LoadTask(task_file);
-  ASSERT_TRUE(task.ok()) << task.status().ToString();
-  Result<AccountSet> account_set = LoadAccounts(task->accounts_file);
-  ASSERT_TRUE(account_set.ok()) << account_set.status().ToString();
-  Result<std::unique_ptr<SqliteStore>> store = SqliteStore::Open(task->store_file);
-  ASSERT_TRUE(store.ok()) << store.status().ToString();
   Transports transports;
   Results results;
-  SystemClock clock;
-  Result<RunReport> report = RunTask(*task, *account_set, **store, clock, transports, results);
+  Result<RunReport> report = RunTaskFile(task_file, transports, results);
   ASSERT_TRUE(report.ok()) << report.status().ToString();
 
   auto transcript = [&] {
@@ -787,6 +812,65 @@ TEST_F(DirectDeliveryTest, RunTaskDeliversDirectlyToSeveralDomainsAndExcludedOne
   EXPECT_EQ(WaitForRecipients(*servers_->v6, "run-", 1), std::vector<std::string>{"run-ida@v6.example"});
   EXPECT_EQ(sorted(WaitForRecipients(*servers_->relay, "run-", 2)), sorted(relayed));
   EXPECT_THAT(RecipientsAt(*servers_->relay, "run-"), Not(Contains(HasSubstr("pref.example"))));
+}
+
+TEST_F(DirectDeliveryTest, EachDestinationGetsAtMostItsConnectionsAndDestinationsAreServedInParallel) {
+  // Two slow mail exchangers (100 ms per message) count their own sessions. The list is sorted by
+  // domain; 8 sends at once, 2 connections per domain by default, 1 for slow-b.example.
+  std::string accounts = DirectAccount::AccountsToml(*servers_,
+                                                     "max_connections = 8\n"
+                                                     "destination_max_connections = 2\n"
+                                                     "[[account.destination]]\n"
+                                                     "domain = \"slow-b.example\"\n"
+                                                     "max_connections = 1\n");
+  dir_.Write("accounts.toml", accounts);
+  constexpr int kEach = 16;
+  std::string csv = "email\n";
+  for (const char* domain : {"slow-a.example", "slow-b.example"}) {
+    for (int i = 0; i < kEach; ++i) csv += fmt::format("limit{}@{}\n", i, domain);
+  }
+  dir_.Write("recipients.csv", csv);
+  std::string task_file = dir_.Write("task.toml",
+                                     "id = \"direct-limits\"\n"
+                                     "[message]\n"
+                                     "from = \"News <news@herald.example>\"\n"
+                                     "subject = \"Hello\"\n"
+                                     "text = \"This is for {%recipient%}.\\n\"\n"
+                                     "[recipients]\n"
+                                     "file = \"recipients.csv\"\n"
+                                     "[sending]\n"
+                                     "concurrency = 8\n");
+  Transports transports;
+  Results results;
+  Result<RunReport> report = RunTaskFile(task_file, transports, results);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_EQ(report->sent, 2u * kEach);
+
+  Result<std::vector<test_servers::RecordedMessage>> a = servers_->slow_a->WaitForMessages(kEach);
+  Result<std::vector<test_servers::RecordedMessage>> b = servers_->slow_b->WaitForMessages(kEach);
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  ASSERT_TRUE(b.ok()) << b.status().ToString();
+  auto most_open = [](const std::vector<test_servers::RecordedMessage>& messages) {
+    int most = 0;
+    for (const auto& message : messages) most = std::max(most, message.max_sessions_open);
+    return most;
+  };
+  // Counted by the servers: the limits held, and were used.
+  EXPECT_EQ(most_open(*a), 2) << "slow-a.example: the account's destination_max_connections";
+  EXPECT_EQ(most_open(*b), 1) << "slow-b.example: its own max_connections";
+  // The destinations were served at the same time, not one after the other: slow-b.example got
+  // mail before slow-a.example's last message although the list names all of slow-a.example first.
+  auto first = [](const std::vector<test_servers::RecordedMessage>& messages) {
+    double at = messages.front().received_at;
+    for (const auto& message : messages) at = std::min(at, message.received_at);
+    return at;
+  };
+  auto last = [](const std::vector<test_servers::RecordedMessage>& messages) {
+    double at = 0;
+    for (const auto& message : messages) at = std::max(at, message.received_at);
+    return at;
+  };
+  EXPECT_LT(first(*b), last(*a));
 }
 
 }  // namespace

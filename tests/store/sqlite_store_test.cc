@@ -965,6 +965,40 @@ TEST_P(SqliteStoreTest, ABurstInOneBatchGetsExactlyTheLimit) {
   EXPECT_EQ(Counts()[RecipientStatus::kInFlight], 400u);
 }
 
+TEST_P(SqliteStoreTest, ADestinationsLimitIsCountedApartFromItsAccountsAndBothMustFit) {
+  const std::vector<std::int64_t> ids = SetUpTask(6);
+  const TimePoint t0 = clock_.Now();
+  auto to = [](std::int64_t id, std::string destination, std::vector<SendingLimit> limits) {
+    InFlight entry{id, "mx", {Limit("4/hour")}};
+    entry.destination = std::move(destination);
+    entry.destination_limits = std::move(limits);
+    return entry;
+  };
+  StoreBatch batch;
+  batch.in_flight = {to(ids[0], "example.org", {Limit("1/hour")}), to(ids[1], "example.org", {Limit("1/hour")}),
+                     to(ids[2], "example.net", {Limit("5/hour")})};
+  Result<ApplyReport> report = store_->Apply(batch, t0);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  ASSERT_EQ(report->refused.size(), 1u);
+  ExpectLimitRefusal(report->refused[0], ids[1], Limit("1/hour"), t0 + hours(1) + seconds(59) + milliseconds(999),
+                     "example.org's own limit");
+  EXPECT_EQ(report->refused[0].destination, "example.org");
+  EXPECT_EQ(*store_->CountSends("mx", t0, t0 + hours(1)), 2u) << "the account counts every destination";
+  EXPECT_EQ(*store_->CountSends(DestinationCounter("mx", "example.org"), t0, t0 + hours(1)), 1u);
+  EXPECT_EQ(*store_->CountSends(DestinationCounter("mx", "example.net"), t0, t0 + hours(1)), 1u);
+
+  // The account's limit (4/hour, 2 used) refuses too, whatever room the destination has left;
+  // the refusal names the limit that has room last.
+  batch.in_flight = {to(ids[3], "example.net", {Limit("5/hour")}), to(ids[4], "example.net", {Limit("5/hour")}),
+                     to(ids[5], "example.net", {Limit("5/hour")})};
+  report = store_->Apply(batch, t0 + minutes(1));
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  ASSERT_EQ(report->refused.size(), 1u);
+  EXPECT_EQ(report->refused[0].recipient_id, ids[5]);
+  EXPECT_TRUE(report->refused[0].destination.empty()) << "the account's limit, not the destination's";
+  EXPECT_EQ(*store_->CountSends(DestinationCounter("mx", "example.net"), t0, t0 + hours(1)), 3u);
+}
+
 TEST_P(SqliteStoreTest, AccountsAreCountedApartAndOnlyWhenNamed) {
   const std::vector<std::int64_t> ids = SetUpTask(8);
   const TimePoint t0 = clock_.Now();

@@ -1,17 +1,25 @@
 #include "engine/internal/connection_pool.h"
 
+#include <algorithm>
+
 namespace herald::engine_internal {
 
 ConnectionPool::ConnectionPool(Transport& transport, PoolSettings settings, const Clock& clock, Sleeper& sleeper,
                                asio::any_io_executor executor)
     : transport_(transport),
-      settings_(settings),
+      settings_(std::move(settings)),
       clock_(clock),
       sleeper_(sleeper),
       executor_(executor),
       released_(executor) {}
 
+std::uint32_t ConnectionPool::DestinationLimit(const std::string& destination) const {
+  if (!settings_.destination_limit) return settings_.max_connections;
+  return std::clamp<std::uint32_t>(settings_.destination_limit(destination), 1, settings_.max_connections);
+}
+
 asio::awaitable<Lease> ConnectionPool::Acquire(std::string destination, std::function<bool()> stop) {
+  const std::uint32_t limit = DestinationLimit(destination);
   while (true) {
     Destination& slot = destinations_[destination];
     if (!slot.idle.empty()) {
@@ -22,16 +30,23 @@ asio::awaitable<Lease> ConnectionPool::Acquire(std::string destination, std::fun
       }
       co_await idle.connection->Close();  // idle too long: the server may have dropped it
       --destinations_[destination].open;
+      --open_;
       continue;
     }
-    if (slot.open < settings_.max_connections) {
+    if (slot.open < limit && open_ >= settings_.max_connections) {
+      // The account is at its total: an idle connection to another destination makes room.
+      if (co_await CloseOldestIdle()) continue;
+    }
+    if (slot.open < limit && open_ < settings_.max_connections) {
       ++slot.open;
+      ++open_;
       TimePoint resume = slot.next_connect_after;
       if (resume > clock_.Now()) co_await sleeper_.SleepUntil(resume, std::move(stop));
       ConnectResult connected = co_await transport_.Connect(destination);
       Destination& after = destinations_[destination];
       if (connected.connection == nullptr) {
         --after.open;
+        --open_;
         released_.NotifyAll();
         co_return Lease{nullptr, std::move(connected.failure), destination, 0};
       }
@@ -40,6 +55,22 @@ asio::awaitable<Lease> ConnectionPool::Acquire(std::string destination, std::fun
     }
     co_await released_.Wait();
   }
+}
+
+asio::awaitable<bool> ConnectionPool::CloseOldestIdle() {
+  Destination* oldest = nullptr;
+  for (auto& [name, slot] : destinations_) {
+    if (slot.idle.empty()) continue;
+    if (oldest == nullptr || slot.idle.front().since < oldest->idle.front().since) oldest = &slot;
+  }
+  if (oldest == nullptr) co_return false;
+  Idle idle = std::move(oldest->idle.front());
+  oldest->idle.erase(oldest->idle.begin());
+  // Counted as closed before the QUIT, so that nobody else closes another one for the same room.
+  --oldest->open;
+  --open_;
+  co_await idle.connection->Close();
+  co_return true;
 }
 
 asio::awaitable<void> ConnectionPool::Release(Lease lease) {
@@ -54,6 +85,7 @@ asio::awaitable<void> ConnectionPool::Release(Lease lease) {
   co_await lease.connection->Close();
   Destination& slot = destinations_[lease.destination];
   --slot.open;
+  --open_;
   if (chunk_done) slot.next_connect_after = clock_.Now() + settings_.pause_between_chunks;
   released_.NotifyAll();
 }
@@ -65,6 +97,7 @@ asio::awaitable<void> ConnectionPool::CloseAll() {
     for (Idle& entry : idle) {
       co_await entry.connection->Close();
       --slot.open;
+      --open_;
     }
   }
 }

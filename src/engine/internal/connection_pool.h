@@ -1,5 +1,8 @@
-// ConnectionPool: the open connections of one account (per destination), at most
-// max_connections of them; each carries at most `reconnect_every` messages and is then closed,
+// ConnectionPool: the open connections of one account, at most max_connections of them in all
+// and at most the destination's limit to one destination (direct delivery: a recipient domain;
+// relays and folders have the one destination ""). When the account is at its total and a
+// destination without a connection needs one, an idle connection of another destination is
+// closed to make room. Each connection carries at most `reconnect_every` messages and is then closed,
 // the next connection opened after `pause_between_chunks` (DESIGN.md, per account). A connection
 // that reports itself not reusable (after an error) is dropped, never handed out again, and so is
 // one left idle longer than kMaxIdle. The pause is kept on the engine's Clock and waited out
@@ -25,9 +28,11 @@
 namespace herald::engine_internal {
 
 struct PoolSettings {
-  std::uint32_t max_connections = 1;
+  std::uint32_t max_connections = 1;  // open at once, over all destinations
   std::uint32_t reconnect_every = 999;
   Duration pause_between_chunks{0};
+  // Open at once to one destination; null: max_connections.
+  std::function<std::uint32_t(const std::string& destination)> destination_limit;
 };
 
 // A connection lent for one message; give it back with ConnectionPool::Release().
@@ -60,6 +65,9 @@ class ConnectionPool {
   // Closes every idle connection (QUIT).
   asio::awaitable<void> CloseAll();
 
+  // How many connections may be open to `destination` at once (never more than max_connections).
+  std::uint32_t DestinationLimit(const std::string& destination) const;
+
   std::uint64_t connections_opened() const { return connections_opened_; }
 
  private:
@@ -80,7 +88,11 @@ class ConnectionPool {
   Sleeper& sleeper_;
   asio::any_io_executor executor_;
   Event released_;
+  // Closes the idle connection that has waited longest, of any destination; false when none is idle.
+  asio::awaitable<bool> CloseOldestIdle();
+
   std::map<std::string, Destination> destinations_;
+  std::uint32_t open_ = 0;  // over all destinations
   std::uint64_t connections_opened_ = 0;
 };
 
