@@ -112,6 +112,9 @@ struct AccountConfig {
   Duration minimum_wait{0};
   std::vector<SendingLimit> limits;
   std::uint32_t recipients_per_message = 50;  // turbo mode: recipients in one transaction
+  // The largest message this account takes, in bytes as sent (encoded); 0: no limit of its own
+  // (an SMTP server's SIZE still applies). The provider's limit, e.g. 25 MB.
+  std::uint64_t max_message_size = 0;
 
   // Failover and routing.
   std::string secondary;  // name of the fallback account; empty: none

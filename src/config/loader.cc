@@ -401,6 +401,7 @@ AccountConfig ReadAccount(TableReader& table, const std::string& file) {
   if (table.Has("limits")) account.limits = ReadLimits(table);
   account.recipients_per_message = static_cast<std::uint32_t>(
       table.Integer("recipients_per_message", 1, 1000).value_or(account.recipients_per_message));
+  account.max_message_size = table.ByteSize("max_message_size").value_or(0);
 
   // Failover and routing.
   account.secondary = table.NonEmptyString("secondary").value_or("");

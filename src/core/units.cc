@@ -108,4 +108,38 @@ Result<SendingLimit> ParseSendingLimit(std::string_view text) {
   return limit;
 }
 
+Result<std::uint64_t> ParseByteSize(std::string_view text) {
+  std::size_t digits = 0;
+  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
+  struct Unit {
+    std::string_view name;
+    std::uint64_t bytes;
+  };
+  // In capitals: the unit is compared in capitals ("25mb" is meant as 25 MB).
+  static constexpr Unit kUnits[] = {{"", 1},          {"B", 1},           {"KB", 1000},      {"MB", 1000000},
+                                    {"GB", 1000000000}, {"KIB", 1u << 10}, {"MIB", 1u << 20}, {"GIB", 1u << 30}};
+  std::uint64_t count = 0;
+  std::string unit(text.substr(digits));
+  for (char& c : unit) c = static_cast<char>(c >= 'a' && c <= 'z' ? c - 'a' + 'A' : c);
+  for (const Unit& known : kUnits) {
+    if (unit != known.name || !ParseCount(text.substr(0, digits), count)) continue;
+    if (count > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()) / known.bytes) break;
+    return count * known.bytes;
+  }
+  return InvalidArgument(fmt::format(
+      "\"{}\" is not a size like \"25MB\", \"500KB\", \"10MiB\" or a number of bytes (at most 2^63)", text));
+}
+
+std::string FormatByteSize(std::uint64_t bytes) {
+  if (bytes < 1000) return fmt::format("{} bytes", bytes);
+  static constexpr std::string_view kUnits[] = {"KB", "MB", "GB", "TB", "PB", "EB"};
+  double value = static_cast<double>(bytes) / 1000;
+  std::size_t unit = 0;
+  while (value >= 999.95 && unit + 1 < std::size(kUnits)) {
+    value /= 1000;
+    ++unit;
+  }
+  return fmt::format("{:.1f} {}", value, kUnits[unit]);
+}
+
 }  // namespace herald

@@ -1,5 +1,5 @@
-// The user-facing units of configuration: durations ("90s", "2m", "1h30m") and sending limits
-// ("200/hour", "10000/month"). Pure functions, thread-safe.
+// The user-facing units of configuration: durations ("90s", "2m", "1h30m"), sending limits
+// ("200/hour", "10000/month") and sizes ("25MB"). Pure functions, thread-safe.
 #pragma once
 
 #include <cstdint>
@@ -33,5 +33,13 @@ struct SendingLimit {
 
 // Parses "<count>/<window>", window one of minute, hour, day, week, month; count at least 1.
 Result<SendingLimit> ParseSendingLimit(std::string_view text);
+
+// Parses a size in bytes: an integer with an optional unit, B, KB, MB, GB (powers of 1,000, as
+// mail providers state their limits) or KiB, MiB, GiB (powers of 1,024): "25MB", "500KB",
+// "10MiB", "1048576"; units in any case ("25mb"). Errors say what was expected; so does a size beyond 2^63 bytes.
+Result<std::uint64_t> ParseByteSize(std::string_view text);
+
+// A size for people: "512 bytes", "700.0 KB", "25.0 MB", "1.2 GB" (powers of 1,000, one decimal).
+std::string FormatByteSize(std::uint64_t bytes);
 
 }  // namespace herald

@@ -283,6 +283,16 @@ class Run {
     std::strftime(buffer, sizeof buffer, "%Y-%m-%d %H:%M:%S", &utc);
     return buffer;
   }
+  static Outcome TooLarge(const AccountRuntime& account, std::size_t size) {
+    Outcome outcome;
+    outcome.disposition = Disposition::kPermanent;
+    outcome.scope = Scope::kMessage;
+    outcome.stage = Stage::kPrepare;
+    outcome.text = fmt::format("the message is {} ({} bytes), over the max_message_size of {} of account \"{}\"",
+                               FormatByteSize(size), size, FormatByteSize(account.config->max_message_size),
+                               account.config->name);
+    return outcome;
+  }
   static std::string ColumnMismatch() { return "the stored recipient does not match the task's columns"; }
 
   // Stable across retries, unique across tasks (the nonce) and recipients (the id).
@@ -725,6 +735,11 @@ class Run {
         for (const Pending& pending : recipients) FailBeforeSending(pending.record, composed.message());
         co_return given_back;
       }
+      if (account->config->max_message_size > 0 && message->size() > account->config->max_message_size) {
+        std::size_t failed_back =
+            co_await FailAll(std::move(recipients), TooLarge(*account, message->size()), account->config->name);
+        co_return given_back + failed_back;
+      }
 
       // Direct delivery that cannot reach the recipients' domain (Scope::kDestination): they get
       // the outcome, without another connect in this run; the account and its other
@@ -973,6 +988,23 @@ Result<std::vector<AccountRuntime>> MakeAccounts(const TaskConfig& task, const A
   return runtimes;
 }
 
+// Every message carries the task's attachments: when they alone are over an account's
+// max_message_size, no message could go, and the task stops before the first one.
+Status CheckAttachmentsFit(const TaskConfig& task, const PreparedTask& prepared,
+                           const std::vector<AccountRuntime>& accounts) {
+  const std::size_t attachments = prepared.composer->attachments_size();
+  for (const AccountRuntime& account : accounts) {
+    const std::uint64_t limit = account.config->max_message_size;
+    if (limit == 0 || attachments <= limit) continue;
+    return InvalidArgument(fmt::format(
+        "{}: the attachments make every message at least {} ({} bytes encoded), over the max_message_size of {} "
+        "of account \"{}\" ({}); leave out or shrink an attachment, or send a link to it instead",
+        task.path, FormatByteSize(attachments), attachments, FormatByteSize(limit), account.config->name,
+        account.config->origin));
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 Result<RunReport> RunTask(const TaskConfig& task, const AccountSet& accounts, Store& store, const Clock& clock,
@@ -989,6 +1021,7 @@ Result<RunReport> RunTask(const TaskConfig& task, const AccountSet& accounts, St
   Sleeper& sleeper = options.sleeper != nullptr ? *options.sleeper : steady_sleeper;
   Result<std::vector<AccountRuntime>> runtimes = MakeAccounts(task, accounts, transports, observer, clock, sleeper, io);
   if (!runtimes.ok()) return runtimes.status();
+  HERALD_RETURN_IF_ERROR(CheckAttachmentsFit(task, *prepared, *runtimes));
 
   Result<TaskRecord> record = SyncTask(task, *columns, prepared->address_column, store, clock, observer, report);
   if (!record.ok()) return record.status();

@@ -257,6 +257,10 @@ struct MessageComposer::Impl {
 MessageComposer::MessageComposer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 MessageComposer::~MessageComposer() = default;
 
+std::size_t MessageComposer::attachments_size() const {
+  return impl_->attachments == nullptr ? 0 : impl_->attachments->size();
+}
+
 Result<std::shared_ptr<const MessageComposer>> MessageComposer::Create(ComposerSpec spec, FieldSet fields) {
   auto impl = std::make_unique<Impl>(Impl{.fields = std::move(fields)});
   Impl& m = *impl;

@@ -102,6 +102,10 @@ class MessageComposer {
   // unusable, or the message-id is not of the form left@right.
   Status Compose(const RecipientParts& recipient, MessageData& out) const;
 
+  // The bytes every message of the task carries whatever the recipient: its attachments, encoded,
+  // with their MIME headers. No message is smaller (a size limit below it fails them all).
+  std::size_t attachments_size() const;
+
  private:
   struct Impl;
   explicit MessageComposer(std::unique_ptr<Impl> impl);

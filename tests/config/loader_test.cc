@@ -53,6 +53,7 @@ only_recipients = ["*@example.org", "boss@example.net"]
 fixed_sender = "relay@example.com"
 default_reply_to = "Help <help@example.com>"
 default_sender_name = "Example"
+max_message_size = "25MB"
 
 [account.pop_before_smtp]
 host = "pop.example.com"
@@ -104,6 +105,7 @@ mailbox = "news@example.com"
   EXPECT_EQ(relay.port, 587);
   EXPECT_EQ(relay.security, Security::kStartTls);
   EXPECT_EQ(relay.ca_file, dir_.Path("ca.pem"));
+  EXPECT_EQ(relay.max_message_size, 25000000u);
   EXPECT_EQ(relay.auth, AuthMode::kPassword);
   EXPECT_EQ(relay.password.env, "RELAY_PASSWORD");
   EXPECT_EQ(relay.password_mechanisms,
@@ -142,6 +144,7 @@ mailbox = "news@example.com"
   EXPECT_EQ(gmail.auth, AuthMode::kXoauth2);
   EXPECT_EQ(gmail.limits, (std::vector<SendingLimit>{{2000, LimitWindow::kDay}}));
   EXPECT_EQ(gmail.recipients_per_message, 100u);
+  EXPECT_EQ(gmail.max_message_size, 0u) << "the server's SIZE decides";
 
   EXPECT_EQ(got->Find("exchange")->password.file, dir_.Path("secret.txt"));
   EXPECT_EQ(got->Find("m365")->client_secret.env, "GRAPH_SECRET");
@@ -177,6 +180,10 @@ TEST_F(LoadAccountsTest, ErrorsNameFileLineKeyAndExpectation) {
        {"limits", "\"0/hour\" is not a sending limit"}},
       {"[[account]]\nname = \"a\"\nkind = \"smtp\"\nhost = \"mail.example.com\"\ntimeout = \"5 minutes\"\n",
        {"timeout", "is not a duration"}},
+      {"[[account]]\nname = \"a\"\nkind = \"smtp\"\nhost = \"mail.example.com\"\nmax_message_size = \"25 MB\"\n",
+       {":5:", "account[0].max_message_size", "\"25 MB\" is not a size like \"25MB\""}},
+      {"[[account]]\nname = \"a\"\nkind = \"smtp\"\nhost = \"mail.example.com\"\nmax_message_size = -1\n",
+       {"account[0].max_message_size", "got a negative integer"}},
       {"[[account]]\nname = \"a\"\nkind = \"smtp\"\nhost = \"mail.exa mple.com\"\n", {"account[0].host"}},
       {"[[account]]\nname = \"a\"\nkind = \"smtp\"\nhost = \"[2001:db8::1]\"\nsecurity = \"ssl\"\n",
        {"security", "\"ssl\" is not one of \"none\", \"starttls\", \"tls\""}},

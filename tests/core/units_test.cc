@@ -62,5 +62,39 @@ TEST(ParseSendingLimitTest, RejectsMalformedLimits) {
   }
 }
 
+TEST(ParseByteSizeTest, AcceptsBytesAndDecimalAndBinaryUnits) {
+  EXPECT_EQ(*ParseByteSize("1048576"), 1048576u);
+  EXPECT_EQ(*ParseByteSize("0"), 0u);
+  EXPECT_EQ(*ParseByteSize("512B"), 512u);
+  EXPECT_EQ(*ParseByteSize("500KB"), 500000u);
+  EXPECT_EQ(*ParseByteSize("25MB"), 25000000u);
+  EXPECT_EQ(*ParseByteSize("2GB"), 2000000000u);
+  EXPECT_EQ(*ParseByteSize("1KiB"), 1024u);
+  EXPECT_EQ(*ParseByteSize("10MiB"), 10485760u);
+  EXPECT_EQ(*ParseByteSize("3GiB"), 3221225472u);
+  EXPECT_EQ(*ParseByteSize("25mb"), 25000000u);
+  EXPECT_EQ(*ParseByteSize("10mib"), 10485760u);
+}
+
+TEST(ParseByteSizeTest, RejectsWhatIsNotASize) {
+  for (const char* text : {"", "MB", "25 MB", "25M", "-1", "2.5MB", "25MBs", "99999999999GB",
+                           "18446744073709551616"}) {
+    Result<std::uint64_t> got = ParseByteSize(text);
+    ASSERT_FALSE(got.ok()) << "accepted \"" << text << "\"";
+    EXPECT_NE(got.status().message().find("is not a size like"), std::string::npos) << got.status().message();
+  }
+}
+
+TEST(FormatByteSizeTest, OneDecimalInTheLargestUnitBelowAThousand) {
+  EXPECT_EQ(FormatByteSize(0), "0 bytes");
+  EXPECT_EQ(FormatByteSize(999), "999 bytes");
+  EXPECT_EQ(FormatByteSize(1000), "1.0 KB");
+  EXPECT_EQ(FormatByteSize(700 * 1024), "716.8 KB");
+  EXPECT_EQ(FormatByteSize(25000000), "25.0 MB");
+  EXPECT_EQ(FormatByteSize(999960), "1.0 MB") << "not \"1000.0 KB\"";
+  EXPECT_EQ(FormatByteSize(13981013), "14.0 MB");
+  EXPECT_EQ(FormatByteSize(UINT64_MAX), "18.4 EB");
+}
+
 }  // namespace
 }  // namespace herald

@@ -869,5 +869,35 @@ TEST_F(TaskRunnerRulesTest, ADestinationsSendingLimitHoldsOnlyItsMessages) {
   EXPECT_GE(org[2] - org[0], hours(1));
 }
 
+// --- message size
+
+TEST_F(TaskRunnerRulesTest, AMessageOverTheAccountsMaxMessageSizeFailsAloneWithItsSize) {
+  WriteRecipients("email,name,note\nanna@example.com,Anna,short\n"
+                  "bob@example.com,Bob," + std::string(3000, 'x') + "\ncarla@example.org,Carla,short\n");
+  WriteAccounts(Account("relay", "max_message_size = \"2KB\""));
+  LoadConfig("", "html = \"<p>{%note%}</p>\"\n");
+  RunReport report = Run();
+  EXPECT_EQ(report.sent, 2u);
+  EXPECT_EQ(report.failed, 1u);
+  const AttemptResult& bob = observer_.results.at("bob@example.com");
+  EXPECT_EQ(bob.status, RecipientStatus::kFailed);
+  EXPECT_THAT(bob.error.text, HasSubstr("over the max_message_size of 2.0 KB of account \"relay\""));
+  EXPECT_THAT(bob.error.text, ::testing::ContainsRegex("the message is [0-9.]+ KB \\([0-9]+ bytes\\)"));
+  EXPECT_THAT(EnvelopeRecipients(relay()), ElementsAre("anna@example.com", "carla@example.org"))
+      << "nothing of it reached the server";
+}
+
+TEST_F(TaskRunnerRulesTest, AttachmentsOverAnAccountsMaxMessageSizeStopTheTaskBeforeTheFirstMessage) {
+  dir_.Write("report.pdf", std::string(30000, 'p'));
+  WriteAccounts(Account("relay", "max_message_size = \"25KB\""));
+  LoadConfig("", "attachments = [\"report.pdf\"]\n");
+  Result<RunReport> report = TryRun();
+  ASSERT_FALSE(report.ok());
+  EXPECT_THAT(report.status().message(), HasSubstr("the attachments make every message at least 41.3 KB"));
+  EXPECT_THAT(report.status().message(), HasSubstr("over the max_message_size of 25.0 KB of account \"relay\""));
+  EXPECT_THAT(report.status().message(), HasSubstr("accounts.toml:1"));
+  EXPECT_TRUE(relay().transactions.empty());
+}
+
 }  // namespace
 }  // namespace herald

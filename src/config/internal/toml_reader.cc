@@ -134,6 +134,26 @@ std::optional<std::int64_t> TableReader::Integer(std::string_view key, std::int6
   return n;
 }
 
+std::optional<std::uint64_t> TableReader::ByteSize(std::string_view key) {
+  const toml::node* node = Node(key);
+  if (node == nullptr) return std::nullopt;
+  if (const auto* bytes = node->as_integer(); bytes != nullptr && bytes->get() >= 0) {
+    return static_cast<std::uint64_t>(bytes->get());
+  }
+  const auto* text = node->as_string();
+  if (text == nullptr) {
+    Error(key, fmt::format("expected a size like \"25MB\" or a number of bytes, got {}",
+                           node->is_integer() ? "a negative integer" : TypeName(*node)));
+    return std::nullopt;
+  }
+  Result<std::uint64_t> size = ParseByteSize(text->get());
+  if (!size.ok()) {
+    Error(key, size.status().message());
+    return std::nullopt;
+  }
+  return *size;
+}
+
 std::optional<double> TableReader::Number(std::string_view key, double min, double max) {
   const toml::node* node = Node(key);
   if (node == nullptr) return std::nullopt;

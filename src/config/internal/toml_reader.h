@@ -55,6 +55,8 @@ class TableReader {
   std::optional<double> Number(std::string_view key, double min, double max);
   std::optional<bool> Bool(std::string_view key);
   std::optional<Duration> DurationValue(std::string_view key);
+  // A size in bytes: a string with a unit ("25MB", core/units.h) or an integer of bytes.
+  std::optional<std::uint64_t> ByteSize(std::string_view key);
   // An array of strings (a single string is accepted as a list of one).
   std::optional<std::vector<std::string>> StringList(std::string_view key);
   // One of the listed words; the error lists them.
