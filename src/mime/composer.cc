@@ -447,8 +447,13 @@ Result<std::shared_ptr<const MessageComposer>> MessageComposer::Create(ComposerS
   m.content_head += first_part;
   m.single_part = !both && attachments.empty();
   if (!attachments.empty()) {
+    // Each attachment's data is moved into the shared tail and let go at once: a large one is held
+    // twice only while it is copied, never three times (reallocations of a growing tail).
     std::string tail;
-    for (const PreparedAttachment& attachment : attachments) {
+    std::size_t size = 0;
+    for (const PreparedAttachment& attachment : attachments) size += attachment.data.size() + 1024;
+    tail.reserve(size);
+    for (PreparedAttachment& attachment : attachments) {
       tail += fmt::format("\r\n--{}\r\n", mixed);
       HeaderLine type(tail, "Content-Type");
       type.AddPlain(" ", attachment.content_type);
@@ -461,6 +466,7 @@ Result<std::shared_ptr<const MessageComposer>> MessageComposer::Create(ComposerS
       tail += attachment.seven_bit ? "Content-Transfer-Encoding: 7bit\r\n\r\n"
                                    : "Content-Transfer-Encoding: base64\r\n\r\n";
       tail += attachment.data;
+      std::string().swap(attachment.data);
     }
     tail += fmt::format("\r\n--{}--\r\n", mixed);
     m.attachments = std::make_shared<const std::string>(std::move(tail));
