@@ -7,10 +7,12 @@
 // and TTL (MX, A, AAAA) when the cache holds.
 //
 //   build/bench/direct_bench [--recipients 100000] [--domains 1000] [--exchangers 4]
-//                            [--concurrency 64] [--connections 2] [--ttl 300]
+//                            [--concurrency 64] [--connections 2] [--total 64] [--ttl 300]
 //                            [--order mixed|grouped]
 //
-// --connections is the account's max_connections (per destination domain); --order mixed lists
+// --connections is the account's destination_max_connections (per domain), --total its
+// max_connections (over all domains; idle connections of other domains are closed to make room
+// for a new one); --order mixed lists
 // the recipients domain after domain in turn (r0@d0, r1@d1, ...), grouped lists each domain's
 // recipients together. Every run is checked: the sinks' own counters (smtp-sink -c) must add up
 // to N messages and herald must report N sent. Needs dnsmasq and smtp-sink (Debian packages
@@ -52,6 +54,7 @@ struct Options {
   int exchangers = 4;
   int concurrency = 64;
   int connections = 2;
+  int total = 64;
   int ttl = 300;
   bool grouped = false;
 };
@@ -59,7 +62,7 @@ struct Options {
 [[noreturn]] void Usage(const char* problem) {
   std::fprintf(stderr,
                "direct_bench: %s\nusage: direct_bench [--recipients N] [--domains D] [--exchangers E] "
-               "[--concurrency C] [--connections K] [--ttl S] [--order mixed|grouped]\n",
+               "[--concurrency C] [--connections K] [--total T] [--ttl S] [--order mixed|grouped]\n",
                problem);
   std::exit(2);
 }
@@ -80,6 +83,7 @@ Options ParseOptions(int argc, char** argv) {
     else if (arg == "--exchangers") options.exchangers = number(1, 200);
     else if (arg == "--concurrency") options.concurrency = number(1, 256);
     else if (arg == "--connections") options.connections = number(1, 256);
+    else if (arg == "--total") options.total = number(1, 256);
     else if (arg == "--ttl") options.ttl = number(1, 86'400);
     else if (arg == "--order" && i + 1 < argc) {
       std::string order = argv[++i];
@@ -239,8 +243,9 @@ int Run(const Options& options) {
                                          "port = {}\n"
                                          "helo_name = \"sender.bench.example\"\n"
                                          "max_connections = {}\n"
+                                         "destination_max_connections = {}\n"
                                          "timeout = \"30s\"\n",
-                                         dns.Address(), port, options.connections));
+                                         dns.Address(), port, options.total, options.connections));
   std::string task_file = dir.Write("task.toml", fmt::format("id = \"direct-bench\"\n"
                                                              "title = \"Direct delivery benchmark\"\n"
                                                              "[message]\n"
@@ -284,9 +289,9 @@ int Run(const Options& options) {
   double domains = options.domains;
   std::printf(
       "direct: %d recipients, %d domains (%d without MX), %d mail exchangers, concurrency %d, "
-      "max_connections %d per domain, %s order, TTL %d s\n",
+      "%d connections per domain, %d in all, %s order, TTL %d s\n",
       options.recipients, options.domains, options.domains / 10, options.exchangers, options.concurrency,
-      options.connections, options.grouped ? "grouped" : "mixed", options.ttl);
+      options.connections, options.total, options.grouped ? "grouped" : "mixed", options.ttl);
   std::printf("  sent %llu, failed %llu, deferred %llu; the sinks counted %lld\n",
               static_cast<unsigned long long>(report->sent), static_cast<unsigned long long>(report->failed),
               static_cast<unsigned long long>(report->deferred), static_cast<long long>(received));
