@@ -59,6 +59,17 @@ Outcome NoResult() {
   return outcome;
 }
 
+// A destination none of whose mail exchangers could be used (Scope::kDestination). Permanent
+// (a null MX, a domain that does not exist): its recipients fail for the rest of the run.
+// Temporary: not tried again before retry_at; its recipients are postponed until then without an
+// attempt, and the delay grows with each failure in a row (store.h, "Destination backoff").
+struct DownDestination {
+  Outcome outcome;      // permanent: what its recipients get
+  DeliveryError error;  // temporary: the last failure, as stored
+  int failures = 0;                   // temporary failures in a row, over runs
+  std::optional<TimePoint> retry_at;  // none: permanent
+};
+
 // The account's path through the engine for this run.
 struct AccountRuntime {
   const AccountConfig* config = nullptr;
@@ -67,8 +78,9 @@ struct AccountRuntime {
   AccountOverrides overrides;
   MinimumWait minimum_wait{Duration(0)};
   std::optional<Outcome> failure;  // set once the account failed as a whole in this run
-  // Direct delivery: destinations (recipient domains) that could not be reached in this run.
-  std::map<std::string, Outcome> failed_destinations;
+  // Direct delivery: destinations (recipient domains) that could not be reached — in this run,
+  // or (temporary failures) in an earlier one, as the store's destination backoff says.
+  std::map<std::string, DownDestination> down;
   // Direct delivery: the minimum waits of the destinations that have their own.
   std::map<std::string, MinimumWait> destination_waits;
   TimePoint announced_limit{};     // the sending-limit wait last told to the observer
@@ -701,6 +713,40 @@ class Run {
     co_return given_back;
   }
 
+  // A destination could not be reached: permanent for the rest of the run, or backed off —
+  // until the task's retry delay for its failures in a row has passed — for this run and (through
+  // the store) every other. Parallel sends that fail together count as one failure.
+  void NoteDestinationDown(AccountRuntime& account, const std::string& destination, const Outcome& failure) {
+    DownDestination& down = account.down[destination];
+    const TimePoint now = clock_.Now();
+    if (failure.disposition == Disposition::kPermanent) {
+      down = DownDestination{failure, ToDeliveryError(failure), 0, std::nullopt};
+      return;
+    }
+    if (down.retry_at && *down.retry_at > now) return;  // already counted
+    down.error = ToDeliveryError(failure);
+    down.failures += 1;
+    down.retry_at = now + RetryDelay(task_.sending, down.failures);
+    DestinationBackoff backoff{account.config->name, destination, down.failures, *down.retry_at, down.error};
+    if (Status saved = store_.SetDestinationBackoff(backoff); !saved.ok()) Stop(saved);
+  }
+
+  // Defers `recipients` of a backed-off destination until its next try, without an attempt.
+  void Postpone(const std::vector<Pending>& recipients, const std::string& destination, const DownDestination& down,
+                const AccountRuntime& account) {
+    for (const Pending& pending : recipients) {
+      AttemptResult result;
+      result.recipient_id = pending.record.id;
+      result.status = RecipientStatus::kDeferred;
+      result.next_attempt_at = *down.retry_at;
+      result.error = down.error;
+      result.error.text += fmt::format(" ({} is not tried again before {} UTC, after {} failure(s) in a row)",
+                                       destination, FormatUtc(*down.retry_at), down.failures);
+      result.postponed = true;
+      Record(pending.record, std::move(result), account.config->name);
+    }
+  }
+
   static bool IsRefused(const std::vector<RefusedInFlight>& refused, std::int64_t id) {
     for (const RefusedInFlight& entry : refused) {
       if (entry.recipient_id == id) return true;
@@ -741,13 +787,19 @@ class Run {
         co_return given_back + failed_back;
       }
 
-      // Direct delivery that cannot reach the recipients' domain (Scope::kDestination): they get
-      // the outcome, without another connect in this run; the account and its other
-      // destinations go on, and there is no failover.
+      // Direct delivery to a domain that could not be reached (Scope::kDestination): its
+      // recipients fail (permanent) or wait for the domain's next try without an attempt; the
+      // account and its other destinations go on, and there is no failover.
       std::string destination = account->transport->Destination(recipients.front().to);
-      if (auto dead = account->failed_destinations.find(destination); dead != account->failed_destinations.end()) {
-        std::size_t failed_back = co_await FailAll(std::move(recipients), dead->second, account->config->name);
-        co_return given_back + failed_back;
+      if (auto down = account->down.find(destination); down != account->down.end()) {
+        if (!down->second.retry_at) {
+          std::size_t failed_back = co_await FailAll(std::move(recipients), down->second.outcome, account->config->name);
+          co_return given_back + failed_back;
+        }
+        if (clock_.Now() < *down->second.retry_at) {
+          Postpone(recipients, destination, down->second, *account);
+          co_return given_back + recipients.size();
+        }
       }
 
       // The account's minimum wait between the starts of two messages: the slot is reserved and
@@ -768,11 +820,20 @@ class Run {
           co_return given_back + GiveBack(recipients);
         }
         if (lease.failure.scope == Scope::kDestination) {
-          account->failed_destinations.emplace(destination, lease.failure);
-        } else {
-          NoteAccountFailure(*account, lease.failure);
+          // These recipients had their attempt; the destination's others wait (see above).
+          NoteDestinationDown(*account, destination, lease.failure);
+          std::size_t failed_back = co_await FailAll(std::move(recipients), lease.failure, account->config->name);
+          co_return given_back + failed_back;
         }
+        NoteAccountFailure(*account, lease.failure);
         continue;
+      }
+      if (auto down = account->down.find(destination); down != account->down.end()) {
+        // Reachable again: its failures are forgotten, here and for every later run.
+        account->down.erase(down);
+        if (Status cleared = store_.ClearDestinationBackoff(account->config->name, destination); !cleared.ok()) {
+          Stop(cleared);
+        }
       }
       TimePoint leave = account->minimum_wait.NextLeave(clock_.Now());
       if (destination_wait != nullptr) leave = std::max(leave, destination_wait->NextLeave(clock_.Now()));
@@ -1022,6 +1083,14 @@ Result<RunReport> RunTask(const TaskConfig& task, const AccountSet& accounts, St
   Result<std::vector<AccountRuntime>> runtimes = MakeAccounts(task, accounts, transports, observer, clock, sleeper, io);
   if (!runtimes.ok()) return runtimes.status();
   HERALD_RETURN_IF_ERROR(CheckAttachmentsFit(task, *prepared, *runtimes));
+  for (AccountRuntime& account : *runtimes) {
+    if (account.config->kind != AccountKind::kDirect) continue;
+    Result<std::vector<DestinationBackoff>> backoffs = store.DestinationBackoffs(account.config->name);
+    if (!backoffs.ok()) return backoffs.status();
+    for (const DestinationBackoff& backoff : *backoffs) {
+      account.down[backoff.destination] = DownDestination{{}, backoff.error, backoff.failures, backoff.retry_at};
+    }
+  }
 
   Result<TaskRecord> record = SyncTask(task, *columns, prepared->address_column, store, clock, observer, report);
   if (!record.ok()) return record.status();

@@ -457,9 +457,12 @@ Result<std::vector<RecipientRecord>> SqliteStore::FetchDue(std::string_view task
 }
 
 Status SqliteStore::ApplyResult(const AttemptResult& result, std::int64_t now_ms) {
+  // A postponed recipient was never put in flight: it changes only while still due.
   Result<ScopedStatement> update = connection_->Cached(
-      "UPDATE recipients SET status = ?2, next_attempt_at = ?3, last_code = ?4, last_enhanced = ?5, "
-      "last_text = ?6, account = ?7, updated_at = ?8 WHERE id = ?1",
+      result.postponed ? "UPDATE recipients SET status = ?2, next_attempt_at = ?3, last_code = ?4, last_enhanced = ?5, "
+                         "last_text = ?6, account = ?7, updated_at = ?8 WHERE id = ?1 AND status IN (0, 4)"
+                       : "UPDATE recipients SET status = ?2, next_attempt_at = ?3, last_code = ?4, last_enhanced = ?5, "
+                         "last_text = ?6, account = ?7, updated_at = ?8 WHERE id = ?1",
       "recording a delivery result");
   if (!update.ok()) return update.status();
   (*update)->BindInt(1, result.recipient_id);
@@ -472,7 +475,7 @@ Status SqliteStore::ApplyResult(const AttemptResult& result, std::int64_t now_ms
   (*update)->BindText(7, result.account);
   (*update)->BindInt(8, now_ms);
   HERALD_RETURN_IF_ERROR((*update)->Run());
-  if (connection_->Changes() == 0) {
+  if (connection_->Changes() == 0 && !result.postponed) {
     return NotFound(FileName() + ": recording a delivery result: recipient " + std::to_string(result.recipient_id) +
                     " does not exist");
   }
@@ -585,6 +588,9 @@ Result<ApplyReport> SqliteStore::Apply(const StoreBatch& batch, TimePoint now) {
     if (!IsValidStatus(result.status) || !IsResultStatus(result.status)) {
       return InvalidArgument("recipient " + std::to_string(result.recipient_id) + ": " +
                              std::string(RecipientStatusName(result.status)) + " is not the result of an attempt");
+    }
+    if (result.postponed && result.status != RecipientStatus::kDeferred) {
+      return InvalidArgument("recipient " + std::to_string(result.recipient_id) + ": only a deferral can be postponed");
     }
     if (result.status == RecipientStatus::kDeferred && !result.next_attempt_at) {
       return InvalidArgument("recipient " + std::to_string(result.recipient_id) +
@@ -778,6 +784,67 @@ Result<std::uint64_t> SqliteStore::CountSends(std::string_view account, TimePoin
   if (!row.ok()) return row.status();
   if (!*row) return std::uint64_t{0};
   return static_cast<std::uint64_t>((*query)->ColumnInt(0));
+}
+
+// --- destination backoff
+
+Result<std::vector<DestinationBackoff>> SqliteStore::DestinationBackoffs(std::string_view account) {
+  const std::string what = "reading the backed-off destinations of account " + Quote(account);
+  Result<ScopedStatement> query = connection_->Cached(
+      "SELECT destination, failures, retry_at, last_code, last_enhanced, last_text FROM destination_backoff "
+      "WHERE account = ?1 ORDER BY destination",
+      what);
+  if (!query.ok()) return query.status();
+  (*query)->BindText(1, account);
+  std::vector<DestinationBackoff> backoffs;
+  while (true) {
+    Result<bool> row = (*query)->Step();
+    if (!row.ok()) return row.status();
+    if (!*row) return backoffs;
+    DestinationBackoff backoff;
+    backoff.account = std::string(account);
+    backoff.destination = (*query)->ColumnText(0);
+    backoff.failures = static_cast<int>((*query)->ColumnInt(1));
+    backoff.retry_at = FromUnixMillis((*query)->ColumnInt(2));
+    backoff.error.reply_code = static_cast<int>((*query)->ColumnInt(3));
+    backoff.error.enhanced_status = (*query)->ColumnText(4);
+    backoff.error.text = (*query)->ColumnText(5);
+    if (backoff.failures < 1) {
+      return Damaged(FileName(), "destination " + Quote(backoff.destination) + " of account " + Quote(account) +
+                                     " has " + std::to_string(backoff.failures) + " failures");
+    }
+    backoffs.push_back(std::move(backoff));
+  }
+}
+
+Status SqliteStore::SetDestinationBackoff(const DestinationBackoff& backoff) {
+  if (backoff.failures < 1) {
+    return InvalidArgument("destination " + Quote(backoff.destination) + ": a backoff needs at least one failure");
+  }
+  Result<ScopedStatement> insert = connection_->Cached(
+      "INSERT OR REPLACE INTO destination_backoff "
+      "(account, destination, failures, retry_at, last_code, last_enhanced, last_text) "
+      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+      "recording that destination " + Quote(backoff.destination) + " failed");
+  if (!insert.ok()) return insert.status();
+  (*insert)->BindText(1, backoff.account);
+  (*insert)->BindText(2, backoff.destination);
+  (*insert)->BindInt(3, backoff.failures);
+  (*insert)->BindInt(4, ToUnixMillis(backoff.retry_at));
+  (*insert)->BindInt(5, backoff.error.reply_code);
+  (*insert)->BindText(6, backoff.error.enhanced_status);
+  (*insert)->BindText(7, backoff.error.text);
+  return (*insert)->Run();
+}
+
+Status SqliteStore::ClearDestinationBackoff(std::string_view account, std::string_view destination) {
+  Result<ScopedStatement> remove = connection_->Cached(
+      "DELETE FROM destination_backoff WHERE account = ?1 AND destination = ?2",
+      "forgetting the failures of destination " + Quote(destination));
+  if (!remove.ok()) return remove.status();
+  (*remove)->BindText(1, account);
+  (*remove)->BindText(2, destination);
+  return (*remove)->Run();
 }
 
 }  // namespace herald

@@ -88,6 +88,9 @@ class SqliteStore final : public Store {
                           const std::function<Status(const RecipientRecord&)>& visit) override;
 
   Result<std::uint64_t> CountSends(std::string_view account, TimePoint from, TimePoint until) override;
+  Result<std::vector<DestinationBackoff>> DestinationBackoffs(std::string_view account) override;
+  Status SetDestinationBackoff(const DestinationBackoff& backoff) override;
+  Status ClearDestinationBackoff(std::string_view account, std::string_view destination) override;
 
  private:
   SqliteStore(std::unique_ptr<store_internal::Connection> connection, const Options& options);

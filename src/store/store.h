@@ -88,6 +88,24 @@ struct AttemptResult {
   std::optional<TimePoint> next_attempt_at;         // required for kDeferred
   DeliveryError error;
   std::string account;
+  // kDeferred without an attempt (its destination is backed off): the recipient was not put in
+  // flight, and is deferred only while it is still due (kUnsent or kDeferred) — one cancelled or
+  // taken by another process meanwhile is left as it is.
+  bool postponed = false;
+};
+
+// Destination backoff. A destination of a direct account (a recipient domain) none of whose mail
+// exchangers could be used — a temporary failure with Scope::kDestination — is not tried again
+// before retry_at, by any run or process sharing the store: its recipients are postponed until
+// then without an attempt. The delay grows with the failures in a row (the task's retry delay
+// and backoff); the row goes when the destination takes a connection again.
+struct DestinationBackoff {
+  std::string account;
+  std::string destination;
+  int failures = 0;  // in a row, at least 1
+  TimePoint retry_at{};
+  DeliveryError error;  // the last failure
+  friend bool operator==(const DestinationBackoff&, const DestinationBackoff&) = default;
 };
 
 // Sending limits. A limit "N per window" (SendingLimit) holds in every window of the window's
@@ -243,6 +261,14 @@ class Store {
   // Counted per minute of `at`: a minute that overlaps [from, until) counts whole, so a window
   // whose ends are not on whole minutes may count more than was sent in it, never fewer.
   virtual Result<std::uint64_t> CountSends(std::string_view account, TimePoint from, TimePoint until) = 0;
+
+  // --- destination backoff (see DestinationBackoff)
+  // The account's backed-off destinations, in destination order.
+  virtual Result<std::vector<DestinationBackoff>> DestinationBackoffs(std::string_view account) = 0;
+  // Records a destination's failure (replacing what was recorded for it).
+  virtual Status SetDestinationBackoff(const DestinationBackoff& backoff) = 0;
+  // The destination took a connection: forgets its failures. Absent: nothing to do.
+  virtual Status ClearDestinationBackoff(std::string_view account, std::string_view destination) = 0;
 };
 
 }  // namespace herald

@@ -52,6 +52,11 @@ Outcome AccountDown(std::string text) {  // the whole account fails (Postfix's s
   return FakeTransport::Reply(Disposition::kTemporary, Scope::kAccount, 421, "4.3.2", std::move(text));
 }
 
+// A direct account, as the fake stands in for it: one destination per recipient domain.
+std::string DirectAccount(std::string_view settings) {
+  return fmt::format("[[account]]\nname = \"mx\"\nkind = \"direct\"\nhelo_name = \"mail.example.com\"\n{}\n", settings);
+}
+
 // Direct delivery cannot reach one recipient domain: only its recipients get the outcome.
 Outcome DestinationDown(Disposition disposition, std::string text) {
   Outcome outcome = FakeTransport::Reply(disposition, Scope::kDestination, 0, "", std::move(text));
@@ -596,7 +601,71 @@ TEST_F(TaskRunnerRulesTest, UnreachableDestinationFailsOnlyItsRecipients) {
   EXPECT_EQ(observer_.accounts.at("dora@example.org"), "mx");
   EXPECT_EQ(observer_.results.at("emil@example.net").status, RecipientStatus::kFailed);
   EXPECT_EQ(mx.connects_to["example.org"], 1) << "an unreachable destination is not tried again in the run";
-  EXPECT_EQ(Stored("dora@example.org").attempts, 1);
+  EXPECT_EQ(Stored("carla@example.org").attempts, 1) << "carla's connection failed";
+  EXPECT_EQ(Stored("dora@example.org").attempts, 0) << "dora waits for example.org's next try, without an attempt";
+  EXPECT_THAT(dora.error.text, HasSubstr("example.org is not tried again before"));
+  EXPECT_EQ(Stored("dora@example.org").next_attempt_at, Stored("carla@example.org").next_attempt_at);
+}
+
+// A destination that keeps failing is backed off as a whole, across runs: one connection per
+// retry delay (growing by the backoff), whatever the number of its recipients or runs.
+TEST_F(TaskRunnerRulesTest, AFailingDestinationIsBackedOffAsAWholeAcrossRunsUntilItComesBack) {
+  std::string csv = "email,name\n";
+  for (int i = 0; i < 20; ++i) csv += fmt::format("r{}@example.org,R\n", i);
+  csv += "anna@example.com,Anna\n";
+  WriteRecipients(csv);
+  WriteAccounts(DirectAccount(""));
+  LoadConfig("[sending]\nconcurrency = 4\nretries = 5\nretry_delay = \"10m\"\nretry_backoff = 2\n");
+  FakeTransport& mx = transports_.For("mx");
+  mx.destination_is_domain = true;
+  mx.connect_failure_for["example.org"] =
+      DestinationDown(Disposition::kTemporary, "no mail exchanger of example.org answers");
+
+  RunReport first = Run();  // t0: the first try fails
+  EXPECT_EQ(first.sent, 1u);
+  EXPECT_EQ(first.deferred, 20u);
+  const int after_first = mx.connects_to["example.org"];
+  EXPECT_GE(after_first, 1);
+  EXPECT_LE(after_first, 2) << "at most the sends already connecting at once";
+  Result<std::vector<DestinationBackoff>> stored = store_->DestinationBackoffs("mx");
+  ASSERT_TRUE(stored.ok());
+  ASSERT_EQ(stored->size(), 1u);
+  EXPECT_EQ(stored->front().destination, "example.org");
+  EXPECT_EQ(stored->front().failures, 1);
+  EXPECT_EQ(stored->front().retry_at, t0_ + minutes(10));
+  EXPECT_THAT(stored->front().error.text, HasSubstr("no mail exchanger of example.org answers"));
+
+  // Another process, 5 minutes later, a fresh list entry for the domain: nothing is tried.
+  clock_.Advance(minutes(5));
+  WriteRecipients(csv + "late@example.org,Late\n");
+  OpenStore();
+  RunReport second = Run();
+  EXPECT_EQ(mx.connects_to["example.org"], after_first);
+  EXPECT_EQ(Stored("late@example.org").attempts, 0);
+  EXPECT_EQ(Stored("late@example.org").status, RecipientStatus::kDeferred);
+  EXPECT_EQ(Stored("late@example.org").next_attempt_at, t0_ + minutes(10));
+
+  // After the delay: one more try, which fails: the next wait is twice as long.
+  clock_.Advance(minutes(6));
+  Run();
+  EXPECT_EQ(mx.connects_to["example.org"], after_first + 1);
+  stored = store_->DestinationBackoffs("mx");
+  ASSERT_TRUE(stored.ok());
+  ASSERT_EQ(stored->size(), 1u);
+  EXPECT_EQ(stored->front().failures, 2);
+  EXPECT_EQ(stored->front().retry_at, clock_.Now() + minutes(20));
+
+  // The domain is back: the next run after the delay delivers everything, and forgets it.
+  mx.connect_failure_for.clear();
+  clock_.Advance(minutes(21));
+  RunReport last = Run();
+  EXPECT_EQ(last.sent, 21u);
+  stored = store_->DestinationBackoffs("mx");
+  ASSERT_TRUE(stored.ok());
+  EXPECT_TRUE(stored->empty());
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_LE(Stored(fmt::format("r{}@example.org", i)).attempts, 3) << "never more attempts than tries";
+  }
 }
 
 // --- 6. routing
@@ -753,10 +822,6 @@ TEST_F(TaskRunnerRulesTest, TurboThroughAPickupAccountIsRefused) {
 
 // --- per destination (direct delivery)
 
-// A direct account, as the fake stands in for it: one destination per recipient domain.
-std::string DirectAccount(std::string_view settings) {
-  return fmt::format("[[account]]\nname = \"mx\"\nkind = \"direct\"\nhelo_name = \"mail.example.com\"\n{}\n", settings);
-}
 
 // `per_domain` recipients of each domain, the list sorted by domain.
 std::string SortedByDomain(const std::vector<std::string>& domains, int per_domain) {

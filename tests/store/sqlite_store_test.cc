@@ -999,6 +999,62 @@ TEST_P(SqliteStoreTest, ADestinationsLimitIsCountedApartFromItsAccountsAndBothMu
   EXPECT_EQ(*store_->CountSends(DestinationCounter("mx", "example.net"), t0, t0 + hours(1)), 3u);
 }
 
+TEST_P(SqliteStoreTest, DestinationBackoffsAreKeptPerAccountUntilCleared) {
+  const TimePoint t0 = clock_.Now();
+  DestinationBackoff org{"mx", "example.org", 1, t0 + minutes(10), {0, "", "connect: no mail exchanger answers"}};
+  DestinationBackoff net{"mx", "example.net", 2, t0 + minutes(20), {421, "4.3.2", "greeting: busy"}};
+  DestinationBackoff other{"mx2", "example.org", 1, t0 + minutes(5), {}};
+  for (const DestinationBackoff* backoff : {&org, &net, &other}) {
+    ASSERT_TRUE(store_->SetDestinationBackoff(*backoff).ok());
+  }
+  Result<std::vector<DestinationBackoff>> got = store_->DestinationBackoffs("mx");
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(*got, (std::vector<DestinationBackoff>{net, org})) << "in destination order, this account's only";
+
+  org.failures = 2;
+  org.retry_at = t0 + minutes(30);
+  ASSERT_TRUE(store_->SetDestinationBackoff(org).ok());
+  ASSERT_TRUE(store_->ClearDestinationBackoff("mx", "example.net").ok());
+  ASSERT_TRUE(store_->ClearDestinationBackoff("mx", "nowhere.example").ok()) << "nothing to forget is fine";
+  got = store_->DestinationBackoffs("mx");
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(*got, std::vector<DestinationBackoff>{org});
+  EXPECT_EQ(store_->DestinationBackoffs("mx2")->size(), 1u);
+
+  org.failures = 0;
+  EXPECT_EQ(store_->SetDestinationBackoff(org).code(), StatusCode::kInvalidArgument);
+}
+
+TEST_P(SqliteStoreTest, APostponedRecipientIsDeferredWithoutAnAttemptOnlyWhileStillDue) {
+  const std::vector<std::int64_t> ids = SetUpTask(3);
+  const TimePoint t0 = clock_.Now();
+  // ids[1] got its result from another process meanwhile; ids[2] is in flight elsewhere.
+  ApplyOk({Entries({ids[1], ids[2]}), {}}, t0);
+  StoreBatch failed;
+  failed.results = {{ids[1], RecipientStatus::kFailed, std::nullopt, {550, "5.1.1", "no such user"}, "mx"}};
+  ApplyOk(failed, t0);
+  StoreBatch batch;
+  for (std::int64_t id : ids) {
+    AttemptResult postponed{id, RecipientStatus::kDeferred, t0 + minutes(10), {0, "", "connect: down (later)"}, "mx"};
+    postponed.postponed = true;
+    batch.results.push_back(postponed);
+  }
+  ApplyOk(batch, t0);
+  EXPECT_EQ(Get(ids[0]).status, RecipientStatus::kDeferred);
+  EXPECT_EQ(Get(ids[0]).attempts, 0);
+  EXPECT_EQ(Get(ids[0]).next_attempt_at, std::optional<TimePoint>(t0 + minutes(10)));
+  EXPECT_EQ(Get(ids[0]).last_error.text, "connect: down (later)");
+  EXPECT_EQ(Get(ids[1]).status, RecipientStatus::kFailed) << "its result stands";
+  EXPECT_EQ(Get(ids[2]).status, RecipientStatus::kInFlight) << "left to the process sending it";
+
+  AttemptResult sent{ids[0], RecipientStatus::kSent, std::nullopt, {}, "mx"};
+  sent.postponed = true;
+  StoreBatch wrong;
+  wrong.results = {sent};
+  EXPECT_EQ(store_->Apply(wrong, t0).status().code(), StatusCode::kInvalidArgument)
+      << "only a deferral can be postponed";
+}
+
 TEST_P(SqliteStoreTest, AccountsAreCountedApartAndOnlyWhenNamed) {
   const std::vector<std::int64_t> ids = SetUpTask(8);
   const TimePoint t0 = clock_.Now();

@@ -9,7 +9,7 @@ namespace herald::store_internal {
 namespace {
 
 // Never edit a migration that has shipped: add a new one.
-constexpr std::array<std::string_view, 2> kMigrations = {
+constexpr std::array<std::string_view, 3> kMigrations = {
     // 0 -> 1: tasks, recipients, send counters.
     //
     // Tasks get an integer key that recipients refer to, so the recipient indexes carry 8 bytes
@@ -97,6 +97,22 @@ INSERT INTO send_counts_hourly (account, hour, messages)
 INSERT INTO send_counts_daily (account, day, messages)
   SELECT account, (minute - ((minute % 1440) + 1440) % 1440) / 1440 AS d, sum(messages)
   FROM send_counts GROUP BY account, d;
+)sql",
+
+    // 2 -> 3: destinations of direct accounts that failed as a whole (no mail exchanger could
+    // be used), so that later runs wait for them instead of trying each recipient (store.h,
+    // "Destination backoff"). A row lives until the destination takes a connection again.
+    R"sql(
+CREATE TABLE destination_backoff (
+  account TEXT NOT NULL,
+  destination TEXT NOT NULL,
+  failures INTEGER NOT NULL,
+  retry_at INTEGER NOT NULL,
+  last_code INTEGER NOT NULL,
+  last_enhanced TEXT NOT NULL,
+  last_text TEXT NOT NULL,
+  PRIMARY KEY (account, destination)
+) WITHOUT ROWID;
 )sql",
 };
 
