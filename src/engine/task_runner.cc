@@ -81,6 +81,9 @@ struct AccountRuntime {
   // Direct delivery: destinations (recipient domains) that could not be reached — in this run,
   // or (temporary failures) in an earlier one, as the store's destination backoff says.
   std::map<std::string, DownDestination> down;
+  // Direct delivery: destinations at one of their own sending limits, and until when (their
+  // recipients are postponed meanwhile; the account's other destinations go on).
+  std::map<std::string, RefusedInFlight> limited;
   // Direct delivery: the minimum waits of the destinations that have their own.
   std::map<std::string, MinimumWait> destination_waits;
   TimePoint announced_limit{};     // the sending-limit wait last told to the observer
@@ -424,8 +427,9 @@ class Run {
       if (held_[i].account->HasRoom(held_[i].destination)) ready = i;
     }
     while (!ready && held_count_ < kHoldLimit) {
-      // Reading ahead only helps while some account could open another connection.
-      if (!held_.empty() && !AnyAccountHasRoom()) break;
+      // Reading ahead only helps while an account of the held recipients could open another
+      // connection (a relay at its total has no other destination to serve).
+      if (!held_.empty() && !HeldAccountsHaveRoom()) break;
       std::optional<Routed> next = NextRouted();
       if (!next) break;
       std::size_t group = Hold(std::move(*next));
@@ -474,9 +478,9 @@ class Run {
     return group;
   }
 
-  bool AnyAccountHasRoom() const {
-    for (const AccountRuntime& account : accounts_) {
-      if (account.busy_total < account.config->max_connections) return true;
+  bool HeldAccountsHaveRoom() const {
+    for (const HeldGroup& group : held_) {
+      if (group.account->busy_total < group.account->config->max_connections) return true;
     }
     return false;
   }
@@ -717,6 +721,8 @@ class Run {
   // until the task's retry delay for its failures in a row has passed — for this run and (through
   // the store) every other. Parallel sends that fail together count as one failure.
   void NoteDestinationDown(AccountRuntime& account, const std::string& destination, const Outcome& failure) {
+    auto known = account.down.find(destination);
+    if (known != account.down.end() && !known->second.retry_at) return;  // permanent already
     DownDestination& down = account.down[destination];
     const TimePoint now = clock_.Now();
     if (failure.disposition == Disposition::kPermanent) {
@@ -731,20 +737,54 @@ class Run {
     if (Status saved = store_.SetDestinationBackoff(backoff); !saved.ok()) Stop(saved);
   }
 
-  // Defers `recipients` of a backed-off destination until its next try, without an attempt.
-  void Postpone(const std::vector<Pending>& recipients, const std::string& destination, const DownDestination& down,
-                const AccountRuntime& account) {
+  // Defers `recipients` until `until` without an attempt (their destination is backed off or at
+  // its own sending limit), with `why` as their last error.
+  void Postpone(const std::vector<Pending>& recipients, TimePoint until, const std::string& why,
+                const DeliveryError& error, const AccountRuntime& account) {
     for (const Pending& pending : recipients) {
       AttemptResult result;
       result.recipient_id = pending.record.id;
       result.status = RecipientStatus::kDeferred;
-      result.next_attempt_at = *down.retry_at;
-      result.error = down.error;
-      result.error.text += fmt::format(" ({} is not tried again before {} UTC, after {} failure(s) in a row)",
-                                       destination, FormatUtc(*down.retry_at), down.failures);
+      result.next_attempt_at = until;
+      result.error = error;
+      result.error.text = why;
       result.postponed = true;
       Record(pending.record, std::move(result), account.config->name);
     }
+  }
+
+  void PostponeBackedOff(const std::vector<Pending>& recipients, const DownDestination& down,
+                         const AccountRuntime& account) {
+    Postpone(recipients, *down.retry_at,
+             fmt::format("{} (not tried again before {} UTC, after {} failure(s) in a row)", down.error.text,
+                         FormatUtc(*down.retry_at), down.failures),
+             down.error, account);
+  }
+
+  // `pending` was refused by its destination's own sending limit: it waits until the destination
+  // has room, and so does every recipient of the destination until then (said once).
+  void PostponeForLimit(const Pending& pending, const std::string& destination, const RefusedInFlight& refused,
+                        AccountRuntime& account) {
+    auto [limited, first] = account.limited.emplace(destination, refused);
+    if (first) {
+      observer_.OnWarning(fmt::format("{}: its recipients wait until {} UTC; other domains go on",
+                                      LimitText(account, refused), FormatUtc(*refused.retry_at)));
+    }
+    Postpone(std::vector<Pending>{pending}, *limited->second.retry_at, LimitText(account, limited->second), {},
+             account);
+  }
+
+  // What the recipients of a destination that failed more often than the task retries get.
+  Outcome GaveUp(const std::string& destination, const DownDestination& down) const {
+    Outcome outcome;
+    outcome.disposition = Disposition::kPermanent;
+    outcome.scope = Scope::kDestination;
+    outcome.stage = Stage::kConnect;
+    outcome.reply_code = down.error.reply_code;
+    outcome.enhanced_status = down.error.enhanced_status;
+    outcome.text = fmt::format("{} could not be reached in {} tries (retries = {}); the last time: {}", destination,
+                               down.failures, task_.sending.retries, down.error.text);
+    return outcome;
   }
 
   static bool IsRefused(const std::vector<RefusedInFlight>& refused, std::int64_t id) {
@@ -776,17 +816,6 @@ class Run {
         continue;
       }
 
-      auto message = std::make_shared<MessageData>();
-      if (Status composed = Compose(recipients, *account, *message); !composed.ok()) {
-        for (const Pending& pending : recipients) FailBeforeSending(pending.record, composed.message());
-        co_return given_back;
-      }
-      if (account->config->max_message_size > 0 && message->size() > account->config->max_message_size) {
-        std::size_t failed_back =
-            co_await FailAll(std::move(recipients), TooLarge(*account, message->size()), account->config->name);
-        co_return given_back + failed_back;
-      }
-
       // Direct delivery to a domain that could not be reached (Scope::kDestination): its
       // recipients fail (permanent) or wait for the domain's next try without an attempt; the
       // account and its other destinations go on, and there is no failover.
@@ -797,9 +826,35 @@ class Run {
           co_return given_back + failed_back;
         }
         if (clock_.Now() < *down->second.retry_at) {
-          Postpone(recipients, destination, down->second, *account);
+          if (down->second.failures > task_.sending.retries) {
+            // Tried as often as the task retries a recipient: its recipients fail.
+            std::size_t failed_back =
+                co_await FailAll(std::move(recipients), GaveUp(destination, down->second), account->config->name);
+            co_return given_back + failed_back;
+          }
+          PostponeBackedOff(recipients, down->second, *account);
           co_return given_back + recipients.size();
         }
+      }
+      if (auto limited = account->limited.find(destination); limited != account->limited.end()) {
+        if (clock_.Now() < *limited->second.retry_at) {
+          Postpone(recipients, *limited->second.retry_at, LimitText(*account, limited->second), DeliveryError(),
+                   *account);
+          co_return given_back + recipients.size();
+        }
+        account->limited.erase(limited);
+      }
+
+
+      auto message = std::make_shared<MessageData>();
+      if (Status composed = Compose(recipients, *account, *message); !composed.ok()) {
+        for (const Pending& pending : recipients) FailBeforeSending(pending.record, composed.message());
+        co_return given_back;
+      }
+      if (account->config->max_message_size > 0 && message->size() > account->config->max_message_size) {
+        std::size_t failed_back =
+            co_await FailAll(std::move(recipients), TooLarge(*account, message->size()), account->config->name);
+        co_return given_back + failed_back;
       }
 
       // The account's minimum wait between the starts of two messages: the slot is reserved and
@@ -855,7 +910,7 @@ class Run {
         co_return given_back + GiveBack(recipients);
       }
       std::vector<Pending> sending;
-      std::vector<Pending> waiting;  // refused by a sending limit
+      std::vector<Pending> waiting;  // refused by a sending limit of the account
       std::optional<RefusedInFlight> limit;
       for (Pending& pending : recipients) {
         const RefusedInFlight* refused = nullptr;
@@ -864,6 +919,11 @@ class Run {
         }
         if (refused == nullptr) {
           sending.push_back(std::move(pending));
+        } else if (refused->reason == RefusedInFlight::Reason::kLimit && !refused->destination.empty()) {
+          // The destination's own limit: only its recipients wait, postponed until it has room;
+          // the account's other destinations go on.
+          PostponeForLimit(pending, destination, *refused, *account);
+          ++given_back;
         } else if (refused->reason == RefusedInFlight::Reason::kLimit) {
           if (!limit || *refused->retry_at > *limit->retry_at) limit = *refused;
           waiting.push_back(std::move(pending));
@@ -1049,20 +1109,29 @@ Result<std::vector<AccountRuntime>> MakeAccounts(const TaskConfig& task, const A
   return runtimes;
 }
 
-// Every message carries the task's attachments: when they alone are over an account's
-// max_message_size, no message could go, and the task stops before the first one.
+// Every message carries the task's attachments: when they alone are over the max_message_size of
+// every account the task can use, no message could go, and the task stops before the first one;
+// when only some accounts are too small, the run warns (their messages fail one by one).
 Status CheckAttachmentsFit(const TaskConfig& task, const PreparedTask& prepared,
-                           const std::vector<AccountRuntime>& accounts) {
+                           const std::vector<AccountRuntime>& accounts, RunObserver& observer) {
   const std::size_t attachments = prepared.composer->attachments_size();
+  std::vector<std::string> too_small;
   for (const AccountRuntime& account : accounts) {
     const std::uint64_t limit = account.config->max_message_size;
     if (limit == 0 || attachments <= limit) continue;
-    return InvalidArgument(fmt::format(
-        "{}: the attachments make every message at least {} ({} bytes encoded), over the max_message_size of {} "
-        "of account \"{}\" ({}); leave out or shrink an attachment, or send a link to it instead",
-        task.path, FormatByteSize(attachments), attachments, FormatByteSize(limit), account.config->name,
-        account.config->origin));
+    too_small.push_back(fmt::format("the max_message_size of {} of account \"{}\" ({})", FormatByteSize(limit),
+                                    account.config->name, account.config->origin));
   }
+  if (too_small.empty()) return Status::Ok();
+  std::string over;
+  for (const std::string& account : too_small) over += (over.empty() ? "" : ", ") + account;
+  std::string what = fmt::format("the attachments make every message at least {} ({} bytes encoded), over {}",
+                                 FormatByteSize(attachments), attachments, over);
+  if (too_small.size() == accounts.size()) {
+    return InvalidArgument(fmt::format(
+        "{}: {}; leave out or shrink an attachment, or send a link to it instead", task.path, what));
+  }
+  observer.OnWarning(fmt::format("{}: {}; messages routed there fail", task.path, what));
   return Status::Ok();
 }
 
@@ -1082,7 +1151,7 @@ Result<RunReport> RunTask(const TaskConfig& task, const AccountSet& accounts, St
   Sleeper& sleeper = options.sleeper != nullptr ? *options.sleeper : steady_sleeper;
   Result<std::vector<AccountRuntime>> runtimes = MakeAccounts(task, accounts, transports, observer, clock, sleeper, io);
   if (!runtimes.ok()) return runtimes.status();
-  HERALD_RETURN_IF_ERROR(CheckAttachmentsFit(task, *prepared, *runtimes));
+  HERALD_RETURN_IF_ERROR(CheckAttachmentsFit(task, *prepared, *runtimes, observer));
   for (AccountRuntime& account : *runtimes) {
     if (account.config->kind != AccountKind::kDirect) continue;
     Result<std::vector<DestinationBackoff>> backoffs = store.DestinationBackoffs(account.config->name);

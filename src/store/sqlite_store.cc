@@ -457,10 +457,12 @@ Result<std::vector<RecipientRecord>> SqliteStore::FetchDue(std::string_view task
 }
 
 Status SqliteStore::ApplyResult(const AttemptResult& result, std::int64_t now_ms) {
-  // A postponed recipient was never put in flight: it changes only while still due.
+  // A postponed recipient was never put in flight: it changes only while still due (as FetchDue
+  // says: not given a result or a later attempt time by another process meanwhile).
   Result<ScopedStatement> update = connection_->Cached(
       result.postponed ? "UPDATE recipients SET status = ?2, next_attempt_at = ?3, last_code = ?4, last_enhanced = ?5, "
-                         "last_text = ?6, account = ?7, updated_at = ?8 WHERE id = ?1 AND status IN (0, 4)"
+                         "last_text = ?6, account = ?7, updated_at = ?8 "
+                         "WHERE id = ?1 AND (status = 0 OR (status = 4 AND next_attempt_at <= ?8))"
                        : "UPDATE recipients SET status = ?2, next_attempt_at = ?3, last_code = ?4, last_enhanced = ?5, "
                          "last_text = ?6, account = ?7, updated_at = ?8 WHERE id = ?1",
       "recording a delivery result");

@@ -19,6 +19,8 @@
 namespace herald {
 namespace {
 
+using ::testing::AllOf;
+using ::testing::Contains;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using std::chrono::hours;
@@ -603,7 +605,7 @@ TEST_F(TaskRunnerRulesTest, UnreachableDestinationFailsOnlyItsRecipients) {
   EXPECT_EQ(mx.connects_to["example.org"], 1) << "an unreachable destination is not tried again in the run";
   EXPECT_EQ(Stored("carla@example.org").attempts, 1) << "carla's connection failed";
   EXPECT_EQ(Stored("dora@example.org").attempts, 0) << "dora waits for example.org's next try, without an attempt";
-  EXPECT_THAT(dora.error.text, HasSubstr("example.org is not tried again before"));
+  EXPECT_THAT(dora.error.text, HasSubstr("(not tried again before "));
   EXPECT_EQ(Stored("dora@example.org").next_attempt_at, Stored("carla@example.org").next_attempt_at);
 }
 
@@ -914,24 +916,56 @@ TEST_F(TaskRunnerRulesTest, ADestinationsMinimumWaitSpacesOnlyItsMessages) {
 }
 
 TEST_F(TaskRunnerRulesTest, ADestinationsSendingLimitHoldsOnlyItsMessages) {
-  WriteRecipients("email,name\nc1@example.com,C\no1@example.org,O\no2@example.org,O\no3@example.org,O\n"
-                  "c2@example.com,C\n");
+  WriteRecipients("email,name\no1@example.org,O\no2@example.org,O\no3@example.org,O\nc1@example.com,C\n"
+                  "o4@example.org,O\nc2@example.com,C\n");
   WriteAccounts(DirectAccount("limits = [\"100/hour\"]\n[[account.destination]]\ndomain = \"example.org\"\n"
                               "limits = [\"2/hour\"]\n"));
-  LoadConfig();
+  LoadConfig("[sending]\non_limit = \"stop\"\n");
   FakeTransport& mx = transports_.For("mx");
   mx.destination_is_domain = true;
   RunReport report = Run();
-  EXPECT_EQ(report.sent, 5u);
-  std::vector<RecordingObserver::Wait> waits = observer_.WaitsFor("sending limit of 2/hour for example.org");
-  ASSERT_EQ(waits.size(), 1u) << (observer_.waits.empty() ? "no wait" : observer_.waits.front().why);
+  EXPECT_EQ(report.sent, 4u) << "example.com goes on: the domain's limit is not the account's";
+  EXPECT_TRUE(report.limit_stop.empty()) << "on_limit = \"stop\" is about the account's limits";
+  EXPECT_THAT(observer_.warnings, Contains(HasSubstr("sending limit of 2/hour for example.org: its recipients wait")));
+  const RecipientRecord o3 = Stored("o3@example.org");
+  EXPECT_EQ(o3.status, RecipientStatus::kDeferred);
+  EXPECT_EQ(o3.attempts, 0) << "postponed, not attempted";
+  EXPECT_THAT(o3.last_error.text, HasSubstr("sending limit of 2/hour for example.org"));
+  ASSERT_TRUE(o3.next_attempt_at.has_value());
+  EXPECT_GE(*o3.next_attempt_at - t0_, hours(1));
+  EXPECT_EQ(Stored("o4@example.org").next_attempt_at, o3.next_attempt_at);
+
+  clock_.Set(*o3.next_attempt_at);
+  report = Run();
+  EXPECT_EQ(report.sent, 2u);
   std::vector<TimePoint> org;
   for (const SentMessage& transaction : mx.transactions) {
     if (transaction.envelope.recipients[0].ends_with("example.org")) org.push_back(transaction.at);
   }
-  ASSERT_EQ(org.size(), 3u);
+  ASSERT_EQ(org.size(), 4u);
   EXPECT_TRUE(AtMostInAnyWindow(org, 2, hours(1)));
-  EXPECT_GE(org[2] - org[0], hours(1));
+}
+
+TEST_F(TaskRunnerRulesTest, ADestinationFailingMoreOftenThanTheTaskRetriesFailsItsRecipients) {
+  std::string csv = "email,name\n";
+  for (int i = 0; i < 10; ++i) csv += fmt::format("r{}@example.org,R\n", i);
+  WriteRecipients(csv);
+  WriteAccounts(DirectAccount(""));
+  LoadConfig("[sending]\nretries = 1\nretry_delay = \"10m\"\n");
+  FakeTransport& mx = transports_.For("mx");
+  mx.destination_is_domain = true;
+  mx.connect_failure_for["example.org"] =
+      DestinationDown(Disposition::kTemporary, "no mail exchanger of example.org answers");
+  RunReport first = Run();
+  EXPECT_EQ(first.deferred, 10u);
+  clock_.Advance(minutes(11));
+  RunReport second = Run();
+  EXPECT_EQ(second.failed, 10u);
+  EXPECT_EQ(mx.connects_to["example.org"], 2) << "one try per retry, not one per recipient";
+  const RecipientRecord r9 = Stored("r9@example.org");
+  EXPECT_EQ(r9.status, RecipientStatus::kFailed);
+  EXPECT_THAT(r9.last_error.text, HasSubstr("example.org could not be reached in 2 tries (retries = 1)"));
+  EXPECT_THAT(r9.last_error.text, HasSubstr("no mail exchanger of example.org answers"));
 }
 
 // --- message size
@@ -950,6 +984,17 @@ TEST_F(TaskRunnerRulesTest, AMessageOverTheAccountsMaxMessageSizeFailsAloneWithI
   EXPECT_THAT(bob.error.text, ::testing::ContainsRegex("the message is [0-9.]+ KB \\([0-9]+ bytes\\)"));
   EXPECT_THAT(EnvelopeRecipients(relay()), ElementsAre("anna@example.com", "carla@example.org"))
       << "nothing of it reached the server";
+}
+
+TEST_F(TaskRunnerRulesTest, AttachmentsOverOneOfTheAccountsMaxMessageSizeAreAWarning) {
+  dir_.Write("report.pdf", std::string(30000, 'p'));
+  WriteAccounts(Account("big") + Account("small", "max_message_size = \"25KB\""));
+  LoadConfig("", "attachments = [\"report.pdf\"]\n");
+  RunReport report = Run();
+  EXPECT_EQ(report.sent, 3u);
+  EXPECT_THAT(observer_.warnings, Contains(AllOf(HasSubstr("over the max_message_size of 25.0 KB of account \"small\""),
+                                                 HasSubstr("messages routed there fail"))));
+  EXPECT_EQ(transports_.For("big").transactions.size(), 3u);
 }
 
 TEST_F(TaskRunnerRulesTest, AttachmentsOverAnAccountsMaxMessageSizeStopTheTaskBeforeTheFirstMessage) {

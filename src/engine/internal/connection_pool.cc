@@ -31,6 +31,7 @@ asio::awaitable<Lease> ConnectionPool::Acquire(std::string destination, std::fun
       co_await idle.connection->Close();  // idle too long: the server may have dropped it
       --destinations_[destination].open;
       --open_;
+      released_.NotifyAll();  // the room may be another destination's to take
       continue;
     }
     if (slot.open < limit && open_ >= settings_.max_connections) {
@@ -66,10 +67,12 @@ asio::awaitable<bool> ConnectionPool::CloseOldestIdle() {
   if (oldest == nullptr) co_return false;
   Idle idle = std::move(oldest->idle.front());
   oldest->idle.erase(oldest->idle.begin());
-  // Counted as closed before the QUIT, so that nobody else closes another one for the same room.
+  // Still counted, to its destination too, until the QUIT is done: no new connection to it
+  // goes over its limit meanwhile. Then the room goes to whoever asks first.
+  co_await idle.connection->Close();
   --oldest->open;
   --open_;
-  co_await idle.connection->Close();
+  released_.NotifyAll();
   co_return true;
 }
 
