@@ -1546,8 +1546,10 @@ TEST_F(SqliteStoreFileTest, ApplyWithLimitsStaysCheap) {
   EXPECT_EQ(*(*store)->CountSends("relay-3", clock_.Now(), clock_.Now() + hours(1)), kBatch * kRounds);
   std::cout << "Apply of " << kBatch << " in flight, median of " << kRounds << ": " << with << " us with 3 limits, "
             << without << " us without an account; limits cost " << (with - without) << " us per batch\n";
-  // Reading the history per entry, or without the primary key, would cost tens of milliseconds.
-  EXPECT_LT(with - without, 2000.0);
+  // Reading the history per entry, or without the primary key, would cost tens of times the
+  // batch itself. A ratio, not a time: it holds on a slow or busy machine and under sanitizers
+  // (about 1.4 in a release build, 2.2 under AddressSanitizer).
+  EXPECT_LT(with, 5 * without);
 }
 
 TEST_F(SqliteStoreFileTest, ImportTellsKeysWithTheSameHashApart) {
