@@ -737,6 +737,21 @@ class Run {
     if (Status saved = store_.SetDestinationBackoff(backoff); !saved.ok()) Stop(saved);
   }
 
+  // `recipients` in jobs of `account`, one per destination, in order of first appearance.
+  static std::vector<Job> SplitByDestination(std::vector<Pending> recipients, AccountRuntime& account) {
+    std::vector<Job> jobs;
+    for (Pending& pending : recipients) {
+      std::string destination = account.transport->Destination(pending.to);
+      auto job = std::find_if(jobs.begin(), jobs.end(), [&](const Job& j) { return j.destination == destination; });
+      if (job == jobs.end()) {
+        jobs.push_back(Job{{}, &account, std::move(destination)});
+        job = jobs.end() - 1;
+      }
+      job->recipients.push_back(std::move(pending));
+    }
+    return jobs;
+  }
+
   // Defers `recipients` until `until` without an attempt (their destination is backed off or at
   // its own sending limit), with `why` as their last error.
   void Postpone(const std::vector<Pending>& recipients, TimePoint until, const std::string& why,
@@ -813,6 +828,14 @@ class Run {
           co_return given_back + deferred_back;
         }
         account = next;
+        // A turbo job of a relay holds recipients of many domains; a secondary that delivers
+        // per domain (direct) takes them in one transaction per domain.
+        std::vector<Job> split = SplitByDestination(std::move(recipients), *account);
+        if (split.size() > 1) {
+          for (Job& part : split) given_back += co_await Deliver(std::move(part));
+          co_return given_back;
+        }
+        recipients = std::move(split.front().recipients);
         continue;
       }
 

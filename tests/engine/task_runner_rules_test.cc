@@ -812,6 +812,24 @@ TEST_F(TaskRunnerRulesTest, TurboTransactionsHoldRecipientsOfOneDestination) {
   EXPECT_THAT(mx.transactions[1].envelope.recipients, ElementsAre("b1@example.org", "b2@example.org"));
 }
 
+TEST_F(TaskRunnerRulesTest, ATurboJobFailingOverToADirectSecondaryGoesOneTransactionPerDomain) {
+  WriteRecipients("email,name\na1@example.com,A\nb1@example.org,B\na2@example.com,A\n");
+  WriteAccounts(Account("relay", "secondary = \"mx\"\nrecipients_per_message = 10") +
+                DirectAccount("recipients_per_message = 10"));
+  message_ = "from = \"News <news@example.com>\"\nsubject = \"News for everyone\"\ntext = \"Hello all\"\n";
+  LoadConfig("[sending]\nmode = \"turbo\"\naccounts = [\"relay\"]\n");
+  relay().connect_failure = AccountDown("relay refuses connections");
+  FakeTransport& mx = transports_.For("mx");
+  mx.destination_is_domain = true;
+  RunReport report = Run();
+  EXPECT_EQ(report.sent, 3u);
+  ASSERT_EQ(mx.transactions.size(), 2u) << "a mail exchanger takes its own domain's recipients only";
+  EXPECT_THAT(mx.transactions[0].envelope.recipients, ElementsAre("a1@example.com", "a2@example.com"));
+  EXPECT_THAT(mx.transactions[1].envelope.recipients, ElementsAre("b1@example.org"));
+  EXPECT_EQ(mx.connects_to["example.com"], 1);
+  EXPECT_EQ(mx.connects_to["example.org"], 1);
+}
+
 TEST_F(TaskRunnerRulesTest, TurboThroughAPickupAccountIsRefused) {
   message_ = "from = \"News <news@example.com>\"\nsubject = \"News for everyone\"\ntext = \"Hello all\"\n";
   LoadConfig("[sending]\nmode = \"turbo\"\n");  // the fixture's account is a pickup folder
