@@ -235,6 +235,14 @@ int ShowStatus(const CliDependencies& deps, const std::string& task, const std::
   PrintCounts(stdout, ref->id, *counts);
   Result<std::optional<TimePoint>> next = (*store)->NextAttemptAt(ref->id);
   if (next.ok() && next->has_value()) fmt::print("  next retry due at {}\n", LocalTime(**next));
+  // Destinations of direct accounts that could not be reached: no task sends to them before then.
+  Result<std::vector<DestinationBackoff>> backoffs = (*store)->DestinationBackoffs("");
+  if (!backoffs.ok()) return Fail(backoffs.status(), kExitStopped);
+  if (!backoffs->empty()) fmt::print("  domains not tried again before (direct delivery, every task of this store):\n");
+  for (const DestinationBackoff& backoff : *backoffs) {
+    fmt::print("    {:<30} {}  account \"{}\", {} failure(s) in a row: {}\n", backoff.destination,
+               LocalTime(backoff.retry_at), backoff.account, backoff.failures, Printable(backoff.error.text, 100));
+  }
   if (list_recipients) {
     Status listed = (*store)->ForEachRecipient(ref->id, [](const RecipientRecord& r) {
       std::string reply = r.last_error.reply_code == 0 ? std::string() : std::to_string(r.last_error.reply_code);

@@ -791,10 +791,11 @@ Result<std::uint64_t> SqliteStore::CountSends(std::string_view account, TimePoin
 // --- destination backoff
 
 Result<std::vector<DestinationBackoff>> SqliteStore::DestinationBackoffs(std::string_view account) {
-  const std::string what = "reading the backed-off destinations of account " + Quote(account);
+  const std::string what = "reading the backed-off destinations of " +
+                           (account.empty() ? std::string("every account") : "account " + Quote(account));
   Result<ScopedStatement> query = connection_->Cached(
-      "SELECT destination, failures, retry_at, last_code, last_enhanced, last_text FROM destination_backoff "
-      "WHERE account = ?1 ORDER BY destination",
+      "SELECT destination, failures, retry_at, last_code, last_enhanced, last_text, account FROM destination_backoff "
+      "WHERE ?1 = '' OR account = ?1 ORDER BY account, destination",
       what);
   if (!query.ok()) return query.status();
   (*query)->BindText(1, account);
@@ -804,7 +805,7 @@ Result<std::vector<DestinationBackoff>> SqliteStore::DestinationBackoffs(std::st
     if (!row.ok()) return row.status();
     if (!*row) return backoffs;
     DestinationBackoff backoff;
-    backoff.account = std::string(account);
+    backoff.account = (*query)->ColumnText(6);
     backoff.destination = (*query)->ColumnText(0);
     backoff.failures = static_cast<int>((*query)->ColumnInt(1));
     backoff.retry_at = FromUnixMillis((*query)->ColumnInt(2));
@@ -812,7 +813,7 @@ Result<std::vector<DestinationBackoff>> SqliteStore::DestinationBackoffs(std::st
     backoff.error.enhanced_status = (*query)->ColumnText(4);
     backoff.error.text = (*query)->ColumnText(5);
     if (backoff.failures < 1) {
-      return Damaged(FileName(), "destination " + Quote(backoff.destination) + " of account " + Quote(account) +
+      return Damaged(FileName(), "destination " + Quote(backoff.destination) + " of account " + Quote(backoff.account) +
                                      " has " + std::to_string(backoff.failures) + " failures");
     }
     backoffs.push_back(std::move(backoff));

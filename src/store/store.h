@@ -263,7 +263,8 @@ class Store {
   virtual Result<std::uint64_t> CountSends(std::string_view account, TimePoint from, TimePoint until) = 0;
 
   // --- destination backoff (see DestinationBackoff)
-  // The account's backed-off destinations, in destination order.
+  // The account's backed-off destinations, in destination order; "": every account's, in account
+  // and destination order (account names are never empty).
   virtual Result<std::vector<DestinationBackoff>> DestinationBackoffs(std::string_view account) = 0;
   // Records a destination's failure (replacing what was recorded for it).
   virtual Status SetDestinationBackoff(const DestinationBackoff& backoff) = 0;

@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -125,6 +126,24 @@ class ExampleMailingTest(unittest.TestCase):
         missing = run("status", "no-such-task", "--store", store)
         self.assertEqual(missing.returncode, 3)
         self.assertIn("no task \"no-such-task\"", missing.stderr)
+
+
+    def test_status_lists_the_domains_direct_delivery_backs_off(self):
+        self.assertEqual(run("send", self.task).returncode, 0)
+        store = os.path.join(self.example, "out", "herald.db")
+        # As a direct account's run records a domain none of whose mail exchangers answered
+        # (store.h, "Destination backoff"); an independent writer: Python's sqlite3.
+        with sqlite3.connect(store) as db:
+            db.execute("INSERT INTO destination_backoff VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       ("direct", "dead.example", 2, 1893499200000, 0, "",
+                        "connect: no mail exchanger of dead.example could be used"))
+        status = run("status", self.task)
+        self.assertEqual(status.returncode, 0, status.stderr)
+        self.assertIn("domains not tried again before", status.stdout)
+        line = next(l for l in status.stdout.splitlines() if "dead.example" in l)
+        self.assertIn('account "direct", 2 failure(s) in a row', line)
+        self.assertIn("no mail exchanger of dead.example could be used", line)
+        self.assertIn("2030-01-01", line)
 
 
 class LargeTaskTest(unittest.TestCase):

@@ -1020,6 +1020,9 @@ TEST_P(SqliteStoreTest, DestinationBackoffsAreKeptPerAccountUntilCleared) {
   ASSERT_TRUE(got.ok());
   EXPECT_EQ(*got, std::vector<DestinationBackoff>{org});
   EXPECT_EQ(store_->DestinationBackoffs("mx2")->size(), 1u);
+  got = store_->DestinationBackoffs("");
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(*got, (std::vector<DestinationBackoff>{org, other})) << "every account's, by account";
 
   org.failures = 0;
   EXPECT_EQ(store_->SetDestinationBackoff(org).code(), StatusCode::kInvalidArgument);
