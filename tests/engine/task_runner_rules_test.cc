@@ -59,6 +59,15 @@ std::string DirectAccount(std::string_view settings) {
   return fmt::format("[[account]]\nname = \"mx\"\nkind = \"direct\"\nhelo_name = \"mail.example.com\"\n{}\n", settings);
 }
 
+// `per_domain` recipients of each domain, the list sorted by domain.
+std::string SortedByDomain(const std::vector<std::string>& domains, int per_domain) {
+  std::string csv = "email,name\n";
+  for (const std::string& domain : domains) {
+    for (int i = 0; i < per_domain; ++i) csv += fmt::format("r{}@{},R\n", i, domain);
+  }
+  return csv;
+}
+
 // Direct delivery cannot reach one recipient domain: only its recipients get the outcome.
 Outcome DestinationDown(Disposition disposition, std::string text) {
   Outcome outcome = FakeTransport::Reply(disposition, Scope::kDestination, 0, "", std::move(text));
@@ -130,6 +139,15 @@ class TaskRunnerRulesTest : public TaskRunnerFixture {
     EXPECT_TRUE(visited.ok()) << visited.message();
     EXPECT_EQ(found.address, address) << "not in the store";
     return found;
+  }
+
+  // The fake of the direct account "mx", to which example.org's mail exchangers do not answer.
+  FakeTransport& DirectWithExampleOrgDown() {
+    FakeTransport& mx = transports_.For("mx");
+    mx.destination_is_domain = true;
+    mx.connect_failure_for["example.org"] =
+        DestinationDown(Disposition::kTemporary, "no mail exchanger of example.org answers");
+    return mx;
   }
 
   const TimePoint t0_ = clock_.Now();
@@ -612,16 +630,11 @@ TEST_F(TaskRunnerRulesTest, UnreachableDestinationFailsOnlyItsRecipients) {
 // A destination that keeps failing is backed off as a whole, across runs: one connection per
 // retry delay (growing by the backoff), whatever the number of its recipients or runs.
 TEST_F(TaskRunnerRulesTest, AFailingDestinationIsBackedOffAsAWholeAcrossRunsUntilItComesBack) {
-  std::string csv = "email,name\n";
-  for (int i = 0; i < 20; ++i) csv += fmt::format("r{}@example.org,R\n", i);
-  csv += "anna@example.com,Anna\n";
+  std::string csv = SortedByDomain({"example.org"}, 20) + "anna@example.com,Anna\n";
   WriteRecipients(csv);
   WriteAccounts(DirectAccount(""));
   LoadConfig("[sending]\nconcurrency = 4\nretries = 5\nretry_delay = \"10m\"\nretry_backoff = 2\n");
-  FakeTransport& mx = transports_.For("mx");
-  mx.destination_is_domain = true;
-  mx.connect_failure_for["example.org"] =
-      DestinationDown(Disposition::kTemporary, "no mail exchanger of example.org answers");
+  FakeTransport& mx = DirectWithExampleOrgDown();
 
   RunReport first = Run();  // t0: the first try fails
   EXPECT_EQ(first.sent, 1u);
@@ -843,14 +856,6 @@ TEST_F(TaskRunnerRulesTest, TurboThroughAPickupAccountIsRefused) {
 // --- per destination (direct delivery)
 
 
-// `per_domain` recipients of each domain, the list sorted by domain.
-std::string SortedByDomain(const std::vector<std::string>& domains, int per_domain) {
-  std::string csv = "email,name\n";
-  for (const std::string& domain : domains) {
-    for (int i = 0; i < per_domain; ++i) csv += fmt::format("r{}@{},R\n", i, domain);
-  }
-  return csv;
-}
 
 TEST_F(TaskRunnerRulesTest, EachDestinationStaysUnderItsConnectionLimitAndTheAccountUnderItsTotal) {
   WriteRecipients(SortedByDomain({"a.example", "b.example", "c.example", "d.example"}, 12));
@@ -965,15 +970,10 @@ TEST_F(TaskRunnerRulesTest, ADestinationsSendingLimitHoldsOnlyItsMessages) {
 }
 
 TEST_F(TaskRunnerRulesTest, ADestinationFailingMoreOftenThanTheTaskRetriesFailsItsRecipients) {
-  std::string csv = "email,name\n";
-  for (int i = 0; i < 10; ++i) csv += fmt::format("r{}@example.org,R\n", i);
-  WriteRecipients(csv);
+  WriteRecipients(SortedByDomain({"example.org"}, 10));
   WriteAccounts(DirectAccount(""));
   LoadConfig("[sending]\nretries = 1\nretry_delay = \"10m\"\n");
-  FakeTransport& mx = transports_.For("mx");
-  mx.destination_is_domain = true;
-  mx.connect_failure_for["example.org"] =
-      DestinationDown(Disposition::kTemporary, "no mail exchanger of example.org answers");
+  FakeTransport& mx = DirectWithExampleOrgDown();
   RunReport first = Run();
   EXPECT_EQ(first.deferred, 10u);
   clock_.Advance(minutes(11));
