@@ -67,6 +67,11 @@ struct Outcome {
   int reply_code = 0;           // the server's reply code; 0 when there was none
   std::string enhanced_status;  // RFC 3463 "4.4.2"; empty when none
   std::string text;             // the server's text, or herald's reason in plain words
+  // The server refused this sending host, client or sender by policy (RFC 3463 x.7.x: a
+  // blocklisted address, no reverse DNS, SPF, "client host blocked") rather than the recipient
+  // itself (x.1.1 unknown user, x.2.2 mailbox full). Another outgoing path — the account's
+  // secondary — may succeed where this one cannot, so the engine hands the recipient over.
+  bool policy_refusal = false;
 
   bool delivered() const { return disposition == Disposition::kDelivered; }
 };
