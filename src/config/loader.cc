@@ -770,10 +770,10 @@ bool IsTaskId(std::string_view id) {
 
 }  // namespace
 
-Result<AccountSet> LoadAccounts(const std::string& path) {
+Result<AccountSet> LoadAccounts(const std::string& path, std::set<std::string>* settings_read) {
   Result<toml::table> parsed = ParseTomlFile(path);
   if (!parsed.ok()) return parsed.status();
-  Diagnostics diagnostics(path);
+  Diagnostics diagnostics(path, settings_read);
   TableReader root(*parsed, "", diagnostics);
   std::vector<AccountConfig> accounts;
   if (const toml::array* array = root.Array("account")) {
@@ -803,10 +803,10 @@ Result<AccountSet> LoadAccounts(const std::string& path) {
   return AccountSet(std::move(accounts));
 }
 
-Result<TaskConfig> LoadTask(const std::string& path) {
+Result<TaskConfig> LoadTask(const std::string& path, std::set<std::string>* settings_read) {
   Result<toml::table> parsed = ParseTomlFile(path);
   if (!parsed.ok()) return parsed.status();
-  Diagnostics diagnostics(path);
+  Diagnostics diagnostics(path, settings_read);
   TableReader root(*parsed, "", diagnostics);
   TaskConfig task;
   task.path = fs::absolute(path).lexically_normal().string();

@@ -61,6 +61,18 @@ void Diagnostics::ErrorAt(const toml::source_region& where, std::string_view key
   }
 }
 
+void Diagnostics::NoteSetting(std::string_view key_path) {
+  if (settings_read_ == nullptr) return;
+  std::string name;
+  bool in_index = false;
+  for (char c : key_path) {
+    if (c == '[') in_index = true;
+    if (!in_index) name += c;
+    if (c == ']') in_index = false;
+  }
+  settings_read_->insert(std::move(name));
+}
+
 std::string Diagnostics::Origin(const toml::node& node) const {
   return fmt::format("{}:{}", file_, node.source().begin.line);
 }
@@ -86,6 +98,7 @@ bool TableReader::Has(std::string_view key) const { return table_.contains(key);
 
 const toml::node* TableReader::Node(std::string_view key) {
   known_.emplace(key);
+  diagnostics_.NoteSetting(KeyPath(key));
   return table_.get(key);
 }
 

@@ -20,7 +20,9 @@ namespace herald::config_internal {
 
 class Diagnostics {
  public:
-  explicit Diagnostics(std::string file) : file_(std::move(file)) {}
+  // `settings_read`, when given, receives the name of every setting looked for (NoteSetting).
+  explicit Diagnostics(std::string file, std::set<std::string>* settings_read = nullptr)
+      : file_(std::move(file)), settings_read_(settings_read) {}
 
   // Records "file:line:column: key: message" (location from `node` when it has one).
   void Error(const toml::node* node, std::string_view key, std::string_view message);
@@ -28,6 +30,10 @@ class Diagnostics {
   void ErrorAt(const toml::source_region& where, std::string_view key, std::string_view message);
   // "file:line" of `node`, for AccountConfig::origin and similar.
   std::string Origin(const toml::node& node) const;
+
+  // Records that the setting at `key_path` ("account[2].destination[0].domain") was looked for,
+  // as "account.destination.domain": array indexes are left out.
+  void NoteSetting(std::string_view key_path);
 
   bool ok() const { return errors_.empty(); }
   // kInvalidArgument with every error on its own line; ok when there were none.
@@ -37,6 +43,7 @@ class Diagnostics {
  private:
   std::string file_;
   std::vector<std::string> errors_;
+  std::set<std::string>* settings_read_;
 };
 
 // Reads the keys of one table. Every accessor marks its key as known; Finish() reports the keys
