@@ -1,4 +1,4 @@
-// Accounts: the outgoing paths a sending task can use (DESIGN.md, "Per account"), as read from
+// Accounts: the outgoing paths a sending task can use (docs/settings.md, "The accounts file"), as read from
 // an accounts file by LoadAccounts() (config/loader.h). Plain values, validated on load; the
 // behaviour behind each setting lives in transport/ and engine/. Immutable after loading.
 #pragma once

@@ -1,5 +1,5 @@
 // Loading and validating the two configuration files: accounts (LoadAccounts) and a sending task
-// (LoadTask). Every setting of DESIGN.md is read and checked here, including those whose
+// (LoadTask). Every setting of docs/settings.md is read and checked here, including those whose
 // behaviour later modules implement, so the file format is designed once. Errors are
 // kInvalidArgument listing every problem as "file:line:column: key: what is wrong, what was
 // expected"; unknown keys are errors. Secrets are referenced, not read (config/secret.h).

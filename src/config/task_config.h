@@ -1,4 +1,4 @@
-// A sending task (DESIGN.md, "Per sending task") as read from a task file by LoadTask()
+// A sending task (docs/settings.md, "The task file") as read from a task file by LoadTask()
 // (config/loader.h): the message, the recipient list, how to send it, and the file backup.
 // Templates are kept as text here; they are compiled against the recipient list's columns when
 // the task is prepared (engine/). Paths are absolute (resolved against the task file's folder).

@@ -1,5 +1,5 @@
 // Pacing: the waits a user sets, as pure arithmetic on times so that they are tested without
-// sleeping (DESIGN.md, per account: "minimum wait between two messages"; per task: "a limit per
+// sleeping (docs/settings.md, per account: "minimum wait between two messages"; per task: "a limit per
 // task", "blocks of N messages with a pause between blocks"). The engine asks, waits until the
 // answer, and asks again. Not thread-safe: one per account / task, used from the engine's thread.
 #pragma once

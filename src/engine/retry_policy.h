@@ -1,4 +1,4 @@
-// What becomes of a recipient after an attempt (DESIGN.md, "Delivery guarantees"): delivered ->
+// What becomes of a recipient after an attempt (docs/design.md, "The recipient's state machine"): delivered ->
 // sent; permanent -> failed; temporary -> deferred until the task's retry delay has passed
 // (growing by retry_backoff each time), or failed once the retries are used up. Pure functions.
 #pragma once

@@ -1,4 +1,4 @@
-// Router: which account a message goes through (DESIGN.md, per account: "use this account only
+// Router: which account a message goes through (docs/settings.md, per account: "use this account only
 // for certain sender and/or recipient addresses", "domains never to send to through this
 // account", "secondary account"). The first of the task's accounts whose sender and recipient
 // rules accept the message is chosen; if the recipient's domain is excluded from it, its

@@ -630,7 +630,7 @@ class Run {
 
   // --- composing
 
-  // The envelope sender: the task's From, or the account's fixed sender (DESIGN.md: except for
+  // The envelope sender: the task's From, or the account's fixed sender (docs/settings.md: except for
   // messages marked Sensitivity: Private).
   const Address& EnvelopeSender(const AccountRuntime& account) const {
     if (account.config->fixed_sender && task_.message.sensitivity != Sensitivity::kPrivate) {
@@ -923,7 +923,7 @@ class Run {
       account->minimum_wait.Left(clock_.Now());
       if (destination_wait != nullptr) destination_wait->Left(clock_.Now());
 
-      // In flight before the message leaves (DESIGN.md, "Delivery guarantees"), counted against
+      // In flight before the message leaves (docs/design.md, "The recipient's state machine"), counted against
       // the account's sending limits in the same write.
       Result<std::vector<RefusedInFlight>> marked =
           co_await writer_.PutInFlight(InFlightEntries(recipients, account));

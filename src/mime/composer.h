@@ -58,7 +58,7 @@ struct ComposerSpec {
   Sensitivity sensitivity = Sensitivity::kNormal;
 };
 
-// What the account chosen for a recipient changes in its message (DESIGN.md, per account).
+// What the account chosen for a recipient changes in its message (docs/settings.md, per account).
 struct AccountOverrides {
   std::optional<Mailbox> default_reply_to;  // used when the task sets no Reply-To
   // Used when the task sets no From display name, or it renders empty for a recipient.

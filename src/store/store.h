@@ -1,5 +1,5 @@
 // The Store: herald's memory of every sending task and every recipient's fate. Everything the
-// delivery guarantees promise (DESIGN.md) rests on it: a recipient's state moves
+// delivery guarantees promise (docs/design.md) rests on it: a recipient's state moves
 // unsent -> in-flight -> sent | failed | deferred, `in-flight` is written before MAIL FROM and the
 // result right after the reply, and after a crash in-flight rows are put back as possible
 // duplicates. It also keeps the per-account send counters and enforces the accounts' sending

@@ -1,4 +1,4 @@
-"""The crash test of herald's delivery guarantees (DESIGN.md, "Delivery guarantees"; issue 4):
+"""The crash test of herald's delivery guarantees (docs/design.md, "What herald is for"):
 `herald send` of a 5,000-recipient task over SMTP with parallel sends is killed with SIGKILL at 20
 random moments, restarted after each, then run to the end, against a sink that counts deliveries
 per recipient (counting_sink.py). Once personalised (8 sends at once, one recipient each), once in

@@ -374,7 +374,7 @@ TEST_F(EngineRealServersTest, RefusingAccountWithoutSecondaryDefersEveryRecipien
   EXPECT_EQ(run->report.sent, 0u);
   for (const std::string& address : recipients) {
     const RecipientRecord& stored = run->stored.at(address);
-    // Connection refused is temporary (DESIGN.md): retried later, not failed.
+    // Connection refused is temporary (docs/design.md): retried later, not failed.
     EXPECT_EQ(RecipientStatusName(stored.status), "deferred") << address;
     EXPECT_TRUE(stored.next_attempt_at.has_value()) << address;
     EXPECT_EQ(stored.account, "alone") << address;

@@ -1,5 +1,5 @@
-// Real mail servers from Debian packages for herald's integration tests (DESIGN.md, "Real peers
-// used in tests"), each started and stopped by the test itself: on free ports of 127.0.0.1 (or
+// Real mail servers from Debian packages for herald's integration tests (docs/design.md, "How it
+// is tested"), each started and stopped by the test itself: on free ports of 127.0.0.1 (or
 // ::1), with its configuration, state and logs in a folder of the test, stopped by process id, with
 // every wait bounded. No system-wide configuration or service is used or changed.
 //

@@ -1,4 +1,4 @@
-// herald's SMTP client against real mail servers (DESIGN.md, "Real peers used in tests"): each
+// herald's SMTP client against real mail servers (docs/design.md, "How it is tested"): each
 // account is written as accounts TOML the way users write it, loaded by LoadAccounts, turned into
 // an SmtpTransport and driven against Postfix (submission with STARTTLS, smtps, AUTH through
 // Dovecot, POP-before-SMTP, SIZE), python3-aiosmtpd and Postfix's smtp-sink. Every case checks

@@ -3,7 +3,7 @@
 // relays and folders have the one destination ""). When the account is at its total and a
 // destination without a connection needs one, an idle connection of another destination is
 // closed to make room. Each connection carries at most `reconnect_every` messages and is then closed,
-// the next connection opened after `pause_between_chunks` (DESIGN.md, per account). A connection
+// the next connection opened after `pause_between_chunks` (docs/settings.md, per account). A connection
 // that reports itself not reusable (after an error) is dropped, never handed out again, and so is
 // one left idle longer than kMaxIdle. The pause is kept on the engine's Clock and waited out
 // with its Sleeper, like every other wait.
