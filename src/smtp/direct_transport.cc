@@ -7,7 +7,7 @@
 
 #include <fmt/format.h>
 
-#include "smtp/smtp_transport.h"
+#include "smtp/helo_name.h"
 
 namespace herald {
 namespace {
