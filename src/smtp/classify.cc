@@ -214,6 +214,7 @@ Outcome TemporaryFailure(Stage stage, std::string_view reason) {
   outcome.scope = ScopeWithoutReply(stage);
   outcome.stage = stage;
   outcome.text = OutcomeText(reason);
+  outcome.maybe_delivered = stage == Stage::kDataEnd;
   return outcome;
 }
 

@@ -80,7 +80,8 @@ Scope ScopeWithoutReply(Stage stage);
 
 // A temporary Outcome for a failure without a usable reply at `stage` — the session could not read
 // or write, or the reply was malformed — with `reason` as text. After a drop at kDataEnd the
-// message may or may not have been accepted: the engine retries it (a possible duplicate).
+// message may or may not have been accepted: maybe_delivered is set, and the engine retries it as
+// a possible duplicate.
 Outcome TemporaryFailure(Stage stage, std::string_view reason);
 
 }  // namespace herald::smtp

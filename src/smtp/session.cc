@@ -365,7 +365,8 @@ class Session::Impl {
       co_return std::nullopt;
     }
     Classification refused = Classify(Stage::kMailFrom, *reset);
-    Outcome failure = refused.closing_connection ? refused.outcome : TemporaryFailure(Stage::kMailFrom, ResetRefused(*reset));
+    Outcome failure =
+        refused.closing_connection ? refused.outcome : TemporaryFailure(Stage::kMailFrom, ResetRefused(*reset));
     Break();
     co_return failure;
   }
@@ -557,7 +558,6 @@ class Session::Impl {
       Break();
       Outcome failure = TemporaryFailure(Stage::kDataEnd, LostAfterData());
       failure.text += ": " + final_reply.status().message();
-      failure.maybe_delivered = true;
       for (std::size_t i : accepted) outcomes[i] = failure;
       co_return retry;
     }

@@ -461,11 +461,12 @@ Status SqliteStore::ApplyResult(const AttemptResult& result, std::int64_t now_ms
   // says: not given a result or a later attempt time by another process meanwhile).
   Result<ScopedStatement> update = connection_->Cached(
       result.postponed ? "UPDATE recipients SET status = ?2, next_attempt_at = ?3, last_code = ?4, last_enhanced = ?5, "
-                         "last_text = ?6, account = ?7, updated_at = ?8, possible_duplicate = (possible_duplicate OR ?9) "
+                         "last_text = ?6, account = ?7, updated_at = ?8, "
+                         "possible_duplicate = (possible_duplicate OR ?9) "
                          "WHERE id = ?1 AND (status = 0 OR (status = 4 AND next_attempt_at <= ?8))"
                        : "UPDATE recipients SET status = ?2, next_attempt_at = ?3, last_code = ?4, last_enhanced = ?5, "
-                         "last_text = ?6, account = ?7, updated_at = ?8, possible_duplicate = (possible_duplicate OR ?9) "
-                         "WHERE id = ?1",
+                         "last_text = ?6, account = ?7, updated_at = ?8, "
+                         "possible_duplicate = (possible_duplicate OR ?9) WHERE id = ?1",
       "recording a delivery result");
   if (!update.ok()) return update.status();
   (*update)->BindInt(1, result.recipient_id);

@@ -220,6 +220,7 @@ TEST(ClassifyTest, FailuresWithoutReply) {
     EXPECT_EQ(got.reply_code, 0);
     EXPECT_EQ(got.text, "connection closed by the server");
     EXPECT_EQ(got.stage, c.stage);
+    EXPECT_EQ(got.maybe_delivered, c.stage == Stage::kDataEnd) << StageName(c.stage);
   }
 }
 
