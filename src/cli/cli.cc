@@ -20,6 +20,7 @@
 #include "engine/task_runner.h"
 #include "merge/csv_reader.h"
 #include "mime/composer.h"
+#include "smtp/helo_name.h"
 #include "cli/send_one.h"
 
 namespace herald {
@@ -85,7 +86,8 @@ void PrintCounts(std::FILE* out, std::string_view id, const StatusCounts& counts
     fmt::print(out, "  {:<12} {}\n", RecipientStatusName(status), GroupDigits(counts[status]));
   }
   if (counts.possible_duplicates > 0) {
-    fmt::print(out, "  possible duplicates: {} (in flight when a run stopped abruptly)\n",
+    fmt::print(out, "  possible duplicates: {} (may have got the message twice: in flight when a run stopped "
+                    "abruptly, or the connection was lost after the message went out)\n",
                GroupDigits(counts.possible_duplicates));
   }
 }
@@ -160,6 +162,9 @@ int Check(const std::string& task_file, const std::string& accounts_file) {
                                                              : fmt::format("{}:{} {}", account.host, account.port,
                                                                            SecurityName(account.security));
     fmt::print("  account {} ({}): {}\n", name, AccountKindName(account.kind), where);
+    if (std::optional<std::string> helo = HeloNameWarningForThisMachine(account)) {
+      fmt::print("    warning: {}\n", *helo);
+    }
     for (const SecretRef* secret : {&account.password, &account.oauth2_token, &account.client_secret}) {
       if (secret->empty()) continue;
       Result<std::string> value = ReadSecret(*secret);
@@ -384,6 +389,7 @@ int TestAccount(const CliDependencies& deps, const std::string& accounts_file, c
   if (!account->host.empty()) fmt::print(", {}:{} {}", account->host, account->port, SecurityName(account->security));
   fmt::print(")\n");
   if (!account->verify_certificate) fmt::print("warning: certificate verification is turned off for this account\n");
+  if (std::optional<std::string> helo = HeloNameWarningForThisMachine(*account)) fmt::print("warning: {}\n", *helo);
   std::fflush(stdout);
   Result<std::unique_ptr<Transport>> transport = deps.transports->Create(*account, [](std::string_view line) {
     fmt::print("  {}\n", line);

@@ -26,6 +26,7 @@ AttemptResult DecideResult(std::int64_t recipient_id, const Outcome& outcome, in
                            const SendingConfig& sending, TimePoint now) {
   AttemptResult result;
   result.recipient_id = recipient_id;
+  result.possible_duplicate = outcome.maybe_delivered;
   switch (outcome.disposition) {
     case Disposition::kDelivered:
       result.status = RecipientStatus::kSent;

@@ -14,7 +14,8 @@ namespace herald {
 // capped at 30 days.
 Duration RetryDelay(const SendingConfig& sending, int retry);
 
-// The store result for `recipient_id` after `outcome`. `attempts` counts this attempt.
+// The store result for `recipient_id` after `outcome`. `attempts` counts this attempt. An outcome
+// that may have delivered the message (Outcome::maybe_delivered) makes it a possible duplicate.
 AttemptResult DecideResult(std::int64_t recipient_id, const Outcome& outcome, int attempts,
                            const SendingConfig& sending, TimePoint now);
 

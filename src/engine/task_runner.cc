@@ -27,6 +27,7 @@
 #include "engine/router.h"
 #include "engine/prepared_task.h"
 #include "engine/retry_policy.h"
+#include "smtp/helo_name.h"
 
 namespace herald {
 namespace {
@@ -1127,6 +1128,7 @@ Result<std::vector<AccountRuntime>> MakeAccounts(const TaskConfig& task, const A
                                      "(verify_certificate = false); the server is not authenticated",
                                      config->name));
     }
+    if (std::optional<std::string> helo = HeloNameWarningForThisMachine(*config)) observer.OnWarning(*helo);
   }
   if (runtimes.empty()) return InvalidArgument(fmt::format("{}: no account to send through", task.accounts_file));
   return runtimes;

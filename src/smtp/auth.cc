@@ -178,8 +178,8 @@ Result<Mechanism> ChooseMechanism(const std::vector<std::string>& offered, const
   if (cleartext_refused) {
     return Status(StatusCode::kFailedPrecondition,
                   fmt::format("the server offers {} without TLS; of the mechanisms the account allows ({}) "
-                              "none protects the credentials on an unencrypted connection (use TLS, or "
-                              "allow plaintext authentication)",
+                              "none protects the credentials on an unencrypted connection, so none were sent "
+                              "(use security = \"starttls\" or \"tls\", or set allow_plaintext_auth = true)",
                               JoinOffered(offered), JoinMechanisms(allowed)));
   }
   return Status(StatusCode::kFailedPrecondition,

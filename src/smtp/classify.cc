@@ -1,5 +1,7 @@
 #include "smtp/classify.h"
 
+#include <fmt/format.h>
+
 namespace herald::smtp {
 namespace {
 
@@ -43,9 +45,95 @@ std::string OutcomeText(std::string_view text) {
   return out;
 }
 
+// RFC 3463 status "class.subject.detail": whether `enhanced` has this subject (and detail, when
+// given).
+bool HasStatus(std::string_view enhanced, std::string_view subject, std::string_view detail = {}) {
+  if (enhanced.size() < 5 || enhanced[1] != '.') return false;
+  std::string_view rest = enhanced.substr(2);
+  std::size_t dot = rest.find('.');
+  if (dot == std::string_view::npos || rest.substr(0, dot) != subject) return false;
+  return detail.empty() || rest.substr(dot + 1) == detail;
+}
+
 // RFC 3463 "x.5.3": too many recipients.
-bool IsTooManyRecipientsStatus(std::string_view enhanced) {
-  return enhanced.size() == 5 && enhanced.substr(1) == ".5.3";
+bool IsTooManyRecipientsStatus(std::string_view enhanced) { return HasStatus(enhanced, "5", "3"); }
+
+// The replies `stage` waits for before the dialogue goes on (RFC 5321 §4.3.2, RFC 3207 §4,
+// RFC 4954 §4 and §6).
+bool IsAcceptedReply(Stage stage, int code) {
+  switch (stage) {
+    case Stage::kGreeting:
+    case Stage::kStartTls:
+      return code == 220;
+    case Stage::kHello:
+    case Stage::kMailFrom:
+      return code == 250;
+    case Stage::kAuth:
+      return code == 235 || code == 334;
+    case Stage::kRcptTo:
+      return code == 250 || code == 251;
+    case Stage::kData:
+      return code == 354;
+    case Stage::kDataEnd:
+    case Stage::kConnect:
+    case Stage::kWrite:
+    case Stage::kPrepare:
+      return code / 100 == 2;
+  }
+  return false;
+}
+
+std::string_view ExpectedReplies(Stage stage) {
+  switch (stage) {
+    case Stage::kGreeting:
+    case Stage::kStartTls:
+      return "220";
+    case Stage::kHello:
+    case Stage::kMailFrom:
+      return "250";
+    case Stage::kAuth:
+      return "235 or 334";
+    case Stage::kRcptTo:
+      return "250 or 251";
+    case Stage::kData:
+      return "354";
+    case Stage::kDataEnd:
+    case Stage::kConnect:
+    case Stage::kWrite:
+    case Stage::kPrepare:
+      break;
+  }
+  return "2xx";
+}
+
+std::string ProtocolErrorText(Stage stage, const Reply& reply) {
+  return fmt::format("protocol error: {} answered {} where only {} fits: {}", StageName(stage), reply.code,
+                     ExpectedReplies(stage), reply.Text());
+}
+
+// MAIL FROM 5xx: about the sender or this client (the account), not this message.
+bool RefusesTheAccountAtMailFrom(const Reply& reply) {
+  const std::string& enhanced = reply.enhanced_status;
+  bool about_the_message = reply.code == 552 || reply.code == 555 || HasStatus(enhanced, "3", "4") ||
+                           HasStatus(enhanced, "6");
+  if (about_the_message) return false;
+  return reply.code == 530 || HasStatus(enhanced, "7") || HasStatus(enhanced, "1", "7") ||
+         HasStatus(enhanced, "1", "8") || (reply.code == 553 && enhanced.empty());
+}
+
+// A 5xx refusing this sending host, client or sender by policy (see classify.h).
+bool IsPolicyRefusal(Stage stage, const Reply& reply) {
+  if (reply.reply_class() != 5) return false;
+  switch (stage) {
+    case Stage::kGreeting:
+      return HasStatus(reply.enhanced_status, "7") || (reply.code == 554 && reply.enhanced_status.empty());
+    case Stage::kHello:
+    case Stage::kMailFrom:
+    case Stage::kRcptTo:
+      return HasStatus(reply.enhanced_status, "7");
+    default:
+      return false;
+  }
 }
 
 }  // namespace
@@ -59,17 +147,20 @@ Classification Classify(Stage stage, const Reply& reply) {
   outcome.enhanced_status = reply.enhanced_status;
   outcome.text = OutcomeText(reply.Text());
 
+  if (IsAcceptedReply(stage, reply.code)) {
+    result.accepted = true;
+    outcome.disposition = Disposition::kDelivered;
+    return result;
+  }
   switch (reply.reply_class()) {
     case 2:
-      outcome.disposition = Disposition::kDelivered;
-      return result;
     case 3:
-      // 354 starts the message text (RFC 5321 §4.1.1.4), 334 continues SASL (RFC 4954 §4).
-      if ((stage == Stage::kData && reply.code == 354) || (stage == Stage::kAuth && reply.code == 334)) {
-        outcome.disposition = Disposition::kDelivered;
-      } else {
-        outcome.disposition = Disposition::kTemporary;
-      }
+      result.protocol_error = true;
+      outcome.disposition = Disposition::kTemporary;
+      outcome.scope = ScopeWithoutReply(stage);
+      outcome.text = OutcomeText(ProtocolErrorText(stage, reply));
+      // The whole message went out; the server said neither yes nor no.
+      outcome.maybe_delivered = stage == Stage::kDataEnd;
       return result;
     case 4:
       outcome.disposition = Disposition::kTemporary;
@@ -78,6 +169,7 @@ Classification Classify(Stage stage, const Reply& reply) {
       outcome.disposition = Disposition::kPermanent;
       break;
   }
+  outcome.policy_refusal = IsPolicyRefusal(stage, reply);
 
   // RFC 5321 §3.8: 421 means the server is closing the transmission channel, at any stage.
   if (reply.code == 421) {
@@ -101,8 +193,9 @@ Classification Classify(Stage stage, const Reply& reply) {
       }
       break;
     case Stage::kMailFrom:
-      // RFC 4954 §6: "530 5.7.0 Authentication required" — the account needs AUTH.
-      if (reply.code == 530) outcome.scope = Scope::kAccount;
+      if (outcome.disposition == Disposition::kPermanent && RefusesTheAccountAtMailFrom(reply)) {
+        outcome.scope = Scope::kAccount;
+      }
       break;
     default:
       break;
@@ -121,6 +214,7 @@ Outcome TemporaryFailure(Stage stage, std::string_view reason) {
   outcome.scope = ScopeWithoutReply(stage);
   outcome.stage = stage;
   outcome.text = OutcomeText(reason);
+  outcome.maybe_delivered = stage == Stage::kDataEnd;
   return outcome;
 }
 

@@ -7,7 +7,7 @@
 
 #include <fmt/format.h>
 
-#include "smtp/smtp_transport.h"
+#include "smtp/helo_name.h"
 
 namespace herald {
 namespace {
@@ -120,6 +120,7 @@ class Attempts {
 
   void AddLookup(const LookupFailure& failure) {
     permanent_ = permanent_ && failure.permanent;
+    all_policy_refusals_ = false;
     last_ = LookupOutcome(failure);
     texts_.push_back(failure.text);
   }
@@ -127,6 +128,7 @@ class Attempts {
   // A host the domain's MTA-STS policy does not allow: a policy failure, which defers (RFC 8461 §5).
   void AddPolicy(const std::string& text) {
     permanent_ = false;
+    all_policy_refusals_ = false;
     last_ = Outcome{};
     last_.disposition = Disposition::kTemporary;
     last_.stage = Stage::kPrepare;
@@ -138,6 +140,7 @@ class Attempts {
   void AddSession(const std::string& host, const std::string& address, const Outcome& failure) {
     ++addresses_tried_;
     permanent_ = permanent_ && failure.disposition == Disposition::kPermanent && failure.reply_code >= 500;
+    all_policy_refusals_ = all_policy_refusals_ && failure.policy_refusal;
     last_ = failure;
     texts_.push_back(fmt::format("{}: {}", HostAndAddress(host, address), failure.text));
   }
@@ -145,6 +148,8 @@ class Attempts {
   Outcome Result() const {
     Outcome outcome = last_;
     outcome.scope = Scope::kDestination;
+    // Every mail exchanger tried refused this host by policy: another path may get through.
+    outcome.policy_refusal = all_policy_refusals_ && addresses_tried_ > 0;
     outcome.disposition = permanent_ && !texts_.empty() ? Disposition::kPermanent : Disposition::kTemporary;
     if (outcome.enhanced_status.empty() && outcome.stage == Stage::kConnect) {
       outcome.enhanced_status = outcome.disposition == Disposition::kPermanent ? "5.4.4" : "4.4.1";
@@ -157,6 +162,7 @@ class Attempts {
   std::string domain_;
   int addresses_tried_ = 0;
   bool permanent_ = true;
+  bool all_policy_refusals_ = true;
   Outcome last_;
   std::vector<std::string> texts_;
 };

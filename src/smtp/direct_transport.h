@@ -11,9 +11,12 @@
 //                    to the next one. A null MX, a domain that does not exist, or every host
 //                    answering 5xx fails for good; anything else is temporary. Failures have
 //                    scope kDestination: the account and its other destinations are fine.
+//                    When every address tried refused this host by policy (a 5xx x.7.x or bare
+//                    554 greeting, EHLO refusal: Outcome::policy_refusal), the outcome says so.
 //   Send()           the session's outcomes per recipient (a 5xx to RCPT TO is final for that
-//                    recipient); what concerns a whole relay account (421, a refused EHLO)
-//                    concerns only this destination here, and says so (kDestination).
+//                    recipient); what concerns a whole relay account (421, a refused EHLO, a
+//                    sender refused at MAIL FROM) concerns only this destination here, and says
+//                    so (kDestination), keeping policy_refusal.
 //
 // TLS (the account's tls_policy, or its [[account.destination]] rule for the domain):
 //   opportunistic  STARTTLS whenever offered, certificate not checked (RFC 7435: encryption

@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "core/units.h"
 #include "smtp/classify.h"
 #include "smtp/command.h"
 #include "smtp/dot_stuffer.h"
@@ -20,6 +21,9 @@ using SteadyTime = std::chrono::steady_clock::time_point;
 constexpr std::size_t kDataBlockBytes = 1 << 20;
 // Transactions one Send() may use for recipients refused as "too many".
 constexpr int kMaxTransactions = 16;
+// The longest wait for the reply to QUIT: by then every message is accepted or not, and the reply
+// changes nothing (RFC 5321 §4.1.1.10 asks the client to wait for it, not for minutes).
+constexpr Duration kQuitWait = std::chrono::seconds(5);
 
 // Helpers that build text live outside the coroutines: g++ 12 cannot compile arrays (string
 // literals passed to templates, braced lists) as temporaries inside a coroutine body.
@@ -57,6 +61,21 @@ std::string NoSmtpUtf8(const std::string& server) {
 
 std::string Unusable() { return "the connection can no longer be used"; }
 
+std::string ResetRefused(const Reply& reply) {
+  return fmt::format("RSET answered {} ({}), not 250: the server's transaction state is unknown; session ended",
+                     reply.code, reply.Text());
+}
+
+// The text of a reply that did not come in time: the wait as configured for the state, not what
+// was left of it when the last bytes came.
+std::string NoReplyWithin(SessionState state, const std::string& server, Duration timeout) {
+  if (state == SessionState::kGreeting) {
+    return fmt::format("timed out: no greeting from {} within {}", server, FormatDuration(timeout));
+  }
+  return fmt::format("timed out: no reply to {}{} from {} within {}", state == SessionState::kDataEnd ? "the " : "",
+                     SessionStateName(state), server, FormatDuration(timeout));
+}
+
 std::string LostAfterData() {
   return "the connection was lost after the message was sent and before the server answered; it may or may "
          "not have been accepted";
@@ -70,8 +89,9 @@ std::string WithPrefix(std::string_view prefix, std::string_view line) {
   return out;
 }
 
+// Rounded up, so that a read that times out ends at or after `deadline`.
 Duration Remaining(SteadyTime deadline) {
-  auto left = std::chrono::duration_cast<Duration>(deadline - std::chrono::steady_clock::now());
+  auto left = std::chrono::ceil<Duration>(deadline - std::chrono::steady_clock::now());
   return std::max(left, Duration(1));
 }
 
@@ -166,7 +186,8 @@ class Session::Impl {
   }
 
   // The next reply, read with one deadline for all of it (a server trickling bytes does not
-  // stretch it). Errors: timeout, connection closed, malformed reply.
+  // stretch it). Errors: timeout (naming the state and `timeout`), connection closed, malformed
+  // reply.
   asio::awaitable<Result<Reply>> ReadReply(Duration timeout) {
     SteadyTime deadline = std::chrono::steady_clock::now() + timeout;
     while (true) {
@@ -178,13 +199,15 @@ class Session::Impl {
       }
       Result<std::size_t> got =
           co_await stream_->ReadSome(std::span<char>(read_buffer_.data(), read_buffer_.size()), Remaining(deadline));
-      if (!got.ok()) co_return got.status();
+      if (!got.ok()) {
+        if (std::chrono::steady_clock::now() < deadline) co_return got.status();
+        co_return Status(StatusCode::kUnavailable, NoReplyWithin(state_, server(), timeout));
+      }
       parser_.Feed(std::string_view(read_buffer_.data(), *got));
     }
   }
 
-  // Sends `command` and classifies its reply at `stage`; a non-2xx/3xx reply or no reply is the
-  // failure Outcome. Used for the account-scoped steps of Open().
+  // Sends `command` and reads its reply, both within `timeout`.
   asio::awaitable<Result<Reply>> Exchange(std::string command, Duration timeout) {
     Status written = co_await WriteText(std::move(command), timeout);
     if (!written.ok()) co_return written;
@@ -197,7 +220,8 @@ class Session::Impl {
     if (!ehlo.ok()) co_return Permanent(Stage::kHello, Scope::kAccount, ehlo.status().message());
     Result<Reply> reply = co_await Exchange(std::move(*ehlo), options_.timeouts.command);
     if (!reply.ok()) co_return Broken(Stage::kHello, reply.status());
-    if (reply->positive_completion()) {
+    Classification hello = Classify(Stage::kHello, *reply);
+    if (hello.accepted) {
       capabilities_ = ParseCapabilities(*reply);
       co_return std::nullopt;
     }
@@ -208,24 +232,24 @@ class Session::Impl {
       if (!helo.ok()) co_return Permanent(Stage::kHello, Scope::kAccount, helo.status().message());
       reply = co_await Exchange(std::move(*helo), options_.timeouts.command);
       if (!reply.ok()) co_return Broken(Stage::kHello, reply.status());
-      if (reply->positive_completion()) {
+      hello = Classify(Stage::kHello, *reply);
+      if (hello.accepted) {
         capabilities_ = Capabilities{};
         co_return std::nullopt;
       }
     }
-    Classification failure = Classify(Stage::kHello, *reply);
     Break();
-    co_return failure.outcome;
+    co_return hello.outcome;
   }
 
   asio::awaitable<std::optional<Outcome>> StartTls() {
     state_ = SessionState::kStartTls;
     Result<Reply> reply = co_await Exchange(std::string(kStartTlsCommand), options_.timeouts.command);
     if (!reply.ok()) co_return Broken(Stage::kStartTls, reply.status());
-    if (!reply->positive_completion()) {
-      Classification failure = Classify(Stage::kStartTls, *reply);
+    Classification started = Classify(Stage::kStartTls, *reply);
+    if (!started.accepted) {
       Break();
-      co_return failure.outcome;
+      co_return started.outcome;
     }
     // RFC 3207 §4.2: nothing the server sent before the handshake may be used afterwards. Bytes
     // already waiting after the 220 were injected before TLS: refuse the session.
@@ -285,8 +309,8 @@ class Session::Impl {
       reply = co_await ReadReply(options_.timeouts.command);
     }
     if (!reply.ok()) co_return Broken(Stage::kAuth, reply.status());
-    if (reply->positive_completion()) co_return std::nullopt;
     Classification failure = Classify(Stage::kAuth, *reply);
+    if (failure.accepted) co_return std::nullopt;
     if (!client->server_error().empty()) failure.outcome.text += " (" + client->server_error() + ")";
     Break();
     co_return failure.outcome;
@@ -306,10 +330,10 @@ class Session::Impl {
     state_ = SessionState::kGreeting;
     Result<Reply> greeting = co_await ReadReply(options_.timeouts.greeting);
     if (!greeting.ok()) co_return Broken(Stage::kGreeting, greeting.status());
-    if (!greeting->positive_completion()) {
-      Classification failure = Classify(Stage::kGreeting, *greeting);
+    Classification greeted = Classify(Stage::kGreeting, *greeting);
+    if (!greeted.accepted) {
       Break();
-      co_return failure.outcome;
+      co_return greeted.outcome;
     }
 
     if (std::optional<Outcome> failed = co_await Hello()) co_return failed;
@@ -329,6 +353,24 @@ class Session::Impl {
     co_return std::nullopt;
   }
 
+  // The reply to RSET. RFC 5321 §4.1.1.5: its only success reply is 250; after anything else the
+  // server's transaction state is unknown and the session ends. Returns the failure for the
+  // recipients of the next transaction, or nothing when the server is ready for it.
+  asio::awaitable<std::optional<Outcome>> ResetReply() {
+    state_ = SessionState::kReset;
+    Result<Reply> reset = co_await ReadReply(options_.timeouts.command);
+    if (!reset.ok()) co_return Broken(Stage::kMailFrom, reset.status());
+    if (reset->code == 250) {
+      transaction_open_ = false;
+      co_return std::nullopt;
+    }
+    Classification refused = Classify(Stage::kMailFrom, *reset);
+    Outcome failure =
+        refused.closing_connection ? refused.outcome : TemporaryFailure(Stage::kMailFrom, ResetRefused(*reset));
+    Break();
+    co_return failure;
+  }
+
   // One transaction for the recipients at `indices` of `envelope`; fills their outcomes and
   // returns the indices refused as "too many recipients", to be tried in another transaction.
   asio::awaitable<std::vector<std::size_t>> Transaction(const Envelope& envelope, std::vector<std::size_t> indices,
@@ -343,10 +385,9 @@ class Session::Impl {
       for (std::size_t i : indices) outcomes[i] = Permanent(Stage::kPrepare, Scope::kMessage, mail.status().message());
       co_return retry;
     }
-    std::string commands;
-    if (transaction_open_) commands += kRsetCommand;
-    commands += *mail;
+    bool pipelined = capabilities_.pipelining;
     std::vector<std::size_t> sent;  // recipients whose RCPT TO goes out
+    std::string rcpts;
     for (std::size_t i : indices) {
       Result<std::string> rcpt = RcptToCommand(envelope.recipients[i], envelope.smtputf8);
       if (!rcpt.ok()) {
@@ -354,13 +395,36 @@ class Session::Impl {
         continue;
       }
       sent.push_back(i);
-      if (capabilities_.pipelining) commands += *rcpt;  // otherwise sent one by one below
+      if (pipelined) rcpts += *rcpt;  // otherwise sent one by one below
     }
     if (sent.empty()) co_return retry;
-    bool pipelined = capabilities_.pipelining;
-    if (pipelined) commands += kDataCommand;
 
-    // --- MAIL FROM (with RSET before it, and with PIPELINING everything up to DATA)
+    // --- RSET after an aborted transaction: alone without PIPELINING (RFC 2920 §3.1: the client
+    // waits for each reply), else in the same write as the rest.
+    bool reset_pipelined = transaction_open_ && pipelined;
+    if (transaction_open_ && !pipelined) {
+      state_ = SessionState::kReset;
+      Status written_reset = co_await WriteText(std::string(kRsetCommand), options_.timeouts.command);
+      std::optional<Outcome> failure;
+      if (written_reset.ok()) {
+        failure = co_await ResetReply();
+      } else {
+        failure = Broken(Stage::kMailFrom, written_reset);
+      }
+      if (failure) {
+        for (std::size_t i : sent) outcomes[i] = *failure;
+        co_return retry;
+      }
+    }
+
+    // --- MAIL FROM (with PIPELINING everything up to DATA)
+    std::string commands;
+    if (reset_pipelined) commands += kRsetCommand;
+    commands += *mail;
+    if (pipelined) {
+      commands += rcpts;
+      commands += kDataCommand;
+    }
     state_ = SessionState::kMailFrom;
     Status written = co_await WriteText(std::move(commands), options_.timeouts.command);
     if (!written.ok()) {
@@ -368,17 +432,11 @@ class Session::Impl {
       for (std::size_t i : sent) outcomes[i] = failure;
       co_return retry;
     }
-    if (transaction_open_) {
-      state_ = SessionState::kReset;
-      Result<Reply> reset = co_await ReadReply(options_.timeouts.command);
-      if (!reset.ok() || reset->code == 421) {
-        Outcome failure = reset.ok() ? Classify(Stage::kMailFrom, *reset).outcome
-                                     : Broken(Stage::kMailFrom, reset.status());
-        Break();
-        for (std::size_t i : sent) outcomes[i] = failure;
+    if (reset_pipelined) {
+      if (std::optional<Outcome> failure = co_await ResetReply()) {
+        for (std::size_t i : sent) outcomes[i] = *failure;
         co_return retry;
       }
-      transaction_open_ = false;
     }
     state_ = SessionState::kMailFrom;
     Result<Reply> mail_reply = co_await ReadReply(options_.timeouts.command);
@@ -387,10 +445,10 @@ class Session::Impl {
       for (std::size_t i : sent) outcomes[i] = failure;
       co_return retry;
     }
-    bool mail_ok = mail_reply->positive_completion();
     Classification mail_class = Classify(Stage::kMailFrom, *mail_reply);
+    bool mail_ok = mail_class.accepted;
     if (mail_ok) transaction_open_ = true;
-    if (mail_class.closing_connection) Break();
+    if (mail_class.closing_connection || mail_class.protocol_error) Break();
 
     // --- RCPT TO
     state_ = SessionState::kRcptTo;
@@ -398,7 +456,7 @@ class Session::Impl {
     for (std::size_t i : sent) {
       if (!pipelined) {
         if (!mail_ok || !usable()) {
-          outcomes[i] = mail_class.outcome;
+          outcomes[i] = mail_ok ? TemporaryFailure(Stage::kRcptTo, Unusable()) : mail_class.outcome;
           continue;
         }
         Result<std::string> rcpt = RcptToCommand(envelope.recipients[i], envelope.smtputf8);
@@ -421,8 +479,8 @@ class Session::Impl {
         continue;
       }
       Classification rcpt_class = Classify(Stage::kRcptTo, *reply);
-      if (rcpt_class.closing_connection) Break();
-      if (reply->positive_completion()) {
+      if (rcpt_class.closing_connection || rcpt_class.protocol_error) Break();
+      if (rcpt_class.accepted) {
         accepted.push_back(i);
       } else if (rcpt_class.too_many_recipients) {
         retry.push_back(i);
@@ -455,9 +513,11 @@ class Session::Impl {
       for (std::size_t i : accepted) outcomes[i] = failure;
       co_return retry;
     }
-    if (data_reply->code != 354) {
-      Classification data_class = Classify(Stage::kData, *data_reply);
-      if (data_class.closing_connection) Break();
+    // Only 354 lets the message go out (RFC 5321 §4.1.1.4); any other reply fails the transaction
+    // by its code, and a 2xx or another 3xx is a protocol error (classify.h): nothing was sent.
+    Classification data_class = Classify(Stage::kData, *data_reply);
+    if (!data_class.accepted) {
+      if (data_class.closing_connection || data_class.protocol_error) Break();
       for (std::size_t i : accepted) outcomes[i] = data_class.outcome;
       co_return retry;
     }
@@ -503,9 +563,9 @@ class Session::Impl {
     }
     transaction_open_ = false;
     Classification end_class = Classify(Stage::kDataEnd, *final_reply);
-    if (end_class.closing_connection) Break();
+    if (end_class.closing_connection || end_class.protocol_error) Break();
     for (std::size_t i : accepted) outcomes[i] = end_class.outcome;
-    if (final_reply->positive_completion()) ++messages_sent_;
+    if (end_class.accepted) ++messages_sent_;
     state_ = usable() ? SessionState::kReady : SessionState::kClosed;
     co_return retry;
   }
@@ -560,7 +620,8 @@ asio::awaitable<void> Session::Quit() {
   Impl& s = *impl_;
   if (s.usable()) {
     s.state_ = SessionState::kQuit;
-    Result<Reply> reply = co_await s.Exchange(std::string(kQuitCommand), s.options_.timeouts.command);
+    Result<Reply> reply =
+        co_await s.Exchange(std::string(kQuitCommand), std::min(s.options_.timeouts.command, kQuitWait));
     (void)reply;  // the connection closes whatever the server answers
   }
   s.Break();

@@ -8,11 +8,15 @@
 //            end of data, pipelined in one write when the server offers PIPELINING (RFC 2920);
 //            one Outcome per recipient. Recipients refused as "too many" (452, RFC 5321
 //            §4.5.3.1.10) are sent in a further transaction on the same connection.
-//   Quit():  QUIT, then close.
+//   Quit():  QUIT, then close (waiting at most 5 s for the reply: nothing depends on it).
 //
 // The session does not care where the host name came from (a relay's setting or an MX record).
-// Every state has its own deadline (Timeouts). After a timeout, a dropped connection, a malformed
-// reply or a 421 the session is broken: usable() turns false and it must not be used again.
+// Every state has its own deadline (Timeouts); a timeout says which reply did not come within the
+// state's whole timeout ("timed out: no reply to RCPT TO from mx.example within 1m"). Only the
+// replies of classify.h's accepted list let the dialogue go on: a reply the state cannot get (250
+// to DATA, 354 to MAIL FROM) is a protocol error that ends the session, and no message data goes
+// out without a 354 to DATA. After a timeout, a dropped connection, a malformed reply, a protocol
+// error or a 421 the session is broken: usable() turns false and it must not be used again.
 // Nothing from a task reaches the wire unchecked: commands are built by smtp/command.h (which
 // rejects CR, LF and NUL), message data goes through the dot-stuffer.
 //
@@ -42,7 +46,8 @@ namespace herald::smtp {
 struct Timeouts {
   Duration connect = std::chrono::seconds(60);    // resolve + TCP connect (+ implicit TLS handshake)
   Duration greeting = std::chrono::minutes(5);    // §4.5.3.2.1
-  Duration command = std::chrono::minutes(5);     // EHLO, STARTTLS, AUTH, MAIL, RCPT, RSET, QUIT (§4.5.3.2.2/3)
+  Duration command = std::chrono::minutes(5);     // EHLO, STARTTLS, AUTH, MAIL, RCPT, RSET (§4.5.3.2.2/3);
+                                                  // QUIT waits min(command, 5 s)
   Duration data_init = std::chrono::minutes(2);   // DATA -> 354 (§4.5.3.2.4)
   Duration data_block = std::chrono::minutes(3);  // each block of message data written (§4.5.3.2.5)
   Duration data_end = std::chrono::minutes(10);   // "." -> reply (§4.5.3.2.6)
@@ -115,7 +120,7 @@ class Session {
   // an address needs it (permanent, kMessage, stage kPrepare). Never throws.
   asio::awaitable<std::vector<Outcome>> Send(Envelope envelope, std::shared_ptr<const MessageData> message);
 
-  // QUIT and close; never throws.
+  // QUIT and close, waiting min(timeouts.command, 5 s) for the reply; never throws.
   asio::awaitable<void> Quit();
 
   bool usable() const;

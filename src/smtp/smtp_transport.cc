@@ -1,13 +1,11 @@
 #include "smtp/smtp_transport.h"
 
-#include <netdb.h>
-#include <unistd.h>
-
 #include <fmt/format.h>
 
 #include "config/secret.h"
 #include "pop3/pop3_client.h"
 #include "smtp/classify.h"
+#include "smtp/helo_name.h"
 
 namespace herald {
 namespace {
@@ -50,22 +48,6 @@ class SmtpConnection final : public Connection {
 };
 
 }  // namespace
-
-std::string LocalHostName() {
-  char name[256] = {};
-  if (gethostname(name, sizeof name - 1) != 0 || name[0] == '\0') return "localhost.localdomain";
-  addrinfo hints{};
-  hints.ai_flags = AI_CANONNAME;
-  addrinfo* info = nullptr;
-  std::string fqdn = name;
-  if (getaddrinfo(name, nullptr, &hints, &info) == 0 && info != nullptr) {
-    if (info->ai_canonname != nullptr && std::string_view(info->ai_canonname).find('.') != std::string_view::npos) {
-      fqdn = info->ai_canonname;
-    }
-    freeaddrinfo(info);
-  }
-  return fqdn;
-}
 
 Result<std::unique_ptr<SmtpTransport>> SmtpTransport::Create(const AccountConfig& account,
                                                              std::function<void(std::string_view)> transcript) {

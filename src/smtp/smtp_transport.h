@@ -36,8 +36,4 @@ class SmtpTransport final : public Transport {
   std::optional<std::chrono::steady_clock::time_point> pop_login_at_;
 };
 
-// The name this machine gives in EHLO when the account sets none: its fully qualified name
-// (gethostname + the resolver's canonical name), or "localhost.localdomain" when it has none.
-std::string LocalHostName();
-
 }  // namespace herald

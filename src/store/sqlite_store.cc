@@ -461,10 +461,12 @@ Status SqliteStore::ApplyResult(const AttemptResult& result, std::int64_t now_ms
   // says: not given a result or a later attempt time by another process meanwhile).
   Result<ScopedStatement> update = connection_->Cached(
       result.postponed ? "UPDATE recipients SET status = ?2, next_attempt_at = ?3, last_code = ?4, last_enhanced = ?5, "
-                         "last_text = ?6, account = ?7, updated_at = ?8 "
+                         "last_text = ?6, account = ?7, updated_at = ?8, "
+                         "possible_duplicate = (possible_duplicate OR ?9) "
                          "WHERE id = ?1 AND (status = 0 OR (status = 4 AND next_attempt_at <= ?8))"
                        : "UPDATE recipients SET status = ?2, next_attempt_at = ?3, last_code = ?4, last_enhanced = ?5, "
-                         "last_text = ?6, account = ?7, updated_at = ?8 WHERE id = ?1",
+                         "last_text = ?6, account = ?7, updated_at = ?8, "
+                         "possible_duplicate = (possible_duplicate OR ?9) WHERE id = ?1",
       "recording a delivery result");
   if (!update.ok()) return update.status();
   (*update)->BindInt(1, result.recipient_id);
@@ -476,6 +478,7 @@ Status SqliteStore::ApplyResult(const AttemptResult& result, std::int64_t now_ms
   (*update)->BindText(6, result.error.text);
   (*update)->BindText(7, result.account);
   (*update)->BindInt(8, now_ms);
+  (*update)->BindInt(9, result.possible_duplicate ? 1 : 0);
   HERALD_RETURN_IF_ERROR((*update)->Run());
   if (connection_->Changes() == 0 && !result.postponed) {
     return NotFound(FileName() + ": recording a delivery result: recipient " + std::to_string(result.recipient_id) +

@@ -71,7 +71,8 @@ struct RecipientRecord {
   DeliveryError last_error;
   std::string account;                  // the account of the last attempt
   TimePoint updated_at;
-  bool possible_duplicate = false;      // it was in flight when a run stopped abruptly
+  bool possible_duplicate = false;      // it was in flight when a run stopped abruptly, or an
+                                        // attempt may have delivered it (AttemptResult)
 };
 
 struct NewRecipient {
@@ -92,6 +93,9 @@ struct AttemptResult {
   // flight, and is deferred only while it is still due (kUnsent or kDeferred) — one cancelled or
   // taken by another process meanwhile is left as it is.
   bool postponed = false;
+  // The attempt may have delivered the message although it did not succeed (the connection was
+  // lost after the final dot): the recipient becomes a possible duplicate, and stays one.
+  bool possible_duplicate = false;
 };
 
 // Destination backoff. A destination of a direct account (a recipient domain) none of whose mail

@@ -72,6 +72,11 @@ struct Outcome {
   // itself (x.1.1 unknown user, x.2.2 mailbox full). Another outgoing path — the account's
   // secondary — may succeed where this one cannot, so the engine hands the recipient over.
   bool policy_refusal = false;
+  // A failure after the whole message went out, before the server's verdict: the connection was
+  // lost (or the reply made no sense) after the final dot, so the server may have accepted the
+  // message (RFC 1047). Sending it again may deliver it twice: the engine records the recipient
+  // as a possible duplicate. Set on temporary outcomes only.
+  bool maybe_delivered = false;
 
   bool delivered() const { return disposition == Disposition::kDelivered; }
 };

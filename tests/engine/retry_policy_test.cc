@@ -52,6 +52,23 @@ TEST(RetryPolicyTest, DecidesByDispositionAndAttempts) {
   EXPECT_EQ(failed.error.text, "RCPT TO: reason");
 }
 
+// A connection lost after the final dot may have delivered the message: whatever becomes of the
+// recipient, the store counts it as a possible duplicate.
+TEST(RetryPolicyTest, AnOutcomeThatMayHaveDeliveredMakesAPossibleDuplicate) {
+  SendingConfig sending;
+  sending.retries = 1;
+  Outcome lost = Make(Disposition::kTemporary);
+  lost.stage = Stage::kDataEnd;
+  lost.maybe_delivered = true;
+  AttemptResult deferred = DecideResult(1, lost, 1, sending, FromUnixMillis(0));
+  EXPECT_EQ(deferred.status, RecipientStatus::kDeferred);
+  EXPECT_TRUE(deferred.possible_duplicate);
+  AttemptResult given_up = DecideResult(1, lost, 2, sending, FromUnixMillis(0));
+  EXPECT_EQ(given_up.status, RecipientStatus::kFailed);
+  EXPECT_TRUE(given_up.possible_duplicate);
+  EXPECT_FALSE(DecideResult(1, Make(Disposition::kTemporary), 1, sending, FromUnixMillis(0)).possible_duplicate);
+}
+
 TEST(RetryPolicyTest, NoRetriesMeansTheFirstTemporaryFailureIsFinal) {
   SendingConfig sending;
   sending.retries = 0;

@@ -378,6 +378,10 @@ class FakeSession {
       auth_state_ = AuthState::kNone;
       return ReplyStep("500 5.5.2 Error: line too long");
     }
+    if (const SmtpAction* a = Scripted("AUTH_STEP")) {
+      auth_state_ = AuthState::kNone;
+      return ActionStep(*a);
+    }
     if (line == "*") {
       auth_state_ = AuthState::kNone;
       return ReplyStep("501 5.7.0 Authentication aborted");

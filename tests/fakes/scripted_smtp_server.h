@@ -42,6 +42,7 @@ struct SmtpServerScript {
 
   // What the server does instead of its default, by event: "GREETING", "EHLO", "HELO",
   // "STARTTLS", "AUTH" (the reply that ends an AUTH exchange; sent at once after the AUTH line),
+  // "AUTH_STEP" (the reply to the client's first answer to a 334 challenge; ends the exchange),
   // "MAIL", "RCPT", "DATA", "DATA_END" (the reply to the end of data), "RSET", "NOOP", "QUIT".
   // Transaction state follows the reply sent: a 2xx to MAIL opens a transaction, a 2xx to RCPT
   // adds the recipient, a 3xx to DATA starts the data. A scripted "220..." to STARTTLS still

@@ -1,7 +1,10 @@
 // Classify: disposition, scope and flags for replies at every stage, with the special cases of
-// RFC 5321 §3.8 (421), §4.5.3.1.10 (452/552 on RCPT) and RFC 4954 §6 (AUTH).
+// RFC 5321 §3.8 (421), §4.5.3.1.10 (452/552 on RCPT) and RFC 4954 §6 (AUTH), the replies each stage
+// accepts (anything else never counts as success), refusals of the account at MAIL FROM and policy
+// refusals.
 #include "smtp/classify.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 namespace herald::smtp {
@@ -26,6 +29,30 @@ std::string_view ScopeName(Scope s) {
   return "?";
 }
 
+// What a classification says besides disposition and scope.
+constexpr unsigned kTooMany = 1;    // too_many_recipients
+constexpr unsigned kClosing = 2;    // closing_connection
+constexpr unsigned kProtocol = 4;   // protocol_error
+constexpr unsigned kPolicy = 8;     // outcome.policy_refusal
+constexpr unsigned kMaybe = 16;     // outcome.maybe_delivered
+
+std::string FlagNames(unsigned flags) {
+  std::string out;
+  const std::pair<unsigned, const char*> names[] = {{kTooMany, "too_many"}, {kClosing, "closing"},
+                                                {kProtocol, "protocol"}, {kPolicy, "policy"},
+                                                {kMaybe, "maybe_delivered"}};
+  for (const auto& [flag, name] : names) {
+    if (flags & flag) out += std::string(out.empty() ? "" : ",") + name;
+  }
+  return out.empty() ? "-" : out;
+}
+
+unsigned FlagsOf(const Classification& c) {
+  return (c.too_many_recipients ? kTooMany : 0u) | (c.closing_connection ? kClosing : 0u) |
+         (c.protocol_error ? kProtocol : 0u) | (c.outcome.policy_refusal ? kPolicy : 0u) |
+         (c.outcome.maybe_delivered ? kMaybe : 0u);
+}
+
 TEST(ClassifyTest, Table) {
   using D = Disposition;
   using S = Scope;
@@ -33,18 +60,21 @@ TEST(ClassifyTest, Table) {
     Stage stage;
     int code;
     std::string enhanced;
-    D want_disposition;
+    D want_disposition;  // kDelivered: accepted, the dialogue goes on
     S want_scope;
-    bool want_too_many = false;
-    bool want_closing = false;
+    unsigned want_flags = 0;
   };
   const Case cases[] = {
-      // Plain 2xx/4xx/5xx with the scope of the stage.
+      // The replies each stage waits for, and 4xx/5xx with the scope of the stage.
       {Stage::kGreeting, 220, "", D::kDelivered, S::kAccount},
-      {Stage::kGreeting, 554, "5.7.1", D::kPermanent, S::kAccount},
+      {Stage::kGreeting, 554, "5.7.1", D::kPermanent, S::kAccount, kPolicy},
+      {Stage::kGreeting, 554, "", D::kPermanent, S::kAccount, kPolicy},  // "no SMTP service here"
+      {Stage::kGreeting, 554, "5.3.2", D::kPermanent, S::kAccount},
       {Stage::kGreeting, 450, "", D::kTemporary, S::kAccount},
       {Stage::kHello, 250, "", D::kDelivered, S::kAccount},
       {Stage::kHello, 502, "5.5.1", D::kPermanent, S::kAccount},
+      {Stage::kHello, 550, "5.7.1", D::kPermanent, S::kAccount, kPolicy},  // client host blocked
+      {Stage::kHello, 550, "", D::kPermanent, S::kAccount},
       {Stage::kStartTls, 454, "4.7.0", D::kTemporary, S::kAccount},
       {Stage::kStartTls, 220, "2.0.0", D::kDelivered, S::kAccount},
       {Stage::kAuth, 235, "2.7.0", D::kDelivered, S::kAccount},
@@ -55,36 +85,75 @@ TEST(ClassifyTest, Table) {
       {Stage::kAuth, 538, "5.7.11", D::kPermanent, S::kAccount},
       {Stage::kAuth, 454, "4.7.0", D::kTemporary, S::kAccount},
       {Stage::kMailFrom, 250, "2.1.0", D::kDelivered, S::kMessage},
-      {Stage::kMailFrom, 552, "5.3.4", D::kPermanent, S::kMessage},
       {Stage::kMailFrom, 451, "4.3.0", D::kTemporary, S::kMessage},
-      {Stage::kMailFrom, 530, "5.7.0", D::kPermanent, S::kAccount},  // authentication required
       {Stage::kRcptTo, 250, "2.1.5", D::kDelivered, S::kRecipient},
+      {Stage::kRcptTo, 251, "2.1.5", D::kDelivered, S::kRecipient},  // user not local; will forward
       {Stage::kRcptTo, 550, "5.1.1", D::kPermanent, S::kRecipient},
       {Stage::kRcptTo, 450, "4.2.1", D::kTemporary, S::kRecipient},
-      {Stage::kRcptTo, 554, "5.7.1", D::kPermanent, S::kRecipient},
       {Stage::kData, 354, "", D::kDelivered, S::kMessage},
       {Stage::kData, 554, "5.5.1", D::kPermanent, S::kMessage},
       {Stage::kData, 451, "", D::kTemporary, S::kMessage},
       {Stage::kDataEnd, 250, "2.0.0", D::kDelivered, S::kMessage},
+      {Stage::kDataEnd, 251, "", D::kDelivered, S::kMessage},  // any 2xx accepts the message
       {Stage::kDataEnd, 552, "5.3.4", D::kPermanent, S::kMessage},
-      {Stage::kDataEnd, 554, "5.7.1", D::kPermanent, S::kMessage},
+      {Stage::kDataEnd, 554, "5.7.1", D::kPermanent, S::kMessage},  // content: not the sender's host
       {Stage::kDataEnd, 451, "4.7.500", D::kTemporary, S::kMessage},
-      // 3xx where no 3xx belongs: a broken server, try again later.
-      {Stage::kMailFrom, 354, "", D::kTemporary, S::kMessage},
-      {Stage::kDataEnd, 354, "", D::kTemporary, S::kMessage},
+      // MAIL FROM: refusals of the sender or this client concern the account...
+      {Stage::kMailFrom, 530, "5.7.0", D::kPermanent, S::kAccount, kPolicy},  // authentication required
+      {Stage::kMailFrom, 550, "5.7.1", D::kPermanent, S::kAccount, kPolicy},  // client host blocked
+      {Stage::kMailFrom, 553, "5.7.1", D::kPermanent, S::kAccount, kPolicy},  // sender not owned by the user
+      {Stage::kMailFrom, 550, "5.1.7", D::kPermanent, S::kAccount},           // bad sender mailbox syntax
+      {Stage::kMailFrom, 550, "5.1.8", D::kPermanent, S::kAccount},           // bad sender system
+      {Stage::kMailFrom, 553, "", D::kPermanent, S::kAccount},                // sender not allowed
+      // ...what concerns this message stays with it...
+      {Stage::kMailFrom, 552, "5.3.4", D::kPermanent, S::kMessage},  // too large
+      {Stage::kMailFrom, 552, "", D::kPermanent, S::kMessage},
+      {Stage::kMailFrom, 554, "5.3.4", D::kPermanent, S::kMessage},
+      {Stage::kMailFrom, 550, "5.6.0", D::kPermanent, S::kMessage},  // content
+      {Stage::kMailFrom, 555, "5.5.4", D::kPermanent, S::kMessage},  // MAIL parameters
+      {Stage::kMailFrom, 550, "", D::kPermanent, S::kMessage},
+      // ...and a 4xx is only a wait (greylisting and rate limits are 4.7.x).
+      {Stage::kMailFrom, 450, "4.7.1", D::kTemporary, S::kMessage},
+      // RCPT TO: a policy refusal of this client (relaying denied, blocklisted) marks the
+      // recipient for another path; a refusal of the recipient itself does not.
+      {Stage::kRcptTo, 554, "5.7.1", D::kPermanent, S::kRecipient, kPolicy},
+      {Stage::kRcptTo, 550, "5.7.1", D::kPermanent, S::kRecipient, kPolicy},
+      {Stage::kRcptTo, 550, "5.2.1", D::kPermanent, S::kRecipient},
+      {Stage::kRcptTo, 450, "4.7.1", D::kTemporary, S::kRecipient},  // greylisted
+      {Stage::kAuth, 535, "5.7.8", D::kPermanent, S::kAccount},      // credentials: not policy
+      // A 2xx or 3xx the stage cannot get: a protocol error, temporary, never success.
+      {Stage::kGreeting, 250, "", D::kTemporary, S::kAccount, kProtocol},
+      {Stage::kGreeting, 354, "", D::kTemporary, S::kAccount, kProtocol},
+      {Stage::kHello, 220, "", D::kTemporary, S::kAccount, kProtocol},
+      {Stage::kHello, 354, "", D::kTemporary, S::kAccount, kProtocol},
+      {Stage::kStartTls, 250, "", D::kTemporary, S::kAccount, kProtocol},
+      {Stage::kStartTls, 334, "", D::kTemporary, S::kAccount, kProtocol},
+      {Stage::kAuth, 250, "", D::kTemporary, S::kAccount, kProtocol},
+      {Stage::kAuth, 354, "", D::kTemporary, S::kAccount, kProtocol},
+      {Stage::kMailFrom, 354, "", D::kTemporary, S::kMessage, kProtocol},
+      {Stage::kMailFrom, 334, "", D::kTemporary, S::kMessage, kProtocol},
+      {Stage::kMailFrom, 220, "", D::kTemporary, S::kMessage, kProtocol},
+      {Stage::kRcptTo, 220, "", D::kTemporary, S::kMessage, kProtocol},
+      {Stage::kRcptTo, 354, "", D::kTemporary, S::kMessage, kProtocol},
+      {Stage::kRcptTo, 334, "", D::kTemporary, S::kMessage, kProtocol},
+      {Stage::kData, 250, "2.0.0", D::kTemporary, S::kMessage, kProtocol},
+      {Stage::kData, 220, "", D::kTemporary, S::kMessage, kProtocol},
+      {Stage::kData, 334, "", D::kTemporary, S::kMessage, kProtocol},
+      {Stage::kDataEnd, 354, "", D::kTemporary, S::kMessage, kProtocol | kMaybe},
+      {Stage::kDataEnd, 334, "", D::kTemporary, S::kMessage, kProtocol | kMaybe},
       // 421 at any stage: the server is closing the channel.
-      {Stage::kGreeting, 421, "4.3.2", D::kTemporary, S::kAccount, false, true},
-      {Stage::kHello, 421, "", D::kTemporary, S::kAccount, false, true},
-      {Stage::kMailFrom, 421, "4.7.0", D::kTemporary, S::kAccount, false, true},
-      {Stage::kRcptTo, 421, "4.7.0", D::kTemporary, S::kAccount, false, true},
-      {Stage::kDataEnd, 421, "4.4.2", D::kTemporary, S::kAccount, false, true},
+      {Stage::kGreeting, 421, "4.3.2", D::kTemporary, S::kAccount, kClosing},
+      {Stage::kHello, 421, "", D::kTemporary, S::kAccount, kClosing},
+      {Stage::kMailFrom, 421, "4.7.0", D::kTemporary, S::kAccount, kClosing},
+      {Stage::kRcptTo, 421, "4.7.0", D::kTemporary, S::kAccount, kClosing},
+      {Stage::kDataEnd, 421, "4.4.2", D::kTemporary, S::kAccount, kClosing},
       // Too many recipients (RFC 5321 §4.5.3.1.10).
-      {Stage::kRcptTo, 452, "4.5.3", D::kTemporary, S::kRecipient, true},
-      {Stage::kRcptTo, 452, "", D::kTemporary, S::kRecipient, true},
-      {Stage::kRcptTo, 451, "4.5.3", D::kTemporary, S::kRecipient, true},
-      {Stage::kRcptTo, 552, "", D::kTemporary, S::kRecipient, true},
-      {Stage::kRcptTo, 552, "5.5.3", D::kTemporary, S::kRecipient, true},
-      {Stage::kRcptTo, 550, "5.5.3", D::kTemporary, S::kRecipient, true},
+      {Stage::kRcptTo, 452, "4.5.3", D::kTemporary, S::kRecipient, kTooMany},
+      {Stage::kRcptTo, 452, "", D::kTemporary, S::kRecipient, kTooMany},
+      {Stage::kRcptTo, 451, "4.5.3", D::kTemporary, S::kRecipient, kTooMany},
+      {Stage::kRcptTo, 552, "", D::kTemporary, S::kRecipient, kTooMany},
+      {Stage::kRcptTo, 552, "5.5.3", D::kTemporary, S::kRecipient, kTooMany},
+      {Stage::kRcptTo, 550, "5.5.3", D::kTemporary, S::kRecipient, kTooMany},
       {Stage::kRcptTo, 452, "4.2.2", D::kTemporary, S::kRecipient},  // mailbox full: no
       {Stage::kRcptTo, 452, "4.3.1", D::kTemporary, S::kRecipient},  // no storage: no
       {Stage::kRcptTo, 552, "5.2.2", D::kTemporary, S::kRecipient},  // 552 on RCPT is temporary
@@ -95,13 +164,20 @@ TEST(ClassifyTest, Table) {
     Classification got = Classify(c.stage, reply);
     const std::string name = std::string(StageName(c.stage)) + " " + std::to_string(c.code) + " " + c.enhanced;
     EXPECT_EQ(DispositionName(got.outcome.disposition), DispositionName(c.want_disposition)) << name;
+    EXPECT_EQ(got.accepted, c.want_disposition == D::kDelivered) << name;
     EXPECT_EQ(ScopeName(got.outcome.scope), ScopeName(c.want_scope)) << name;
-    EXPECT_EQ(got.too_many_recipients, c.want_too_many) << name;
-    EXPECT_EQ(got.closing_connection, c.want_closing) << name;
+    EXPECT_EQ(FlagNames(FlagsOf(got)), FlagNames(c.want_flags)) << name;
     EXPECT_EQ(got.outcome.stage, c.stage) << name;
     EXPECT_EQ(got.outcome.reply_code, c.code) << name;
     EXPECT_EQ(got.outcome.enhanced_status, c.enhanced) << name;
-    EXPECT_EQ(got.outcome.text, "server text") << name;
+    if (got.protocol_error) {
+      EXPECT_THAT(got.outcome.text, ::testing::StartsWith("protocol error: " + std::string(StageName(c.stage)) +
+                                                          " answered " + std::to_string(c.code)))
+          << name;
+      EXPECT_THAT(got.outcome.text, ::testing::EndsWith("server text")) << name;
+    } else {
+      EXPECT_EQ(got.outcome.text, "server text") << name;
+    }
   }
 }
 
@@ -144,6 +220,7 @@ TEST(ClassifyTest, FailuresWithoutReply) {
     EXPECT_EQ(got.reply_code, 0);
     EXPECT_EQ(got.text, "connection closed by the server");
     EXPECT_EQ(got.stage, c.stage);
+    EXPECT_EQ(got.maybe_delivered, c.stage == Stage::kDataEnd) << StageName(c.stage);
   }
 }
 

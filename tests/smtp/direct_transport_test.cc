@@ -226,6 +226,42 @@ TEST_F(DirectTransportTest, PermanentOnlyWhenEveryHostAnswers5xx) {
   EXPECT_EQ(mixed.disposition, Disposition::kTemporary) << mixed.text;
 }
 
+// A destination whose every mail exchanger refuses this host by policy (a blocklisted address)
+// may take the mail through another path: the outcome keeps policy_refusal. One host that could
+// not be asked, or a refusal of the recipient, is not that.
+TEST_F(DirectTransportTest, PolicyRefusalsOfThisHostAreKeptForTheDestination) {
+  SmtpServerScript blocked;
+  blocked.on["GREETING"] = SmtpAction::Close("554 5.7.1 Service unavailable; client host blocked using zen");
+  server_.SetScript(blocked);
+  resolver_.SetMx("a.example", {{10, "mx.a.example"}, {20, "mx2.a.example"}});
+  resolver_.SetAddresses("mx2.a.example", dns::RecordType::kA, {"127.0.0.1"});
+  Outcome refused = DeliverOne(Make(), "a.example", "anna@a.example");
+  EXPECT_EQ(TriedAddresses(), 2);
+  EXPECT_EQ(refused.disposition, Disposition::kPermanent) << refused.text;
+  EXPECT_EQ(refused.scope, Scope::kDestination);
+  EXPECT_TRUE(refused.policy_refusal) << refused.text;
+
+  // The first host cannot be reached: it may not block this host.
+  resolver_ = FakeResolver();
+  resolver_.SetMx("a.example", {{5, "down.a.example"}, {10, "mx.a.example"}});
+  resolver_.SetAddresses("mx.a.example", dns::RecordType::kA, {"127.0.0.1"});
+  resolver_.SetAddresses("down.a.example", dns::RecordType::kA, {"127.0.0.2"});
+  Outcome mixed = DeliverOne(Make(), "a.example", "anna@a.example");
+  EXPECT_FALSE(mixed.policy_refusal) << mixed.text;
+
+  // A sender refused by policy at MAIL FROM: the destination's, still a policy refusal.
+  SmtpServerScript sender_blocked;
+  sender_blocked.on["MAIL"] = SmtpAction::Reply("550 5.7.1 Sender blocked by policy");
+  server_.SetScript(sender_blocked);
+  resolver_ = FakeResolver();
+  resolver_.SetMx("a.example", {{10, "mx.a.example"}});
+  resolver_.SetAddresses("mx.a.example", dns::RecordType::kA, {"127.0.0.1"});
+  Outcome sender = DeliverOne(Make(), "a.example", "anna@a.example");
+  EXPECT_EQ(sender.disposition, Disposition::kPermanent) << sender.text;
+  EXPECT_EQ(sender.scope, Scope::kDestination);
+  EXPECT_TRUE(sender.policy_refusal);
+}
+
 TEST_F(DirectTransportTest, DnsFailuresNeedNoConnection) {
   resolver_.SetMx("nomail.example", {{0, "."}});
   resolver_.SetAddresses("nomail.example", dns::RecordType::kA, {"127.0.0.1"});

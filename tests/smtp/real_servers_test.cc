@@ -876,6 +876,45 @@ TEST_F(OtherServersTest, RequiredStartTlsNotOfferedSendsNothing) {
   EXPECT_THAT(aiosmtpd.Messages(), IsEmpty());
 }
 
+// A password account on a plain connection (security = "none") to a server that offers AUTH PLAIN
+// and LOGIN in clear: without allow_plaintext_auth neither the password nor any mail goes out and
+// the account fails naming the settings to change; with it, the message is delivered.
+TEST_F(OtherServersTest, APasswordCrossesAPlainConnectionOnlyWithAllowPlaintextAuth) {
+  AiosmtpdOptions options;
+  options.directory = temp_.Path("aiosmtpd");
+  options.users = {{"alice", kAlicePassword}};
+  AiosmtpdServer server(options);
+  Status started = server.Start();
+  ASSERT_TRUE(started.ok()) << started.ToString();
+
+  auto refused = Account::Load(temp_, RelayAccount(server.port(), "none", AliceLogin()));
+  ASSERT_NE(refused, nullptr);
+  std::vector<Delivery> deliveries;
+  deliveries.push_back({EnvelopeTo({"bob@example.test"}), Compose("password in clear").data});
+  ConnectionRun run = RunConnection(refused->transport(), std::move(deliveries));
+  ASSERT_FALSE(run.connected) << refused->Transcript();
+  EXPECT_EQ(Fields(run.failure), "permanent | account | AUTH | 0 | ");
+  EXPECT_THAT(run.failure.text, HasSubstr("none protects the credentials on an unencrypted connection"));
+  EXPECT_THAT(run.failure.text, HasSubstr("allow_plaintext_auth = true"));
+  EXPECT_EQ(refused->CountLines("C: AUTH"), 0);
+  EXPECT_EQ(refused->CountLines("C: MAIL FROM"), 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_THAT(server.Messages(), IsEmpty());
+
+  auto allowed =
+      Account::Load(temp_, RelayAccount(server.port(), "none", AliceLogin() + "allow_plaintext_auth = true\n"));
+  ASSERT_NE(allowed, nullptr);
+  deliveries.clear();
+  deliveries.push_back({EnvelopeTo({"bob@example.test"}), Compose("password in clear, allowed").data});
+  run = RunConnection(allowed->transport(), std::move(deliveries));
+  ASSERT_TRUE(run.connected) << run.failure.text << "\n" << allowed->Transcript();
+  EXPECT_TRUE(run.outcomes[0][0].delivered()) << run.outcomes[0][0].text;
+  auto recorded = server.WaitForMessages(1);
+  ASSERT_TRUE(recorded.ok()) << recorded.status().ToString();
+  EXPECT_EQ(recorded->front().auth_user, "alice");
+  EXPECT_FALSE(recorded->front().tls);
+}
+
 // Per message of the sink test: a recipient of its own and one they all share.
 Envelope SinkEnvelope(int i) {
   return EnvelopeTo({fmt::format("r{:03}@example.test", i), "all@example.test"});

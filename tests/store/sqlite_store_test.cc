@@ -670,6 +670,38 @@ TEST_P(SqliteStoreTest, RecoverInFlightMarksPossibleDuplicates) {
   EXPECT_EQ(Counts().possible_duplicates, 2u);
 }
 
+// An attempt that may have delivered the message (the connection was lost after the final dot)
+// makes the recipient a possible duplicate; later results, a success included, keep the mark.
+TEST_P(SqliteStoreTest, ApplyMarksAPossibleDuplicateForGood) {
+  const std::vector<std::int64_t> ids = SetUpTask(2);
+  StoreBatch batch;
+  batch.in_flight = Entries({ids[0], ids[1]});
+  ApplyOk(batch, clock_.Now());
+  AttemptResult lost{ids[0], RecipientStatus::kDeferred, clock_.Now() + minutes(5),
+                     {0, "", "end of data: the connection was lost"}, "relay"};
+  lost.possible_duplicate = true;
+  AttemptResult refused{ids[1], RecipientStatus::kDeferred, clock_.Now() + minutes(5), {451, "4.3.0", "later"},
+                        "relay"};
+  batch = {};
+  batch.results = {lost, refused};
+  ApplyOk(batch, clock_.Now());
+  EXPECT_TRUE(Get(ids[0]).possible_duplicate);
+  EXPECT_FALSE(Get(ids[1]).possible_duplicate);
+  EXPECT_EQ(Counts().possible_duplicates, 1u);
+
+  clock_.Advance(minutes(5));
+  batch = {};
+  batch.in_flight = Entries({ids[0]});
+  ApplyOk(batch, clock_.Now());
+  batch = {};
+  batch.results = {{ids[0], RecipientStatus::kSent, std::nullopt, {250, "2.0.0", "ok"}, "relay"}};
+  ApplyOk(batch, clock_.Now());
+  const RecipientRecord sent = Get(ids[0]);
+  EXPECT_EQ(sent.status, RecipientStatus::kSent);
+  EXPECT_TRUE(sent.possible_duplicate) << "sent again after a lost end of data: maybe twice";
+  EXPECT_EQ(Counts().possible_duplicates, 1u);
+}
+
 // --- bulk changes and reporting
 
 TEST_P(SqliteStoreTest, ChangeStatusMovesOnlyTheGivenStatuses) {
