@@ -218,6 +218,41 @@ class LargeTaskTest(unittest.TestCase):
 
 
 class CommandLineTest(unittest.TestCase):
+    def test_check_refuses_what_send_refuses_with_the_same_message(self):
+        # An account of a kind this build cannot send through yet (here as the secondary of the
+        # task's account): check finds it before send would, and says what send says.
+        with open(os.path.join(self.example, "accounts.toml"), "a") as f:
+            f.write('secondary = "exchange"\n\n[[account]]\nname = "exchange"\nkind = "ews"\n'
+                    'url = "https://mail.example.com/EWS/Exchange.asmx"\nusername = "news"\n'
+                    'password_file = "secret.txt"\n')
+        with open(os.path.join(self.example, "secret.txt"), "w") as f:
+            f.write("not a real password\n")
+        self.rewrite_task_accounts('["pickup"]')
+        check = run("check", self.task)
+        self.assertEqual(check.returncode, 3, check.stdout + check.stderr)
+        self.assertIn('account "exchange": this build of herald cannot send through ews accounts yet', check.stderr)
+        self.assertNotIn("ready to send", check.stdout)
+        send = run("send", self.task)
+        self.assertEqual(send.returncode, 3, send.stdout + send.stderr)
+        self.assertEqual(check.stderr, send.stderr, "the same message")
+        self.assertEqual(pickup_files(self.pickup), [], "nothing was sent")
+
+    def test_check_refuses_turbo_mode_through_a_pickup_account(self):
+        with open(self.task, encoding="utf-8") as f:
+            text = f.read()
+        with open(self.task, "w", encoding="utf-8") as f:
+            f.write(text.replace("[sending]\n", '[sending]\nmode = "turbo"\n'))
+        check = run("check", self.task)
+        self.assertEqual(check.returncode, 3, check.stdout + check.stderr)
+        self.assertIn("turbo mode cannot go through a pickup folder", check.stderr)
+        self.assertEqual(check.stderr, run("send", self.task).stderr)
+
+    def rewrite_task_accounts(self, names):
+        with open(self.task, encoding="utf-8") as f:
+            text = f.read()
+        with open(self.task, "w", encoding="utf-8") as f:
+            f.write(text.replace("[sending]\n", f"[sending]\naccounts = {names}\n"))
+
     def test_exit_codes(self):
         self.assertEqual(run().returncode, 2)
         self.assertEqual(run("send").returncode, 2)
