@@ -28,8 +28,8 @@
 #include "engine/pacing.h"
 #include "engine/preflight.h"
 #include "engine/prepared_task.h"
-#include "engine/router.h"
 #include "engine/retry_policy.h"
+#include "engine/router.h"
 
 namespace herald {
 namespace {
@@ -861,10 +861,10 @@ class Run {
     return entries;
   }
 
-  // Every recipient gets `failure` — of an account that cannot be used and has no secondary
-  // left, or of a destination that cannot be reached — as the result of an attempt (so retries
-  // end even when it never comes back): deferred or failed by its disposition. Returns how many
-  // were given back instead.
+  // Every recipient gets `failure` — of a destination that cannot be reached and no secondary
+  // takes its recipients, or of a message too large — as the result of an attempt (so retries
+  // end even when the destination never comes back): deferred or failed by its disposition.
+  // Returns how many were given back instead.
   asio::awaitable<std::size_t> FailAll(std::vector<Pending> recipients, Outcome failure, std::string account) {
     Result<std::vector<RefusedInFlight>> marked = co_await writer_.PutInFlight(InFlightEntries(recipients, nullptr));
     if (!marked.ok()) {
