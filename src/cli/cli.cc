@@ -15,6 +15,7 @@
 #include "config/loader.h"
 #include "config/secret.h"
 #include "core/text.h"
+#include "engine/preflight.h"
 #include "engine/prepared_task.h"
 #include "engine/recipient_import.h"
 #include "engine/task_runner.h"
@@ -128,7 +129,15 @@ int Send(const CliDependencies& deps, const std::string& task_file, const std::s
                GroupDigits(loaded->task.sending.limit));
   }
   if (!report->limit_stop.empty()) fmt::print("  stopped: {}\n", report->limit_stop);
-  if (report->next_attempt_at) fmt::print("  next retry due at {}\n", LocalTime(*report->next_attempt_at));
+  for (const AccountWait& wait : report->waiting_for_accounts) {
+    fmt::print("  {} recipient(s) wait for account {}, which failed: {}; once it is fixed, run the same command "
+               "again\n",
+               GroupDigits(wait.recipients), wait.account, wait.cause);
+  }
+  // Recipients waiting for an account are due at once, for the next run: that is no retry time.
+  if (report->next_attempt_at && *report->next_attempt_at > deps.clock->Now()) {
+    fmt::print("  next retry due at {}\n", LocalTime(*report->next_attempt_at));
+  }
   fmt::print("  store: {}\n", loaded->task.store_file);
   std::fflush(stdout);
 
@@ -148,7 +157,7 @@ int Send(const CliDependencies& deps, const std::string& task_file, const std::s
   return kExitOk;
 }
 
-int Check(const std::string& task_file, const std::string& accounts_file) {
+int Check(const CliDependencies& deps, const std::string& task_file, const std::string& accounts_file) {
   Result<LoadedTask> loaded = LoadTaskAndAccounts(task_file, accounts_file);
   if (!loaded.ok()) return Fail(loaded.status());
   const TaskConfig& task = loaded->task;
@@ -162,9 +171,6 @@ int Check(const std::string& task_file, const std::string& accounts_file) {
                                                              : fmt::format("{}:{} {}", account.host, account.port,
                                                                            SecurityName(account.security));
     fmt::print("  account {} ({}): {}\n", name, AccountKindName(account.kind), where);
-    if (std::optional<std::string> helo = HeloNameWarningForThisMachine(account)) {
-      fmt::print("    warning: {}\n", *helo);
-    }
     for (const SecretRef* secret : {&account.password, &account.oauth2_token, &account.client_secret}) {
       if (secret->empty()) continue;
       Result<std::string> value = ReadSecret(*secret);
@@ -175,10 +181,12 @@ int Check(const std::string& task_file, const std::string& accounts_file) {
     }
   }
 
-  Result<std::vector<std::string>> columns = ReadRecipientColumns(task.recipients);
-  if (!columns.ok()) return Fail(columns.status());
-  Result<PreparedTask> prepared = PrepareTask(task, *columns);
-  if (!prepared.ok()) return Fail(prepared.status());
+  // Whatever `herald send` refuses before its first message, refused here the same way.
+  Result<Preflight> preflight = PreflightTask(task, loaded->accounts, *deps.transports);
+  if (!preflight.ok()) return Fail(preflight.status());
+  for (const std::string& warning : preflight->warnings) fmt::print("  warning: {}\n", warning);
+  const std::vector<std::string>& columns = preflight->columns;
+  const PreparedTask& prepared = preflight->prepared;
 
   // Every row is read and every message composed (nothing is stored or sent), so a bad cell is
   // found now rather than at recipient 10,000.
@@ -197,8 +205,8 @@ int Check(const std::string& task_file, const std::string& accounts_file) {
     std::string problem = record.problem;
     Result<Address> to = InvalidArgument("");
     if (problem.empty()) {
-      to = ParseAddress(TrimBlanks(record.fields[prepared->address_column]));
-      if (!to.ok()) problem = fmt::format("column \"{}\": {}", (*columns)[prepared->address_column], to.status().message());
+      to = ParseAddress(TrimBlanks(record.fields[prepared.address_column]));
+      if (!to.ok()) problem = fmt::format("column \"{}\": {}", columns[prepared.address_column], to.status().message());
     }
     if (!problem.empty()) {
       if (++bad <= 20) fmt::print("  bad row, line {}: {}\n", record.line, problem);
@@ -206,7 +214,7 @@ int Check(const std::string& task_file, const std::string& accounts_file) {
     }
     values.assign(record.fields.begin(), record.fields.end());
     RecipientParts parts{values, &*to, "check@herald.invalid", FromUnixMillis(0), nullptr};
-    if (Status composed = prepared->composer->Compose(parts, message); !composed.ok()) {
+    if (Status composed = prepared.composer->Compose(parts, message); !composed.ok()) {
       if (++would_fail <= 20) fmt::print("  line {}: {} would fail: {}\n", record.line, to->ToString(), composed.message());
     }
   }
@@ -485,7 +493,7 @@ int RunCli(int argc, char** argv, const CliDependencies& deps) {
 
   try {
     if (*send) return Send(deps, task_file, accounts_file, quiet);
-    if (*check) return Check(task_file, accounts_file);
+    if (*check) return Check(deps, task_file, accounts_file);
     if (*status) return ShowStatus(deps, task_file, store_file, list_recipients);
     if (*export_command) return ExportCsv(deps, task_file, store_file, output);
     if (*cancel) return Cancel(deps, task_file, store_file);

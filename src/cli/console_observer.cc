@@ -77,7 +77,8 @@ void ConsoleObserver::OnRecovered(std::size_t possible_duplicates) {
 }
 
 void ConsoleObserver::OnResult(const RecipientEvent& event) {
-  waiting_.clear();
+  // Said once for its account (a warning when it failed, and the run's summary).
+  if (event.waits_for_account) return;
   const AttemptResult& result = event.result;
   switch (result.status) {
     case RecipientStatus::kSent:
@@ -98,12 +99,28 @@ void ConsoleObserver::OnResult(const RecipientEvent& event) {
 
 void ConsoleObserver::OnProgress(const RunProgress& progress) {
   if (!terminal_) return;
+  // The rate over the time spent sending (the engine leaves its waits out), and the time left:
+  // the wait under way, then the rest at that rate.
   double seconds = std::chrono::duration<double>(progress.elapsed).count();
   double rate = seconds > 0.5 ? static_cast<double>(progress.sent_this_run) / seconds : 0;
-  std::string left = rate > 0 ? ClockTime(static_cast<std::int64_t>(static_cast<double>(progress.remaining) / rate)) : "-";
-  live_line_ = fmt::format("sent {}  failed {}  deferred {}  remaining {}  {:.0f} msg/s  left {}{}",
+  std::int64_t wait = 0;
+  if (progress.waiting_until && *progress.waiting_until > progress.now) {
+    wait = std::chrono::duration_cast<std::chrono::seconds>(*progress.waiting_until - progress.now).count();
+  }
+  std::string left;
+  if (progress.remaining == 0) {
+    left = ClockTime(0);
+  } else if (rate > 0) {
+    left = ClockTime(wait + static_cast<std::int64_t>(static_cast<double>(progress.remaining) / rate));
+  } else {
+    left = wait > 0 ? "over " + ClockTime(wait) : "-";
+  }
+  live_line_ = fmt::format("sent {}  failed {}  deferred {}  remaining {}  {:.0f} msg/s  left {}",
                            GroupDigits(progress.sent), GroupDigits(progress.failed), GroupDigits(progress.deferred),
-                           GroupDigits(progress.remaining), rate, left, waiting_);
+                           GroupDigits(progress.remaining), rate, left);
+  if (wait > 0) {
+    live_line_ += fmt::format("  waiting for {} until {}", progress.waiting_for, LocalTime(*progress.waiting_until));
+  }
   fmt::print(out_, "\r\x1b[K{}", live_line_);
   std::fflush(out_);
 }
@@ -111,7 +128,6 @@ void ConsoleObserver::OnProgress(const RunProgress& progress) {
 void ConsoleObserver::OnWarning(std::string_view warning) { PrintLine(fmt::format("warning: {}", warning)); }
 
 void ConsoleObserver::OnWaiting(std::string_view why, TimePoint until) {
-  waiting_ = fmt::format("  waiting until {}", LocalTime(until));
   PrintLine(fmt::format("waiting until {}: {}", LocalTime(until), why));
 }
 

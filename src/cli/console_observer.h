@@ -1,5 +1,6 @@
 // ConsoleObserver: how `herald send` shows a run. On a terminal, one progress line redrawn in
-// place (sent, failed, remaining, rate, time left) with failures and warnings printed above it;
+// place (sent, failed, remaining, rate, time left, and while sending pauses what for and until
+// when) with failures and warnings printed above it;
 // otherwise one plain log line per recipient result, for log files and scripts.
 // Used from the engine's thread only.
 #pragma once
@@ -36,7 +37,6 @@ class ConsoleObserver final : public RunObserver {
   bool terminal_;
   bool quiet_;
   std::string live_line_;
-  std::string waiting_;  // "waiting until ..." on the live line while sending pauses
 };
 
 // "1,234,567".

@@ -1,10 +1,12 @@
 #include "engine/task_runner.h"
 
+#include <cassert>
 #include <csignal>
 #include <ctime>
 #include <deque>
 #include <map>
 #include <random>
+#include <set>
 #include <unordered_set>
 
 #include <asio/co_spawn.hpp>
@@ -24,10 +26,10 @@
 #include "engine/blacklist.h"
 #include "engine/internal/store_writer.h"
 #include "engine/pacing.h"
-#include "engine/router.h"
+#include "engine/preflight.h"
 #include "engine/prepared_task.h"
 #include "engine/retry_policy.h"
-#include "smtp/helo_name.h"
+#include "engine/router.h"
 
 namespace herald {
 namespace {
@@ -79,9 +81,13 @@ struct AccountRuntime {
   AccountOverrides overrides;
   MinimumWait minimum_wait{Duration(0)};
   std::optional<Outcome> failure;  // set once the account failed as a whole in this run
+  std::uint64_t waiting = 0;  // recipients that wait for it (failed, no secondary left) for the next run
   // Direct delivery: destinations (recipient domains) that could not be reached — in this run,
   // or (temporary failures) in an earlier one, as the store's destination backoff says.
   std::map<std::string, DownDestination> down;
+  // Direct delivery: destinations that refused this sending host by policy in this run (a
+  // blocklisted address, no reverse DNS, SPF): recipients a secondary takes go there at once.
+  std::set<std::string> refusing;
   // Direct delivery: destinations at one of their own sending limits, and until when (their
   // recipients are postponed meanwhile; the account's other destinations go on).
   std::map<std::string, RefusedInFlight> limited;
@@ -189,6 +195,9 @@ struct Job {
   std::vector<Pending> recipients;
   AccountRuntime* account = nullptr;
   std::string destination;  // the account transport's Destination() of every recipient
+  // Handed over from an account that failed as a whole: the first such account on the way, the
+  // one its recipients wait for when no account down the chain is left.
+  AccountRuntime* origin = nullptr;
 };
 
 // Recipients read ahead of the workers for one account and destination, in list order.
@@ -227,7 +236,7 @@ class Run {
     if (!counts.ok()) return counts.status();
     counts_ = *counts;
     from_domain_ = task_.message.from.address.domain;
-    started_ = std::chrono::steady_clock::now();
+    started_ = clock_.Now();
     return Status::Ok();
   }
 
@@ -235,17 +244,21 @@ class Run {
     asio::co_spawn(io_, ReportProgress(), asio::detached);
     TimePoint pending_until = record_.submitted_at + task_.sending.pending_delay;
     if (clock_.Now() < pending_until) {
-      observer_.OnWaiting(PendingText(), pending_until);
+      Announce(PendingText(), "the pending delay", pending_until);
       // Cut short when nothing is left to send (`herald cancel` during the delay).
       co_await sleeper_.SleepUntil(pending_until,
                                    [this, pending_until] { return stopping_ || !AnythingDue(pending_until); });
     }
-    started_ = std::chrono::steady_clock::now();
     for (std::uint32_t i = 0; i < task_.sending.concurrency; ++i) {
       ++workers_running_;
       asio::co_spawn(io_, Worker(), asio::detached);
     }
     while (workers_running_ > 0) co_await workers_done_.Wait();
+    for (const AccountRuntime* account : failed_accounts_) {
+      if (account->waiting == 0) continue;
+      report_.waiting_for_accounts.push_back(
+          AccountWait{account->config->name, Cause(*account->failure), account->waiting});
+    }
     for (AccountRuntime& account : accounts_) {
       if (account.pool) co_await account.pool->CloseAll();
     }
@@ -253,6 +266,7 @@ class Run {
     if (!flushed.ok() && report_.stopped_by.ok()) report_.stopped_by = flushed;
     finished_ = true;
     progress_timer_.cancel();
+    EndWait(/*run_over=*/true);
     observer_.OnProgress(Progress());
   }
 
@@ -280,6 +294,15 @@ class Run {
                        FormatDuration(task_.sending.pending_delay), task_.id);
   }
   static std::string BlockText(std::uint64_t size) { return fmt::format("pause after a block of {} messages", size); }
+  static std::string LimitShortText(const AccountRuntime& account, const RefusedInFlight& refused) {
+    return fmt::format("the sending limit of {} of account \"{}\"", refused.limit.ToString(), account.config->name);
+  }
+  // What an account failure was, for the one line that tells it: "AUTH: 535 5.7.8 bad credentials".
+  static std::string Cause(const Outcome& failure) {
+    std::string code = failure.reply_code == 0 ? std::string() : fmt::format("{} ", failure.reply_code);
+    if (!failure.enhanced_status.empty()) code += failure.enhanced_status + " ";
+    return fmt::format("{}: {}{}", StageName(failure.stage), code, failure.text);
+  }
   static std::string LimitText(const AccountRuntime& account, const RefusedInFlight& refused) {
     if (!refused.destination.empty()) {
       return fmt::format("account \"{}\" reached its sending limit of {} for {}", account.config->name,
@@ -324,12 +347,45 @@ class Run {
     progress.deferred = counts_[RecipientStatus::kDeferred];
     progress.remaining = counts_[RecipientStatus::kUnsent] + counts_[RecipientStatus::kInFlight];
     progress.sent_this_run = report_.sent;
-    progress.elapsed = std::chrono::duration_cast<Duration>(std::chrono::steady_clock::now() - started_);
+    progress.now = clock_.Now();
+    Duration paused = paused_total_;
+    if (waiting_until_) paused += std::min(progress.now, *waiting_until_) - paused_since_;
+    if (waiting_until_ && *waiting_until_ > progress.now) {
+      progress.waiting_until = waiting_until_;
+      progress.waiting_for = waiting_for_;
+    }
+    progress.elapsed = std::max(Duration(0), progress.now - started_ - paused);
     return progress;
+  }
+
+  // Tells the observer that sending pauses until `until` (`why` in full, `what` in a few words
+  // for the progress line, shown at once); until then the time does not count as spent sending.
+  void Announce(const std::string& why, std::string what, TimePoint until) {
+    EndWait();
+    observer_.OnWaiting(why, until);
+    TimePoint now = clock_.Now();
+    if (until <= now) return;
+    if (waiting_until_) {
+      paused_total_ += now - paused_since_;  // a wait under way ends where this one begins
+    }
+    waiting_until_ = until;
+    waiting_for_ = std::move(what);
+    paused_since_ = now;
+    observer_.OnProgress(Progress());
+  }
+
+  // The wait last announced is over once its time has come, or when the run is (cut short).
+  void EndWait(bool run_over = false) {
+    const TimePoint now = clock_.Now();
+    if (waiting_until_ && (run_over || now >= *waiting_until_)) {
+      paused_total_ += std::min(now, *waiting_until_) - paused_since_;
+      waiting_until_.reset();
+    }
   }
 
   asio::awaitable<void> ReportProgress() {
     while (!finished_) {
+      EndWait();
       observer_.OnProgress(Progress());
       progress_timer_.expires_after(std::chrono::milliseconds(200));
       co_await progress_timer_.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
@@ -352,6 +408,24 @@ class Run {
   bool AnythingDue(TimePoint at) {
     Result<std::vector<RecipientRecord>> due = store_.FetchDue(task_.id, at, 0, 1);
     return !due.ok() || !due->empty();
+  }
+
+  // Whether this run has anything left to send at `at`: recipients read ahead, or due then in
+  // the store and not taken by this run (one waiting for its account is taken until the run
+  // ends). Errors count as yes, as above.
+  bool AnythingLeft(TimePoint at) {
+    if (held_count_ > 0 || !queue_.empty()) return true;
+    ReleaseWritten();
+    std::int64_t after = 0;
+    while (true) {
+      Result<std::vector<RecipientRecord>> page = store_.FetchDue(task_.id, at, after, kFetchBatch);
+      if (!page.ok()) return true;
+      if (page->empty()) return false;
+      for (const RecipientRecord& recipient : *page) {
+        if (!taken_.contains(recipient.id)) return true;
+        after = recipient.id;
+      }
+    }
   }
 
   void Stop(Status why) {
@@ -504,9 +578,11 @@ class Run {
         co_return std::nullopt;
       }
       if (verdict == TaskPacing::Verdict::kWait) {
+        // After the last block there is nothing to pause for.
+        if (!AnythingLeft(pacing_.resume_at())) co_return std::nullopt;
         if (announced_block_ != pacing_.resume_at()) {
           announced_block_ = pacing_.resume_at();
-          observer_.OnWaiting(BlockText(task_.sending.block_size), pacing_.resume_at());
+          Announce(BlockText(task_.sending.block_size), "a block pause", pacing_.resume_at());
         }
         co_await Sleep(pacing_.resume_at());
         continue;
@@ -550,7 +626,10 @@ class Run {
     return nullptr;  // MakeAccounts creates a runtime for every account routing can reach
   }
 
-  void Record(const RecipientRecord& recipient, AttemptResult result, std::string_view account) {
+  // Records `result`. A recipient that waits for its account (failed as a whole) stays taken: it
+  // is due again at once, but for the next run.
+  void Record(const RecipientRecord& recipient, AttemptResult result, std::string_view account,
+              bool waits_for_account = false) {
     result.account = std::string(account);
     --counts_.by_status[static_cast<int>(recipient.status)];
     ++counts_.by_status[static_cast<int>(result.status)];
@@ -560,8 +639,9 @@ class Run {
       case RecipientStatus::kDeferred: ++report_.deferred; break;
       default: break;
     }
-    observer_.OnResult(RecipientEvent{recipient, result, account});
+    observer_.OnResult(RecipientEvent{recipient, result, account, waits_for_account});
     writer_.AddResult(std::move(result));
+    if (waits_for_account) return;
     // Still taken until the result is written: until then the store returns the recipient as
     // due, and a pass that fetched it again would decide it again — for a recipient that fails
     // before sending (no account takes it), over and over without ever yielding to the commit.
@@ -612,21 +692,108 @@ class Run {
                               account.config->name, outcome.text));
   }
 
+  // The one line that tells an account failed as a whole, and why.
   void NoteAccountFailure(AccountRuntime& account, const Outcome& failure) {
     if (account.failure) return;  // concurrent sends may all see it; say it once
     account.failure = failure;
+    failed_accounts_.push_back(&account);
     observer_.OnWarning(fmt::format("account \"{}\" failed, not used again in this run: {}", account.config->name,
-                                    failure.text));
+                                    Cause(failure)));
   }
 
-  // The account that takes over from `account` (failed as a whole) for `to`, or nullptr.
+  // The account that takes over from `account` for `to` — the first down its chain of
+  // secondaries whose rules take the message and that has not failed in this run — or nullptr.
   AccountRuntime* Failover(const AccountRuntime& account, const Address& to) {
     std::vector<const AccountConfig*> failed;
     for (const AccountRuntime& runtime : accounts_) {
       if (runtime.failure) failed.push_back(runtime.config);
     }
-    const AccountConfig* next = router_.NextAccount(*account.config, to, failed);
+    const AccountConfig* next = router_.NextAccount(*account.config, task_.message.from.address, to, failed);
     return next == nullptr ? nullptr : Runtime(*next);
+  }
+
+  // Whether an account down `account`'s chain of secondaries takes the message to `to` at all
+  // (failed in this run or not).
+  bool HasSecondaryFor(const AccountRuntime& account, const Address& to) const {
+    return router_.NextAccount(*account.config, task_.message.from.address, to) != nullptr;
+  }
+
+  // The account down `account`'s chain that would take the message to `to` but failed as a
+  // whole in this run: the one the recipient waits for when none is left.
+  AccountRuntime* FailedInChain(const AccountRuntime& account, const Address& to) {
+    const Address& from = task_.message.from.address;
+    for (const AccountConfig* next = router_.NextAccount(*account.config, from, to); next != nullptr;
+         next = router_.NextAccount(*next, from, to)) {
+      AccountRuntime* runtime = Runtime(*next);
+      if (runtime->failure) return runtime;
+    }
+    return nullptr;
+  }
+
+  // `pending` waits for `account`, which failed as a whole (DESIGN.md: a fault of the account,
+  // not of the recipient): deferred without an attempt — its attempt taken back when it was in
+  // flight — so retries never turn an account fault into a failed recipient; due again at once,
+  // for the next run (it stays taken in this one). Said once per account (NoteAccountFailure)
+  // and counted for the run's summary.
+  void Park(const Pending& pending, AccountRuntime& account, bool in_flight) {
+    AttemptResult result;
+    result.recipient_id = pending.record.id;
+    result.status = RecipientStatus::kDeferred;
+    result.next_attempt_at = clock_.Now();
+    result.error = ToDeliveryError(*account.failure);
+    (in_flight ? result.withdrawn : result.postponed) = true;
+    ++account.waiting;
+    Record(pending.record, std::move(result), account.config->name, /*waits_for_account=*/true);
+  }
+
+  // Hands `recipients`, which `from` cannot deliver, each to the account that takes over for it
+  // (Failover), in jobs per account and destination; those no account is left for wait for
+  // `origin` (the account that failed first on their way) or the failed account of `from`'s
+  // chain (Park). Returns how many were given back without an attempt.
+  asio::awaitable<std::size_t> HandOver(std::vector<Pending> recipients, AccountRuntime& from, AccountRuntime* origin) {
+    std::vector<Job> jobs;
+    std::size_t given_back = 0;
+    for (Pending& pending : recipients) {
+      AccountRuntime* next = Failover(from, pending.to);
+      if (next == nullptr) {
+        AccountRuntime* waits_for = origin != nullptr ? origin : FailedInChain(from, pending.to);
+        assert(waits_for != nullptr && waits_for->failure);  // only recipients some account takes are handed over
+        Park(pending, *waits_for, /*in_flight=*/false);
+        ++given_back;
+        continue;
+      }
+      std::string destination = next->transport->Destination(pending.to);
+      auto job = std::find_if(jobs.begin(), jobs.end(),
+                              [&](const Job& j) { return j.account == next && j.destination == destination; });
+      if (job == jobs.end()) {
+        jobs.push_back(Job{{}, next, std::move(destination), origin});
+        job = jobs.end() - 1;
+      }
+      job->recipients.push_back(std::move(pending));
+    }
+    for (Job& job : jobs) given_back += co_await Deliver(std::move(job));
+    co_return given_back;
+  }
+
+  // Splits off the recipients an account down `account`'s chain takes (`relayable`: the failure
+  // is one another path may get past), leaving the others in `recipients`.
+  std::vector<Pending> SplitOffRelayable(std::vector<Pending>& recipients, const AccountRuntime& account,
+                                         bool relayable) const {
+    std::vector<Pending> elsewhere;
+    if (!relayable) return elsewhere;
+    std::vector<Pending> here;
+    for (Pending& pending : recipients) {
+      (HasSecondaryFor(account, pending.to) ? elsewhere : here).push_back(std::move(pending));
+    }
+    recipients = std::move(here);
+    return elsewhere;
+  }
+
+  // A failure of a destination that another path may get past: it could not be reached for now,
+  // or it refused this sending host by policy. A domain that does not exist or has a null MX
+  // cannot be delivered to by any relay either.
+  static bool Relayable(const Outcome& failure) {
+    return failure.disposition == Disposition::kTemporary || failure.policy_refusal;
   }
 
   // --- composing
@@ -694,10 +861,10 @@ class Run {
     return entries;
   }
 
-  // Every recipient gets `failure` — of an account that cannot be used and has no secondary
-  // left, or of a destination that cannot be reached — as the result of an attempt (so retries
-  // end even when it never comes back): deferred or failed by its disposition. Returns how many
-  // were given back instead.
+  // Every recipient gets `failure` — of a destination that cannot be reached and no secondary
+  // takes its recipients, or of a message too large — as the result of an attempt (so retries
+  // end even when the destination never comes back): deferred or failed by its disposition.
+  // Returns how many were given back instead.
   asio::awaitable<std::size_t> FailAll(std::vector<Pending> recipients, Outcome failure, std::string account) {
     Result<std::vector<RefusedInFlight>> marked = co_await writer_.PutInFlight(InFlightEntries(recipients, nullptr));
     if (!marked.ok()) {
@@ -736,21 +903,6 @@ class Run {
     down.retry_at = now + RetryDelay(task_.sending, down.failures);
     DestinationBackoff backoff{account.config->name, destination, down.failures, *down.retry_at, down.error};
     if (Status saved = store_.SetDestinationBackoff(backoff); !saved.ok()) Stop(saved);
-  }
-
-  // `recipients` in jobs of `account`, one per destination, in order of first appearance.
-  static std::vector<Job> SplitByDestination(std::vector<Pending> recipients, AccountRuntime& account) {
-    std::vector<Job> jobs;
-    for (Pending& pending : recipients) {
-      std::string destination = account.transport->Destination(pending.to);
-      auto job = std::find_if(jobs.begin(), jobs.end(), [&](const Job& j) { return j.destination == destination; });
-      if (job == jobs.end()) {
-        jobs.push_back(Job{{}, &account, std::move(destination)});
-        job = jobs.end() - 1;
-      }
-      job->recipients.push_back(std::move(pending));
-    }
-    return jobs;
   }
 
   // Defers `recipients` until `until` without an attempt (their destination is backed off or at
@@ -812,53 +964,60 @@ class Run {
 
   // --- delivering one job
 
+  // Whether `destination` of `account` is not to be tried now: it could not be reached and is
+  // backed off (or for good), or it refused this sending host and a secondary may take over.
+  bool DestinationDown(const AccountRuntime& account, const std::string& destination) const {
+    auto down = account.down.find(destination);
+    return down != account.down.end() && (!down->second.retry_at || clock_.Now() < *down->second.retry_at);
+  }
+
   // Sends the job's recipients and records their results. Returns how many of them were given
   // back without an attempt.
   asio::awaitable<std::size_t> Deliver(Job job) {
     AccountRuntime* account = job.account;
+    AccountRuntime* origin = job.origin;
     std::vector<Pending> recipients = std::move(job.recipients);
     std::size_t given_back = 0;
     while (!recipients.empty()) {
       if (stopping_) co_return given_back + GiveBack(recipients);
-      // An account that failed as a whole in this run hands its work to its secondary.
+      // An account that failed as a whole in this run hands its work down its chain of
+      // secondaries; what none is left for waits for the next run.
       if (account->failure) {
-        AccountRuntime* next = Failover(*account, recipients.front().to);
-        if (next == nullptr) {
-          std::size_t deferred_back =
-              co_await FailAll(std::move(recipients), *account->failure, account->config->name);
-          co_return given_back + deferred_back;
-        }
-        account = next;
-        // A turbo job of a relay holds recipients of many domains; a secondary that delivers
-        // per domain (direct) takes them in one transaction per domain.
-        std::vector<Job> split = SplitByDestination(std::move(recipients), *account);
-        if (split.size() > 1) {
-          for (Job& part : split) given_back += co_await Deliver(std::move(part));
-          co_return given_back;
-        }
-        recipients = std::move(split.front().recipients);
-        continue;
+        std::size_t handed_back = co_await HandOver(std::move(recipients), *account, origin ? origin : account);
+        co_return given_back + handed_back;
       }
 
-      // Direct delivery to a domain that could not be reached (Scope::kDestination): its
-      // recipients fail (permanent) or wait for the domain's next try without an attempt; the
-      // account and its other destinations go on, and there is no failover.
+      // Direct delivery to a domain that could not be reached (Scope::kDestination), or that
+      // refused this sending host by policy: the recipients a secondary takes go there (DESIGN.md:
+      // "in case a recipient's server does not accept mail sent directly from your computer, the
+      // program uses the secondary server"); the others fail (permanent) or wait for the domain's
+      // next try without an attempt. The account and its other destinations go on.
       std::string destination = account->transport->Destination(recipients.front().to);
-      if (auto down = account->down.find(destination); down != account->down.end()) {
-        if (!down->second.retry_at) {
-          std::size_t failed_back = co_await FailAll(std::move(recipients), down->second.outcome, account->config->name);
+      if (DestinationDown(*account, destination)) {
+        const DownDestination& down = account->down.at(destination);
+        std::vector<Pending> elsewhere =
+            SplitOffRelayable(recipients, *account, down.retry_at.has_value() || down.outcome.policy_refusal);
+        if (!elsewhere.empty()) given_back += co_await HandOver(std::move(elsewhere), *account, origin);
+        if (recipients.empty()) co_return given_back;
+        if (!DestinationDown(*account, destination)) continue;  // reachable again meanwhile
+        const DownDestination& still = account->down.at(destination);
+        if (!still.retry_at) {
+          std::size_t failed_back = co_await FailAll(std::move(recipients), still.outcome, account->config->name);
           co_return given_back + failed_back;
         }
-        if (clock_.Now() < *down->second.retry_at) {
-          if (down->second.failures > task_.sending.retries) {
-            // Tried as often as the task retries a recipient: its recipients fail.
-            std::size_t failed_back =
-                co_await FailAll(std::move(recipients), GaveUp(destination, down->second), account->config->name);
-            co_return given_back + failed_back;
-          }
-          PostponeBackedOff(recipients, down->second, *account);
-          co_return given_back + recipients.size();
+        if (still.failures > task_.sending.retries) {
+          // Tried as often as the task retries a recipient: its recipients fail.
+          std::size_t failed_back =
+              co_await FailAll(std::move(recipients), GaveUp(destination, still), account->config->name);
+          co_return given_back + failed_back;
         }
+        PostponeBackedOff(recipients, still, *account);
+        co_return given_back + recipients.size();
+      }
+      if (account->refusing.contains(destination)) {
+        std::vector<Pending> elsewhere = SplitOffRelayable(recipients, *account, true);
+        if (!elsewhere.empty()) given_back += co_await HandOver(std::move(elsewhere), *account, origin);
+        if (recipients.empty()) co_return given_back;
       }
       if (auto limited = account->limited.find(destination); limited != account->limited.end()) {
         if (clock_.Now() < *limited->second.retry_at) {
@@ -868,7 +1027,6 @@ class Run {
         }
         account->limited.erase(limited);
       }
-
 
       auto message = std::make_shared<MessageData>();
       if (Status composed = Compose(recipients, *account, *message); !composed.ok()) {
@@ -890,7 +1048,8 @@ class Run {
       TimePoint slot = account->minimum_wait.Reserve(clock_.Now());
       if (destination_wait != nullptr) slot = std::max(slot, destination_wait->Reserve(clock_.Now()));
       if (slot > clock_.Now()) co_await Sleep(slot);
-      if (stopping_) continue;
+      // The account or the destination may have failed meanwhile: no connection is tried again.
+      if (stopping_ || account->failure || DestinationDown(*account, destination)) continue;
 
       Lease lease = co_await account->pool->Acquire(destination, [this] { return stopping_; });
       if (lease.connection == nullptr) {
@@ -899,8 +1058,14 @@ class Run {
           co_return given_back + GiveBack(recipients);
         }
         if (lease.failure.scope == Scope::kDestination) {
-          // These recipients had their attempt; the destination's others wait (see above).
           NoteDestinationDown(*account, destination, lease.failure);
+          // Another send's connect failed while this one waited for it: these recipients go
+          // with the destination's others (see above), without an attempt.
+          if (lease.shared) continue;
+          // These recipients had their attempt, unless a secondary takes them.
+          std::vector<Pending> elsewhere = SplitOffRelayable(recipients, *account, Relayable(lease.failure));
+          if (!elsewhere.empty()) given_back += co_await HandOver(std::move(elsewhere), *account, origin);
+          if (recipients.empty()) co_return given_back;
           std::size_t failed_back = co_await FailAll(std::move(recipients), lease.failure, account->config->name);
           co_return given_back + failed_back;
         }
@@ -957,7 +1122,7 @@ class Run {
         }
       }
 
-      std::vector<Pending> elsewhere;  // to go through the secondary account
+      std::vector<Pending> elsewhere;  // to go through another account
       if (!sending.empty()) {
         Envelope envelope;
         envelope.mail_from = EnvelopeSender(*account).ToString();
@@ -982,14 +1147,28 @@ class Run {
             continue;
           }
           if (!outcome.delivered() && outcome.scope == Scope::kAccount) {
+            // Not the recipient's fault either: the account's secondary takes over (a new
+            // attempt), or the recipient waits for the account without this attempt counted.
             NoteAccountFailure(*account, outcome);
-            if (Failover(*account, pending.to) != nullptr) {
-              // Put back and sent again through the secondary (a new attempt).
-              writer_.AddResult(PutBack(pending, outcome, *account));
-              elsewhere.push_back(pending);
-              elsewhere.back().record.attempts += 1;
+            if (Failover(*account, pending.to) == nullptr) {
+              Park(pending, origin != nullptr ? *origin : *account, /*in_flight=*/true);
+              ++given_back;
               continue;
             }
+            writer_.AddResult(PutBack(pending, outcome, *account));
+            elsewhere.push_back(pending);
+            elsewhere.back().record.attempts += 1;
+            continue;
+          }
+          if (!outcome.delivered() && outcome.policy_refusal && Failover(*account, pending.to) != nullptr) {
+            // The server refused this sending host or sender by policy, not the recipient: the
+            // secondary may get through (a new attempt). A mail exchanger that refuses this host
+            // sends its domain's other recipients the same way at once.
+            if (account->config->kind == AccountKind::kDirect) account->refusing.insert(destination);
+            writer_.AddResult(PutBack(pending, outcome, *account));
+            elsewhere.push_back(pending);
+            elsewhere.back().record.attempts += 1;
+            continue;
           }
           if (outcome.delivered() && !backed_up) {
             SaveBackup(pending, *message);
@@ -1002,6 +1181,10 @@ class Run {
       } else {
         co_await account->pool->Release(std::move(lease));
       }
+      if (!elsewhere.empty()) {
+        given_back += co_await HandOver(std::move(elsewhere), *account,
+                                        account->failure && origin == nullptr ? account : origin);
+      }
 
       if (!waiting.empty()) {
         if (task_.sending.on_limit == OnLimit::kStop) {
@@ -1012,7 +1195,7 @@ class Run {
         } else {
           if (account->announced_limit != *limit->retry_at) {
             account->announced_limit = *limit->retry_at;
-            observer_.OnWaiting(LimitText(*account, *limit), *limit->retry_at);
+            Announce(LimitText(*account, *limit), LimitShortText(*account, *limit), *limit->retry_at);
           }
           // A wait of up to a month: it ends early when the task is cancelled meanwhile, and
           // then nothing is left to connect for.
@@ -1025,10 +1208,6 @@ class Run {
         }
       }
       recipients = std::move(waiting);
-      if (!elsewhere.empty()) {
-        // The account failed; the loop moves on to its secondary for these.
-        for (Pending& pending : elsewhere) recipients.push_back(std::move(pending));
-      }
     }
     co_return given_back;
   }
@@ -1064,9 +1243,16 @@ class Run {
   bool stopping_ = false;
   bool finished_ = false;
   TimePoint announced_block_{};
+  std::vector<AccountRuntime*> failed_accounts_;  // in the order they failed
+  // The wait last announced (Announce) and the time the run spent waiting, not counted as spent
+  // sending.
+  std::optional<TimePoint> waiting_until_;
+  std::string waiting_for_;
+  TimePoint paused_since_{};
+  Duration paused_total_{0};
   StatusCounts counts_;
   std::string from_domain_;
-  std::chrono::steady_clock::time_point started_;
+  TimePoint started_{};  // when sending started in this run
 };
 
 // How many connections a direct account opens to one recipient domain: the domain's rule, or the
@@ -1080,39 +1266,16 @@ std::function<std::uint32_t(const std::string&)> DestinationLimit(const AccountC
   };
 }
 
-// A runtime for every account the task can reach: its accounts, and their secondaries.
-Result<std::vector<AccountRuntime>> MakeAccounts(const TaskConfig& task, const AccountSet& accounts,
-                                                 TransportFactory& transports, RunObserver& observer,
-                                                 const Clock& clock, Sleeper& sleeper, asio::io_context& io) {
-  std::vector<const AccountConfig*> chosen;
-  if (task.sending.accounts.empty()) {
-    for (const AccountConfig& account : accounts.accounts()) chosen.push_back(&account);
-  } else {
-    for (const std::string& name : task.sending.accounts) chosen.push_back(accounts.Find(name));
-  }
-  for (std::size_t i = 0; i < chosen.size(); ++i) {
-    if (chosen[i] == nullptr) {
-      return InvalidArgument(fmt::format("{}: sending.accounts names an unknown account", task.path));
-    }
-    const AccountConfig* secondary = chosen[i]->secondary.empty() ? nullptr : accounts.Find(chosen[i]->secondary);
-    if (secondary != nullptr && std::find(chosen.begin(), chosen.end(), secondary) == chosen.end()) {
-      chosen.push_back(secondary);
-    }
-  }
+// The engine's runtime of each account the preflight made ready.
+std::vector<AccountRuntime> MakeAccounts(std::vector<ReadyAccount> ready, const Clock& clock, Sleeper& sleeper,
+                                         asio::io_context& io) {
   std::vector<AccountRuntime> runtimes;
-  runtimes.reserve(chosen.size());
-  for (const AccountConfig* config : chosen) {
-    if (task.sending.mode == SendMode::kTurbo && config->kind == AccountKind::kPickup) {
-      return InvalidArgument(fmt::format(
-          "{}: account \"{}\": turbo mode cannot go through a pickup folder (its messages name their recipients "
-          "in headers, and turbo recipients are in the envelope only); use personalised mode",
-          config->origin, config->name));
-    }
-    Result<std::unique_ptr<Transport>> transport = transports.Create(*config);
-    if (!transport.ok()) return transport.status();
+  runtimes.reserve(ready.size());
+  for (ReadyAccount& account : ready) {
+    const AccountConfig* config = account.config;
     AccountRuntime runtime;
     runtime.config = config;
-    runtime.transport = std::move(*transport);
+    runtime.transport = std::move(account.transport);
     runtime.pool = std::make_unique<ConnectionPool>(
         *runtime.transport,
         PoolSettings{config->max_connections, config->reconnect_every, config->pause_between_chunks,
@@ -1123,41 +1286,8 @@ Result<std::vector<AccountRuntime>> MakeAccounts(const TaskConfig& task, const A
     runtime.overrides.fixed_sender = config->fixed_sender;
     runtime.minimum_wait = MinimumWait(config->minimum_wait);
     runtimes.push_back(std::move(runtime));
-    if (!config->verify_certificate) {
-      observer.OnWarning(fmt::format("account \"{}\": certificate verification is turned off "
-                                     "(verify_certificate = false); the server is not authenticated",
-                                     config->name));
-    }
-    if (std::optional<std::string> helo = HeloNameWarningForThisMachine(*config)) observer.OnWarning(*helo);
   }
-  if (runtimes.empty()) return InvalidArgument(fmt::format("{}: no account to send through", task.accounts_file));
   return runtimes;
-}
-
-// Every message carries the task's attachments: when they alone are over the max_message_size of
-// every account the task can use, no message could go, and the task stops before the first one;
-// when only some accounts are too small, the run warns (their messages fail one by one).
-Status CheckAttachmentsFit(const TaskConfig& task, const PreparedTask& prepared,
-                           const std::vector<AccountRuntime>& accounts, RunObserver& observer) {
-  const std::size_t attachments = prepared.composer->attachments_size();
-  std::vector<std::string> too_small;
-  for (const AccountRuntime& account : accounts) {
-    const std::uint64_t limit = account.config->max_message_size;
-    if (limit == 0 || attachments <= limit) continue;
-    too_small.push_back(fmt::format("the max_message_size of {} of account \"{}\" ({})", FormatByteSize(limit),
-                                    account.config->name, account.config->origin));
-  }
-  if (too_small.empty()) return Status::Ok();
-  std::string over;
-  for (const std::string& account : too_small) over += (over.empty() ? "" : ", ") + account;
-  std::string what = fmt::format("the attachments make every message at least {} ({} bytes encoded), over {}",
-                                 FormatByteSize(attachments), attachments, over);
-  if (too_small.size() == accounts.size()) {
-    return InvalidArgument(fmt::format(
-        "{}: {}; leave out or shrink an attachment, or send a link to it instead", task.path, what));
-  }
-  observer.OnWarning(fmt::format("{}: {}; messages routed there fail", task.path, what));
-  return Status::Ok();
 }
 
 }  // namespace
@@ -1165,19 +1295,17 @@ Status CheckAttachmentsFit(const TaskConfig& task, const PreparedTask& prepared,
 Result<RunReport> RunTask(const TaskConfig& task, const AccountSet& accounts, Store& store, const Clock& clock,
                           TransportFactory& transports, RunObserver& observer, RunOptions options) {
   RunReport report;
-  Result<std::vector<std::string>> columns = ReadRecipientColumns(task.recipients);
-  if (!columns.ok()) return columns.status();
-  Result<PreparedTask> prepared = PrepareTask(task, *columns);
-  if (!prepared.ok()) return prepared.status();
-  HERALD_RETURN_IF_ERROR(CheckTaskAccounts(task, accounts));
+  Result<Preflight> preflight = PreflightTask(task, accounts, transports);
+  if (!preflight.ok()) return preflight.status();
+  for (const std::string& warning : preflight->warnings) observer.OnWarning(warning);
+  const std::vector<std::string>& columns = preflight->columns;
+  const PreparedTask& prepared = preflight->prepared;
 
   asio::io_context io(1);
   SteadySleeper steady_sleeper(clock);
   Sleeper& sleeper = options.sleeper != nullptr ? *options.sleeper : steady_sleeper;
-  Result<std::vector<AccountRuntime>> runtimes = MakeAccounts(task, accounts, transports, observer, clock, sleeper, io);
-  if (!runtimes.ok()) return runtimes.status();
-  HERALD_RETURN_IF_ERROR(CheckAttachmentsFit(task, *prepared, *runtimes, observer));
-  for (AccountRuntime& account : *runtimes) {
+  std::vector<AccountRuntime> runtimes = MakeAccounts(std::move(preflight->accounts), clock, sleeper, io);
+  for (AccountRuntime& account : runtimes) {
     if (account.config->kind != AccountKind::kDirect) continue;
     Result<std::vector<DestinationBackoff>> backoffs = store.DestinationBackoffs(account.config->name);
     if (!backoffs.ok()) return backoffs.status();
@@ -1186,7 +1314,7 @@ Result<RunReport> RunTask(const TaskConfig& task, const AccountSet& accounts, St
     }
   }
 
-  Result<TaskRecord> record = SyncTask(task, *columns, prepared->address_column, store, clock, observer, report);
+  Result<TaskRecord> record = SyncTask(task, columns, prepared.address_column, store, clock, observer, report);
   if (!record.ok()) return record.status();
   Result<std::size_t> recovered = store.RecoverInFlight(task.id);
   if (!recovered.ok()) return recovered.status();
@@ -1204,7 +1332,7 @@ Result<RunReport> RunTask(const TaskConfig& task, const AccountSet& accounts, St
   if (*blacklisted > 0) observer.OnBlacklisted(*blacklisted);
 
   Router router(accounts, task.sending.accounts);
-  Run run(task, *record, *prepared, *runtimes, router, store, clock, sleeper, observer, io, report);
+  Run run(task, *record, prepared, runtimes, router, store, clock, sleeper, observer, io, report);
   HERALD_RETURN_IF_ERROR(run.Prepare());
   asio::signal_set signals(io);
   int stop_requests = 0;

@@ -6,6 +6,11 @@
 // limit, composed, delivered through the account's transport (its secondary when it fails as a
 // whole), backed up — with `concurrency` sends at once, and records each result as it comes.
 // It keeps going while anything is due, including retries that fall due during the run.
+// An account that fails as a whole (cannot connect, TLS or AUTH refused, 421 at the greeting, the
+// client or sender refused) is the account's fault, not the recipients': they go down its chain
+// of secondaries, or with none left wait for the next run without an attempt counted. A direct
+// account's destination that cannot be reached for now or refuses this sending host by policy
+// hands its recipients to the account's secondary the same way.
 //
 // RunTask() blocks the calling thread and runs its own event loop; the observer is called on
 // that thread. A stop request (Ctrl-C when handle_signals is set) lets the sends under way finish
@@ -16,6 +21,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "config/account_config.h"
 #include "config/task_config.h"
@@ -35,7 +41,14 @@ struct RunProgress {
   std::uint64_t deferred = 0;   // waiting for a retry
   std::uint64_t remaining = 0;  // unsent or in flight
   std::uint64_t sent_this_run = 0;
-  Duration elapsed{0};          // since sending started in this run
+  // Spent sending in this run: since sending started, less the waits told through OnWaiting()
+  // (so the rate does not sink while the run waits).
+  Duration elapsed{0};
+  TimePoint now{};  // the engine's clock when this was taken
+  // While sending pauses (the pending delay, a block pause, an account's sending limit): until
+  // when, and what for in a few words ("the sending limit of 200/hour of account \"relay\"").
+  std::optional<TimePoint> waiting_until;
+  std::string waiting_for;
 };
 
 // What happened to one recipient in this run.
@@ -43,6 +56,9 @@ struct RecipientEvent {
   const RecipientRecord& recipient;
   const AttemptResult& result;
   std::string_view account;
+  // Deferred because `account` failed as a whole and no secondary is left: the recipient waits
+  // for the account to be fixed (said once per account, see RunReport::waiting_for_accounts).
+  bool waits_for_account = false;
 };
 
 class RunObserver {
@@ -69,6 +85,15 @@ struct RunOptions {
   Sleeper* sleeper = nullptr;
 };
 
+// Recipients that wait for an account that failed as a whole in this run (AUTH refused, TLS
+// refused, cannot connect, ...) and had no secondary left: deferred without an attempt, due again
+// at once for the next run — run the same command again once the account is fixed.
+struct AccountWait {
+  std::string account;
+  std::string cause;  // "AUTH: 535 5.7.8 authentication failed"
+  std::uint64_t recipients = 0;
+};
+
 struct RunReport {
   std::optional<ImportReport> import;  // set when the recipient list was (re)imported
   std::size_t recovered_in_flight = 0;
@@ -82,6 +107,7 @@ struct RunReport {
   bool task_limit_reached = false;  // sending.limit messages were sent; the rest waits for the next run
   // An account's sending limit stopped the run (sending.on_limit = "stop"): which, until when.
   std::string limit_stop;
+  std::vector<AccountWait> waiting_for_accounts;  // in the order the accounts failed
   Status stopped_by;            // a fault that stopped the run early (store, disk), or ok
 };
 

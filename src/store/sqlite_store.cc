@@ -459,15 +459,19 @@ Result<std::vector<RecipientRecord>> SqliteStore::FetchDue(std::string_view task
 Status SqliteStore::ApplyResult(const AttemptResult& result, std::int64_t now_ms) {
   // A postponed recipient was never put in flight: it changes only while still due (as FetchDue
   // says: not given a result or a later attempt time by another process meanwhile).
-  Result<ScopedStatement> update = connection_->Cached(
+  // A withdrawn attempt is taken back only while the recipient is still in flight.
+  const char* sql =
       result.postponed ? "UPDATE recipients SET status = ?2, next_attempt_at = ?3, last_code = ?4, last_enhanced = ?5, "
                          "last_text = ?6, account = ?7, updated_at = ?8, "
                          "possible_duplicate = (possible_duplicate OR ?9) "
                          "WHERE id = ?1 AND (status = 0 OR (status = 4 AND next_attempt_at <= ?8))"
-                       : "UPDATE recipients SET status = ?2, next_attempt_at = ?3, last_code = ?4, last_enhanced = ?5, "
-                         "last_text = ?6, account = ?7, updated_at = ?8, "
-                         "possible_duplicate = (possible_duplicate OR ?9) WHERE id = ?1",
-      "recording a delivery result");
+      : result.withdrawn ? "UPDATE recipients SET status = ?2, next_attempt_at = ?3, last_code = ?4, last_enhanced = ?5, "
+                           "last_text = ?6, account = ?7, updated_at = ?8, attempts = attempts - 1, "
+                           "possible_duplicate = (possible_duplicate OR ?9) WHERE id = ?1 AND status = 1"
+                         : "UPDATE recipients SET status = ?2, next_attempt_at = ?3, last_code = ?4, last_enhanced = ?5, "
+                           "last_text = ?6, account = ?7, updated_at = ?8, "
+                           "possible_duplicate = (possible_duplicate OR ?9) WHERE id = ?1";
+  Result<ScopedStatement> update = connection_->Cached(sql, "recording a delivery result");
   if (!update.ok()) return update.status();
   (*update)->BindInt(1, result.recipient_id);
   (*update)->BindInt(2, static_cast<std::int64_t>(result.status));
@@ -480,7 +484,7 @@ Status SqliteStore::ApplyResult(const AttemptResult& result, std::int64_t now_ms
   (*update)->BindInt(8, now_ms);
   (*update)->BindInt(9, result.possible_duplicate ? 1 : 0);
   HERALD_RETURN_IF_ERROR((*update)->Run());
-  if (connection_->Changes() == 0 && !result.postponed) {
+  if (connection_->Changes() == 0 && !result.postponed && !result.withdrawn) {
     return NotFound(FileName() + ": recording a delivery result: recipient " + std::to_string(result.recipient_id) +
                     " does not exist");
   }
@@ -596,6 +600,10 @@ Result<ApplyReport> SqliteStore::Apply(const StoreBatch& batch, TimePoint now) {
     }
     if (result.postponed && result.status != RecipientStatus::kDeferred) {
       return InvalidArgument("recipient " + std::to_string(result.recipient_id) + ": only a deferral can be postponed");
+    }
+    if (result.withdrawn && (result.status != RecipientStatus::kDeferred || result.postponed)) {
+      return InvalidArgument("recipient " + std::to_string(result.recipient_id) +
+                             ": only a deferral of a recipient in flight can withdraw its attempt");
     }
     if (result.status == RecipientStatus::kDeferred && !result.next_attempt_at) {
       return InvalidArgument("recipient " + std::to_string(result.recipient_id) +

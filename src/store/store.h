@@ -89,13 +89,18 @@ struct AttemptResult {
   std::optional<TimePoint> next_attempt_at;         // required for kDeferred
   DeliveryError error;
   std::string account;
-  // kDeferred without an attempt (its destination is backed off): the recipient was not put in
-  // flight, and is deferred only while it is still due (kUnsent or kDeferred) — one cancelled or
-  // taken by another process meanwhile is left as it is.
+  // kDeferred without an attempt (its destination is backed off, its account failed as a
+  // whole): the recipient was not put in flight, and is deferred only while it is still due
+  // (kUnsent or kDeferred) — one cancelled or taken by another process meanwhile is left as it is.
   bool postponed = false;
   // The attempt may have delivered the message although it did not succeed (the connection was
   // lost after the final dot): the recipient becomes a possible duplicate, and stays one.
   bool possible_duplicate = false;
+  // kDeferred for a recipient the caller put in flight whose message an account failing as a
+  // whole did not take (the sender refused at MAIL FROM, a 421 closing the session): its attempt
+  // is taken back (attempts - 1), so that account faults never use up a recipient's retries. Only
+  // applied while the recipient is still in flight; one that is not is left as it is.
+  bool withdrawn = false;
 };
 
 // Destination backoff. A destination of a direct account (a recipient domain) none of whose mail

@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -144,6 +145,58 @@ class ExampleMailingTest(unittest.TestCase):
         self.assertIn('account "direct", 2 failure(s) in a row', line)
         self.assertIn("no mail exchanger of dead.example could be used", line)
         self.assertIn("2030-01-01", line)
+
+    def test_check_refuses_what_send_refuses_with_the_same_message(self):
+        # An account of a kind this build cannot send through yet (here as the secondary of the
+        # task's account): check finds it before send would, and says what send says.
+        with open(os.path.join(self.example, "accounts.toml"), "a") as f:
+            f.write('secondary = "exchange"\n\n[[account]]\nname = "exchange"\nkind = "ews"\n'
+                    'url = "https://mail.example.com/EWS/Exchange.asmx"\nusername = "news"\n'
+                    'password_file = "secret.txt"\n')
+        with open(os.path.join(self.example, "secret.txt"), "w") as f:
+            f.write("not a real password\n")
+        self.rewrite_task_accounts('["pickup"]')
+        check = run("check", self.task)
+        self.assertEqual(check.returncode, 3, check.stdout + check.stderr)
+        self.assertIn('account "exchange": this build of herald cannot send through ews accounts yet', check.stderr)
+        self.assertNotIn("ready to send", check.stdout)
+        send = run("send", self.task)
+        self.assertEqual(send.returncode, 3, send.stdout + send.stderr)
+        self.assertEqual(check.stderr, send.stderr, "the same message")
+        self.assertEqual(pickup_files(self.pickup), [], "nothing was sent")
+
+    def test_check_refuses_attachments_over_every_accounts_max_message_size(self):
+        with open(os.path.join(self.example, "accounts.toml"), "a") as f:
+            f.write('max_message_size = "500B"\n')
+        check = run("check", self.task)
+        self.assertEqual(check.returncode, 3, check.stdout + check.stderr)
+        self.assertIn("the attachments make every message at least", check.stderr)
+        self.assertIn('over the max_message_size of 500 bytes of account "pickup"', check.stderr)
+        self.assertEqual(check.stderr, run("send", self.task).stderr, "the same message")
+
+    def test_an_account_that_fails_is_told_once_and_its_recipients_wait_for_the_next_run(self):
+        with socket.socket() as probe:  # a port on which nothing listens: connections are refused
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        with open(os.path.join(self.example, "accounts.toml"), "w") as f:
+            f.write(f'[[account]]\nname = "relay"\nkind = "smtp"\nhost = "127.0.0.1"\nport = {port}\n'
+                    'security = "none"\nhelo_name = "cli.herald.test"\n')
+        sent = run("send", self.task)
+        self.assertEqual(sent.returncode, 4, sent.stdout + sent.stderr)
+        self.assertIn("50 recipient(s) wait for account relay, which failed: connect: ", sent.stdout)
+        self.assertIn("once it is fixed, run the same command again", sent.stdout)
+        self.assertNotIn("next retry due", sent.stdout)
+        told = [line for line in sent.stderr.splitlines() if 'account "relay"' in line]
+        self.assertEqual(len(told), 1, sent.stderr)
+        self.assertNotIn("deferred ", sent.stderr, "no line per recipient")
+        exported = list(csv.DictReader(io.StringIO(run("export", self.task).stdout)))
+        self.assertEqual({(r["status"], r["attempts"]) for r in exported}, {("deferred", "0")})
+
+    def rewrite_task_accounts(self, names):
+        with open(self.task, encoding="utf-8") as f:
+            text = f.read()
+        with open(self.task, "w", encoding="utf-8") as f:
+            f.write(text.replace("[sending]\n", f"[sending]\naccounts = {names}\n"))
 
 
 class LargeTaskTest(unittest.TestCase):

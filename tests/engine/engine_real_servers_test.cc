@@ -382,6 +382,57 @@ TEST_F(EngineRealServersTest, RefusingAccountWithoutSecondaryDefersEveryRecipien
   }
 }
 
+// A password the server refuses (AUTH 535) is the account's fault: no recipient fails, none has
+// an attempt counted, the account is tried once, and once the password is fixed the next run
+// sends them all.
+TEST_F(EngineRealServersTest, ARefusedPasswordDefersEveryRecipientUntilItIsFixed) {
+  AiosmtpdOptions options;
+  options.directory = dir_.Path("auth");
+  options.hostname = "auth.herald.test";
+  options.users = {{"alice", kAlicePassword}};
+  options.auth_required = true;
+  AiosmtpdServer server(options);
+  Status started = server.Start();
+  ASSERT_TRUE(started.ok()) << started.ToString();
+  const std::string secret = dir_.Write("relay-password", "not the password\n");
+  WriteAccounts(SmtpAccount("relay", server.port(),
+                            fmt::format("username = \"alice\"\npassword_file = \"{}\"\n"
+                                        "allow_plaintext_auth = true\nmax_connections = 4",
+                                        secret)));
+  const std::vector<std::string> recipients = {"anna@example.com", "bert@example.org", "cora@example.net",
+                                               "dora@example.com", "emil@example.org", "fred@example.net"};
+  const std::string task = WriteTask("auth", "news@example.com", recipients, "concurrency = 4\nretries = 0");
+  std::optional<RunOutput> run = Run(task);
+  ASSERT_TRUE(run.has_value());
+
+  EXPECT_EQ(run->report.sent, 0u);
+  EXPECT_EQ(run->report.failed, 0u) << "retries = 0, and still no recipient fails for the account's fault";
+  EXPECT_EQ(run->report.deferred, recipients.size());
+  for (const std::string& address : recipients) {
+    const RecipientRecord& stored = run->stored.at(address);
+    EXPECT_EQ(RecipientStatusName(stored.status), "deferred") << address;
+    EXPECT_EQ(stored.attempts, 0) << address;
+    EXPECT_EQ(stored.last_error.reply_code, 535) << address << ": " << stored.last_error.text;
+  }
+  EXPECT_EQ(transports_.CountLines("relay", "C: AUTH"), 1) << "tried once, not once per concurrent send\n"
+                                                           << transports_.Transcript("relay");
+  ASSERT_EQ(run->report.waiting_for_accounts.size(), 1u);
+  EXPECT_EQ(run->report.waiting_for_accounts[0].account, "relay");
+  EXPECT_EQ(run->report.waiting_for_accounts[0].recipients, recipients.size());
+  EXPECT_THAT(run->report.waiting_for_accounts[0].cause, HasSubstr("535"));
+  EXPECT_EQ(std::count_if(run->warnings.begin(), run->warnings.end(),
+                          [](const std::string& warning) { return warning.find("\"relay\"") != std::string::npos; }),
+            1);
+  EXPECT_THAT(server.Messages(), IsEmpty());
+
+  dir_.Write("relay-password", std::string(kAlicePassword) + "\n");
+  std::optional<RunOutput> fixed = Run(task);
+  ASSERT_TRUE(fixed.has_value());
+  EXPECT_EQ(fixed->report.sent, recipients.size());
+  ExpectSentThrough(*fixed, recipients, "relay");
+  EXPECT_EQ(CountByRecipient(server.Messages()), Once(recipients)) << server.Log();
+}
+
 // ---------------------------------------------------------------------------------------------
 // Excluded domains
 

@@ -99,16 +99,127 @@ TEST_F(RouterTest, ExcludedDomainWithoutSecondaryFailsWithTheReason) {
   ASSERT_TRUE(lone.ok());
   Router router2(*lone, {});
   EXPECT_THAT(RouteName(router2, "news@example.com", "x@aol.com"),
-              HasSubstr("the domain aol.com is excluded from account \"x\" and no secondary account takes it"));
+              HasSubstr("no account takes mail from news@example.com to x@aol.com: the domain aol.com is excluded "
+                        "from account \"x\" (it has no secondary)"));
 }
 
 TEST_F(RouterTest, NextAccountFollowsSecondariesSkippingUnusableOnes) {
   Router router(accounts_, {});
   const AccountConfig& relay = *accounts_.Find("relay");
-  EXPECT_EQ(router.NextAccount(relay, A("x@example.org"))->name, "backup");
-  EXPECT_EQ(router.NextAccount(relay, A("x@excluded.example"))->name, "last");
-  EXPECT_EQ(router.NextAccount(relay, A("x@example.org"), {accounts_.Find("backup")})->name, "last");
-  EXPECT_EQ(router.NextAccount(*accounts_.Find("last"), A("x@example.org")), nullptr);
+  const Address from = A("news@example.com");
+  EXPECT_EQ(router.NextAccount(relay, from, A("x@example.org"))->name, "backup");
+  EXPECT_EQ(router.NextAccount(relay, from, A("x@excluded.example"))->name, "last");
+  EXPECT_EQ(router.NextAccount(relay, from, A("x@example.org"), {accounts_.Find("backup")})->name, "last");
+  EXPECT_EQ(router.NextAccount(*accounts_.Find("last"), from, A("x@example.org")), nullptr);
+}
+
+// Secondaries restricted to other senders or recipients: the chain is walked down to the first
+// account whose own rules take the message, for excluded domains and for failover alike.
+class RestrictedSecondariesTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    Result<AccountSet> accounts = LoadAccounts(dir_.Write("accounts.toml", R"(
+[[account]]
+name = "main"
+kind = "pickup"
+folder = "a"
+excluded_domains = ["aol.com"]
+secondary = "sales-only"
+
+[[account]]
+name = "sales-only"
+kind = "pickup"
+folder = "b"
+only_senders = ["*@sales.example.com"]
+secondary = "partners-only"
+
+[[account]]
+name = "partners-only"
+kind = "pickup"
+folder = "c"
+only_recipients = ["*@partner.example", "*@aol.com"]
+secondary = "fallback"
+
+[[account]]
+name = "fallback"
+kind = "pickup"
+folder = "d"
+excluded_domains = ["aol.com", "gmx.example"]
+)"));
+    ASSERT_TRUE(accounts.ok()) << accounts.status().message();
+    accounts_ = std::move(*accounts);
+  }
+
+  std::string Next(std::string_view from, std::string_view to, std::vector<std::string> unusable = {}) {
+    Router router(accounts_, {"main"});
+    std::vector<const AccountConfig*> skip;
+    for (const std::string& name : unusable) skip.push_back(accounts_.Find(name));
+    const AccountConfig* next = router.NextAccount(*accounts_.Find("main"), A(from), A(to), skip);
+    return next == nullptr ? "none" : next->name;
+  }
+
+  TempDir dir_;
+  AccountSet accounts_;
+};
+
+TEST_F(RestrictedSecondariesTest, AnExcludedDomainGoesToTheFirstSecondaryWhoseRulesTakeTheMessage) {
+  Router router(accounts_, {"main"});
+  struct Case {
+    const char* from;
+    const char* to;
+    const char* want;
+  };
+  const Case cases[] = {
+      {"news@example.com", "x@example.org", "main"},
+      {"anna@sales.example.com", "x@aol.com", "sales-only"},  // its sender
+      {"news@example.com", "x@aol.com", "partners-only"},     // not sales-only's sender
+  };
+  for (const Case& c : cases) {
+    Result<const AccountConfig*> account = router.Route(A(c.from), A(c.to));
+    ASSERT_TRUE(account.ok()) << c.from << " -> " << c.to << ": " << account.status().message();
+    EXPECT_EQ((*account)->name, c.want) << c.from << " -> " << c.to;
+  }
+}
+
+TEST_F(RestrictedSecondariesTest, NoAccountInTheChainTakesItNamesEachAccountAndWhy) {
+  Result<AccountSet> accounts = LoadAccounts(dir_.Write("chain.toml", R"(
+[[account]]
+name = "main"
+kind = "pickup"
+folder = "a"
+excluded_domains = ["aol.com"]
+secondary = "sales-only"
+
+[[account]]
+name = "sales-only"
+kind = "pickup"
+folder = "b"
+only_senders = ["*@sales.example.com"]
+secondary = "partners-only"
+
+[[account]]
+name = "partners-only"
+kind = "pickup"
+folder = "c"
+only_recipients = ["*@partner.example"]
+)"));
+  ASSERT_TRUE(accounts.ok()) << accounts.status().message();
+  Router router(*accounts, {});
+  Result<const AccountConfig*> account = router.Route(A("news@example.com"), A("x@aol.com"));
+  ASSERT_FALSE(account.ok()) << "went through " << (*account)->name;
+  EXPECT_EQ(account.status().message(),
+            "no account takes mail from news@example.com to x@aol.com: the domain aol.com is excluded from account "
+            "\"main\"; its secondary: account \"sales-only\" takes only the senders *@sales.example.com; its "
+            "secondary: account \"partners-only\" takes only the recipients *@partner.example");
+}
+
+TEST_F(RestrictedSecondariesTest, FailoverSkipsSecondariesWhoseRulesDoNotTakeTheMessage) {
+  EXPECT_EQ(Next("news@example.com", "x@example.org"), "fallback");
+  EXPECT_EQ(Next("anna@sales.example.com", "x@example.org"), "sales-only");
+  EXPECT_EQ(Next("news@example.com", "x@partner.example"), "partners-only");
+  EXPECT_EQ(Next("news@example.com", "x@partner.example", {"partners-only"}), "fallback");
+  EXPECT_EQ(Next("news@example.com", "x@gmx.example"), "none") << "fallback excludes the domain";
+  EXPECT_EQ(Next("news@example.com", "x@aol.com", {"partners-only"}), "none");
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -34,7 +35,9 @@ class RecordingObserver final : public RunObserver {
   void OnResult(const RecipientEvent& event) override {
     results[event.recipient.address] = event.result;
     accounts[event.recipient.address] = std::string(event.account);
+    if (event.waits_for_account) waiting_for_account.insert(event.recipient.address);
   }
+  void OnProgress(const RunProgress& update) override { progress.push_back(update); }
   void OnWarning(std::string_view warning) override { warnings.emplace_back(warning); }
   void OnWaiting(std::string_view why, TimePoint until) override {
     waits.push_back(Wait{std::string(why), until});
@@ -55,8 +58,10 @@ class RecordingObserver final : public RunObserver {
   std::size_t recovered = 0;
   std::map<std::string, AttemptResult> results;   // the last result per address
   std::map<std::string, std::string> accounts;    // the account of the last result per address
+  std::set<std::string> waiting_for_account;      // deferred to wait for their account (failed as a whole)
   std::vector<std::string> warnings;
   std::vector<Wait> waits;
+  std::vector<RunProgress> progress;  // every update, the last one at the end of the run
   std::size_t blacklisted = 0;
   // Called after a wait is recorded (a test acts in the middle of a run, e.g. cancels the task).
   std::function<void(std::string_view why, TimePoint until)> on_waiting;

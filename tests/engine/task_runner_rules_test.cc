@@ -23,6 +23,7 @@ using ::testing::AllOf;
 using ::testing::Contains;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using std::chrono::hours;
 using std::chrono::milliseconds;
 using std::chrono::minutes;
@@ -66,6 +67,30 @@ std::string SortedByDomain(const std::vector<std::string>& domains, int per_doma
     for (int i = 0; i < per_domain; ++i) csv += fmt::format("r{}@{},R\n", i, domain);
   }
   return csv;
+}
+
+// The server refuses the account's password (AUTH): a fault of the account, not of a recipient.
+Outcome AuthRefused() {
+  Outcome outcome = FakeTransport::Reply(Disposition::kPermanent, Scope::kAccount, 535, "5.7.8",
+                                         "authentication credentials invalid");
+  outcome.stage = Stage::kAuth;
+  return outcome;
+}
+
+// A mail exchanger refuses this sending host by policy (a blocklisted address) at `stage`.
+Outcome HostBlocked(Scope scope, Stage stage) {
+  Outcome outcome =
+      FakeTransport::Reply(Disposition::kPermanent, scope, 550, "5.7.1", "Client host [192.0.2.1] blocked");
+  outcome.stage = stage;
+  outcome.policy_refusal = true;
+  return outcome;
+}
+
+// How many of `warnings` contain `text`.
+std::size_t CountContaining(const std::vector<std::string>& warnings, std::string_view text) {
+  return static_cast<std::size_t>(std::count_if(warnings.begin(), warnings.end(), [&](const std::string& warning) {
+    return warning.find(text) != std::string::npos;
+  }));
 }
 
 // Direct delivery cannot reach one recipient domain: only its recipients get the outcome.
@@ -183,6 +208,29 @@ TEST_F(TaskRunnerRulesTest, HourlyLimitSendsThreeAnHourAndWaitsForTheWindowNever
     group_start = waits[group].until;
   }
   EXPECT_EQ(Offset(clock_.Now()), Offset(times.back())) << "the run ends with the last send, without a further wait";
+}
+
+TEST_F(TaskRunnerRulesTest, ProgressTellsTheWaitAndLeavesItOutOfTheTimeSpentSending) {
+  WriteRecipients(Recipients(6));
+  WriteAccounts(Account("relay", "limits = [\"3/hour\"]"));
+  LoadConfig();
+  relay().send_time = seconds(10);  // one after the other: three messages take 30 s
+  RunReport report = Run();
+  EXPECT_EQ(report.sent, 6u);
+  std::vector<RecordingObserver::Wait> waits = observer_.WaitsFor("sending limit of 3/hour");
+  ASSERT_EQ(waits.size(), 1u);
+  auto told = std::find_if(observer_.progress.begin(), observer_.progress.end(),
+                           [](const RunProgress& progress) { return progress.waiting_until.has_value(); });
+  ASSERT_NE(told, observer_.progress.end()) << "the progress line is told of the wait";
+  EXPECT_EQ(*told->waiting_until, waits[0].until);
+  EXPECT_EQ(told->waiting_for, "the sending limit of 3/hour of account \"relay\"");
+  EXPECT_EQ(Offset(told->now), "t0+0:00:30.000");
+  EXPECT_EQ(told->elapsed, seconds(30));
+  EXPECT_EQ(told->sent_this_run, 3u);
+  const RunProgress& last = observer_.progress.back();
+  EXPECT_FALSE(last.waiting_until.has_value());
+  EXPECT_EQ(last.elapsed, seconds(60)) << "six messages of 10 s; the hour waited is not time spent sending";
+  EXPECT_GT(last.now - t0_, hours(1));
 }
 
 TEST_F(TaskRunnerRulesTest, OnLimitStopEndsTheRunAndLeavesTheRestUnsent) {
@@ -353,6 +401,18 @@ TEST_F(TaskRunnerRulesTest, BlocksPauseAfterTheLastMessageOfEachBlockLeft) {
   ASSERT_EQ(pauses.size(), 2u);
   EXPECT_EQ(Offset(pauses[0].until), "t0+0:12:00.000");
   EXPECT_EQ(Offset(pauses[1].until), "t0+0:24:00.000");
+}
+
+TEST_F(TaskRunnerRulesTest, NoPauseAfterTheLastBlock) {
+  WriteRecipients(Recipients(6));
+  WriteAccounts(Account("relay"));
+  LoadConfig("[sending]\nblock_size = 3\nblock_pause = \"10m\"\n");
+  RunReport report = Run();
+  EXPECT_EQ(report.sent, 6u);
+  EXPECT_THAT(Offsets(SendTimes(relay())), ElementsAre("t0+0:00:00.000", "t0+0:00:00.000", "t0+0:00:00.000",
+                                                       "t0+0:10:00.000", "t0+0:10:00.000", "t0+0:10:00.000"));
+  EXPECT_EQ(observer_.WaitsFor("pause after a block of 3").size(), 1u) << "one pause between the two blocks";
+  EXPECT_EQ(Offset(clock_.Now()), "t0+0:10:00.000") << "the run ends with its last message";
 }
 
 TEST_F(TaskRunnerRulesTest, ConnectionLeftIdleThroughALongPauseIsNotUsedAgain) {
@@ -532,7 +592,7 @@ TEST_F(TaskRunnerRulesTest, AccountFailureGoesToTheSecondaryAndItsSecondary) {
   EXPECT_THAT(observer_.warnings, ::testing::Contains(HasSubstr("b refuses connections")));
 }
 
-TEST_F(TaskRunnerRulesTest, NoSecondaryLeftDefersWithTheFailure) {
+TEST_F(TaskRunnerRulesTest, NoSecondaryLeftDefersWithTheFailureUntilTheNextRun) {
   WriteAccounts(Account("a", "secondary = \"b\"") + Account("b"));
   LoadConfig();
   transports_.For("a").connect_failure = AccountDown("a is down");
@@ -543,10 +603,109 @@ TEST_F(TaskRunnerRulesTest, NoSecondaryLeftDefersWithTheFailure) {
   const AttemptResult& anna = observer_.results.at("anna@example.com");
   EXPECT_EQ(anna.status, RecipientStatus::kDeferred);
   EXPECT_EQ(anna.error.reply_code, 421);
-  EXPECT_THAT(anna.error.text, HasSubstr("b is down too"));
-  EXPECT_EQ(observer_.accounts.at("anna@example.com"), "b");
+  EXPECT_THAT(anna.error.text, HasSubstr("a is down")) << "they wait for their own account";
+  EXPECT_EQ(observer_.accounts.at("anna@example.com"), "a");
   ASSERT_TRUE(anna.next_attempt_at.has_value());
-  EXPECT_EQ(Offset(*anna.next_attempt_at), "t0+1:00:00.000");
+  EXPECT_EQ(Offset(*anna.next_attempt_at), "t0+0:00:00.000") << "due again for the next run, not after retry_delay";
+  EXPECT_EQ(Stored("anna@example.com").attempts, 0);
+}
+
+// --- account faults (AUTH refused, TLS refused, cannot connect, 421 at the greeting, the
+// sender refused): the account's, never the recipients'
+
+TEST_F(TaskRunnerRulesTest, ARefusedPasswordDefersEveryRecipientWithoutAnAttemptForTheNextRun) {
+  WriteRecipients(Recipients(5));
+  WriteAccounts(Account("relay"));
+  LoadConfig("[sending]\nretries = 0\nconcurrency = 2\n");
+  relay().connect_failure = AuthRefused();
+  RunReport report = Run();
+  EXPECT_EQ(report.failed, 0u) << "retries = 0 does not turn an account fault into failed recipients";
+  EXPECT_EQ(report.deferred, 5u);
+  EXPECT_EQ(report.counts[RecipientStatus::kDeferred], 5u);
+  EXPECT_EQ(relay().connects, 1) << "not tried again in this run";
+  EXPECT_EQ(Offset(clock_.Now()), "t0+0:00:00.000") << "the run ends at once";
+  for (int i = 0; i < 5; ++i) {
+    const RecipientRecord stored = Stored(fmt::format("r{}@example.com", i));
+    EXPECT_EQ(stored.status, RecipientStatus::kDeferred) << i;
+    EXPECT_EQ(stored.attempts, 0) << i;
+    EXPECT_EQ(stored.next_attempt_at, std::optional<TimePoint>(t0_)) << "due for the next run: " << i;
+    EXPECT_EQ(stored.last_error.reply_code, 535) << i;
+  }
+  // One line for the account, none per recipient; the summary says who waits for what.
+  EXPECT_EQ(CountContaining(observer_.warnings, "account \"relay\""), 1u);
+  EXPECT_THAT(observer_.warnings, Contains(HasSubstr("AUTH: 535 5.7.8 authentication credentials invalid")));
+  EXPECT_EQ(observer_.waiting_for_account.size(), 5u);
+  ASSERT_EQ(report.waiting_for_accounts.size(), 1u);
+  EXPECT_EQ(report.waiting_for_accounts[0].account, "relay");
+  EXPECT_EQ(report.waiting_for_accounts[0].recipients, 5u);
+  EXPECT_EQ(report.waiting_for_accounts[0].cause, "AUTH: 535 5.7.8 authentication credentials invalid");
+
+  // The password is fixed: the next run sends everyone, at once.
+  relay().connect_failure.reset();
+  RunReport next = Run();
+  EXPECT_EQ(next.sent, 5u);
+  EXPECT_TRUE(next.waiting_for_accounts.empty());
+  EXPECT_EQ(Stored("r4@example.com").attempts, 1);
+}
+
+TEST_F(TaskRunnerRulesTest, ASenderRefusedAtMailFromWaitsForTheAccountWithoutAnAttemptCounted) {
+  WriteAccounts(Account("relay"));
+  LoadConfig("[sending]\nretries = 0\n");
+  Outcome sender_refused =
+      FakeTransport::Reply(Disposition::kPermanent, Scope::kAccount, 553, "5.7.1", "sender not owned by user");
+  sender_refused.stage = Stage::kMailFrom;
+  relay().outcome_for["anna@example.com"] = sender_refused;
+  RunReport report = Run();
+  EXPECT_EQ(report.failed, 0u);
+  EXPECT_EQ(report.deferred, 3u) << "anna in flight, the others before they were";
+  EXPECT_EQ(relay().transactions.size(), 1u);
+  for (const char* address : {"anna@example.com", "bob@example.com", "carla@example.org"}) {
+    EXPECT_EQ(Stored(address).status, RecipientStatus::kDeferred) << address;
+    EXPECT_EQ(Stored(address).attempts, 0) << address << ": the attempt is not counted";
+  }
+  ASSERT_EQ(report.waiting_for_accounts.size(), 1u);
+  EXPECT_EQ(report.waiting_for_accounts[0].recipients, 3u);
+}
+
+TEST_F(TaskRunnerRulesTest, WithAnUnreachableSecondaryEveryRecipientWaitsForTheAccount) {
+  WriteRecipients(Recipients(6));
+  WriteAccounts(Account("relay", "secondary = \"backup\"") + Account("backup"));
+  LoadConfig("[sending]\naccounts = [\"relay\"]\nconcurrency = 3\n");
+  relay().connect_failure = AuthRefused();
+  transports_.For("backup").connect_failure = AccountDown("connection refused");
+  RunReport report = Run();
+  EXPECT_EQ(report.failed, 0u);
+  EXPECT_EQ(report.deferred, 6u);
+  EXPECT_EQ(transports_.For("backup").connects, 1);
+  for (int i = 0; i < 6; ++i) EXPECT_EQ(Stored(fmt::format("r{}@example.com", i)).attempts, 0) << i;
+  ASSERT_EQ(report.waiting_for_accounts.size(), 1u);
+  EXPECT_EQ(report.waiting_for_accounts[0].account, "relay") << "the account they were routed to";
+  EXPECT_EQ(report.waiting_for_accounts[0].recipients, 6u);
+  EXPECT_EQ(CountContaining(observer_.warnings, "account \"relay\""), 1u);
+  EXPECT_EQ(CountContaining(observer_.warnings, "account \"backup\""), 1u);
+}
+
+TEST_F(TaskRunnerRulesTest, AnAccountThatCannotBeReachedIsTriedOnceNotOncePerConcurrentSend) {
+  WriteRecipients(Recipients(8));
+  WriteAccounts(Account("relay", "max_connections = 8"));
+  LoadConfig("[sending]\nconcurrency = 8\n");
+  relay().connect_time = seconds(2);  // the sends all want a connection while the first connect is under way
+  relay().connect_failure = AccountDown("connection refused");
+  RunReport report = Run();
+  EXPECT_EQ(relay().connects, 1);
+  EXPECT_EQ(report.deferred, 8u);
+  EXPECT_EQ(report.counts[RecipientStatus::kDeferred], 8u);
+}
+
+TEST_F(TaskRunnerRulesTest, ConcurrentSendsOpenTheirOwnConnectionsOnceOneWorked) {
+  WriteRecipients(Recipients(8));
+  WriteAccounts(Account("relay", "max_connections = 4"));
+  LoadConfig("[sending]\nconcurrency = 8\n");
+  relay().connect_time = seconds(2);
+  relay().send_time = seconds(1);
+  RunReport report = Run();
+  EXPECT_EQ(report.sent, 8u);
+  EXPECT_EQ(relay().max_open_connections, 4);
 }
 
 TEST_F(TaskRunnerRulesTest, AccountFailureMidRunMovesTheRestToTheSecondary) {
@@ -601,8 +760,8 @@ TEST_F(TaskRunnerRulesTest, FailoverSkipsASecondaryThatExcludesTheDomain) {
 TEST_F(TaskRunnerRulesTest, UnreachableDestinationFailsOnlyItsRecipients) {
   WriteRecipients("email,name\nanna@example.com,Anna\ncarla@example.org,Carla\nbob@example.com,Bob\n"
                   "dora@example.org,Dora\nemil@example.net,Emil\n");
-  WriteAccounts(Account("mx", "secondary = \"relay\"") + Account("relay"));
-  LoadConfig("[sending]\naccounts = [\"mx\"]\n");
+  WriteAccounts(Account("mx"));
+  LoadConfig();
   FakeTransport& mx = transports_.For("mx");
   mx.destination_is_domain = true;  // as direct delivery: one destination per recipient domain
   mx.connect_failure_for["example.org"] =
@@ -614,7 +773,6 @@ TEST_F(TaskRunnerRulesTest, UnreachableDestinationFailsOnlyItsRecipients) {
   EXPECT_EQ(report.failed, 1u);
   EXPECT_THAT(EnvelopeRecipients(mx), ElementsAre("anna@example.com", "bob@example.com"))
       << "the account and its other destinations go on";
-  EXPECT_TRUE(transports_.For("relay").transactions.empty()) << "no failover for one destination";
   const AttemptResult& dora = observer_.results.at("dora@example.org");
   EXPECT_EQ(dora.status, RecipientStatus::kDeferred);
   EXPECT_THAT(dora.error.text, HasSubstr("no mail exchanger of example.org answers"));
@@ -640,8 +798,7 @@ TEST_F(TaskRunnerRulesTest, AFailingDestinationIsBackedOffAsAWholeAcrossRunsUnti
   EXPECT_EQ(first.sent, 1u);
   EXPECT_EQ(first.deferred, 20u);
   const int after_first = mx.connects_to["example.org"];
-  EXPECT_GE(after_first, 1);
-  EXPECT_LE(after_first, 2) << "at most the sends already connecting at once";
+  EXPECT_EQ(after_first, 1) << "the sends wanting a connection meanwhile wait for the first one's result";
   Result<std::vector<DestinationBackoff>> stored = store_->DestinationBackoffs("mx");
   ASSERT_TRUE(stored.ok());
   ASSERT_EQ(stored->size(), 1u);
@@ -683,6 +840,88 @@ TEST_F(TaskRunnerRulesTest, AFailingDestinationIsBackedOffAsAWholeAcrossRunsUnti
   }
 }
 
+// --- direct delivery falls back to the secondary
+
+// A direct account "mx" with the secondary relay "relay"; example.org's mail exchangers do not
+// answer, example.net has a null MX, blocked.example refuses this host at the greeting,
+// rcpt.example at RCPT TO.
+class DirectFallbackTest : public TaskRunnerRulesTest {
+ protected:
+  FakeTransport& SetUpMx(std::string_view task_extra = "") {
+    WriteAccounts(DirectAccount("secondary = \"relay\"") + Account("relay"));
+    LoadConfig(fmt::format("[sending]\naccounts = [\"mx\"]\n{}", task_extra));
+    FakeTransport& mx = DirectWithExampleOrgDown();
+    mx.connect_failure_for["example.net"] = DestinationDown(Disposition::kPermanent, "example.net has a null MX");
+    mx.connect_failure_for["blocked.example"] = HostBlocked(Scope::kDestination, Stage::kGreeting);
+    return mx;
+  }
+};
+
+TEST_F(DirectFallbackTest, UnreachableAndRefusingDestinationsGoThroughTheSecondary) {
+  WriteRecipients("email,name\nanna@example.com,A\ncarla@example.org,C\ndora@example.org,D\n"
+                  "emil@example.net,E\nfritz@blocked.example,F\ngus@rcpt.example,G\nhans@rcpt.example,H\n"
+                  "ida@rcpt.example,I\nnobody@example.com,N\n");
+  FakeTransport& mx = SetUpMx();
+  mx.outcome_for["gus@rcpt.example"] = HostBlocked(Scope::kRecipient, Stage::kRcptTo);
+  mx.outcome_for["nobody@example.com"] = NoSuchUser();
+  RunReport report = Run();
+  EXPECT_THAT(EnvelopeRecipients(relay()),
+              ::testing::UnorderedElementsAre("carla@example.org", "dora@example.org", "fritz@blocked.example",
+                                              "gus@rcpt.example", "hans@rcpt.example", "ida@rcpt.example"));
+  EXPECT_EQ(report.sent, 7u);
+  EXPECT_EQ(report.failed, 2u);
+  for (const char* address : {"carla@example.org", "dora@example.org", "fritz@blocked.example", "gus@rcpt.example",
+                              "hans@rcpt.example", "ida@rcpt.example"}) {
+    EXPECT_EQ(observer_.results.at(address).status, RecipientStatus::kSent) << address;
+    EXPECT_EQ(observer_.accounts.at(address), "relay") << address;
+  }
+  EXPECT_EQ(observer_.results.at("emil@example.net").status, RecipientStatus::kFailed) << "no relay delivers there";
+  EXPECT_EQ(observer_.results.at("nobody@example.com").status, RecipientStatus::kFailed) << "refused as such";
+  EXPECT_EQ(observer_.accounts.at("nobody@example.com"), "mx");
+  EXPECT_EQ(mx.connects_to["example.org"], 1) << "the backed-off domain's others go straight to the secondary";
+  EXPECT_EQ(mx.connects_to["blocked.example"], 1);
+  EXPECT_THAT(EnvelopeRecipients(mx), Contains("gus@rcpt.example"));
+  EXPECT_THAT(EnvelopeRecipients(mx), Not(Contains("hans@rcpt.example")))
+      << "a mail exchanger that refused this host gets its domain's others no more";
+}
+
+TEST_F(DirectFallbackTest, ADestinationBackedOffByAnEarlierRunSendsItsRecipientsToTheSecondary) {
+  WriteRecipients("email,name\ncarla@example.org,C\n");
+  FakeTransport& mx = SetUpMx("retry_delay = \"1h\"\n");
+  ASSERT_TRUE(store_
+                  ->SetDestinationBackoff(DestinationBackoff{"mx", "example.org", 1, t0_ + hours(1),
+                                                             {0, "", "connect: no mail exchanger answers"}})
+                  .ok());
+  RunReport report = Run();
+  EXPECT_EQ(report.sent, 1u);
+  EXPECT_EQ(mx.connects_to["example.org"], 0);
+  EXPECT_THAT(EnvelopeRecipients(relay()), ElementsAre("carla@example.org"));
+}
+
+TEST_F(DirectFallbackTest, ARelayThatOnlyTakesOtherSendersIsNoFallback) {
+  WriteRecipients("email,name\ncarla@example.org,C\nfritz@blocked.example,F\n");
+  WriteAccounts(DirectAccount("secondary = \"relay\"") + Account("relay", "only_senders = [\"*@other.example\"]"));
+  LoadConfig("[sending]\naccounts = [\"mx\"]\n");
+  FakeTransport& mx = DirectWithExampleOrgDown();
+  mx.connect_failure_for["blocked.example"] = HostBlocked(Scope::kDestination, Stage::kGreeting);
+  RunReport report = Run();
+  EXPECT_TRUE(relay().transactions.empty());
+  EXPECT_EQ(observer_.results.at("carla@example.org").status, RecipientStatus::kDeferred) << "as without a secondary";
+  EXPECT_EQ(observer_.results.at("fritz@blocked.example").status, RecipientStatus::kFailed);
+}
+
+TEST_F(TaskRunnerRulesTest, WithoutASecondaryAPolicyRefusalFailsTheRecipientAsBefore) {
+  WriteRecipients("email,name\ngus@rcpt.example,G\nhans@rcpt.example,H\n");
+  WriteAccounts(DirectAccount(""));
+  LoadConfig();
+  FakeTransport& mx = transports_.For("mx");
+  mx.destination_is_domain = true;
+  mx.outcome_for["gus@rcpt.example"] = HostBlocked(Scope::kRecipient, Stage::kRcptTo);
+  RunReport report = Run();
+  EXPECT_EQ(observer_.results.at("gus@rcpt.example").status, RecipientStatus::kFailed);
+  EXPECT_EQ(observer_.results.at("hans@rcpt.example").status, RecipientStatus::kSent) << "still tried";
+}
+
 // --- 6. routing
 
 TEST_F(TaskRunnerRulesTest, FirstAccountWhoseRulesMatchIsUsed) {
@@ -707,6 +946,56 @@ TEST_F(TaskRunnerRulesTest, FirstAccountWhoseRulesMatchIsUsed) {
   task_.id = "t2";
   EXPECT_EQ(Run().sent, 4u);
   EXPECT_EQ(transports_.For("elsewhere").transactions.size(), 4u) << "the first account whose rules match takes all";
+}
+
+TEST_F(TaskRunnerRulesTest, ASecondaryKeepsItsOwnSenderAndRecipientRules) {
+  WriteRecipients("email,name\nanna@example.com,Anna\ncarla@example.org,Carla\ndora@partner.example,Dora\n");
+  WriteAccounts(Account("a", "secondary = \"sales\"\nexcluded_domains = [\"example.org\", \"partner.example\"]") +
+                Account("sales", "secondary = \"partners\"\nonly_senders = [\"*@sales.example.com\"]") +
+                Account("partners", "secondary = \"last\"\nonly_recipients = [\"*@partner.example\"]") +
+                Account("last", "excluded_domains = [\"partner.example\"]"));
+  LoadConfig("[sending]\naccounts = [\"a\"]\n");
+  RunReport report = Run();
+  EXPECT_EQ(report.sent, 3u);
+  EXPECT_TRUE(transports_.For("sales").transactions.empty()) << "it only takes other senders";
+  EXPECT_THAT(EnvelopeRecipients(transports_.For("partners")), ElementsAre("dora@partner.example"));
+  EXPECT_THAT(EnvelopeRecipients(transports_.For("last")), ElementsAre("carla@example.org"));
+
+  // Failing over: the same walk down the chain.
+  transports_.For("a").connect_failure = AccountDown("a is down");
+  task_.id = "t2";
+  report = Run();
+  EXPECT_EQ(report.sent, 3u);
+  EXPECT_TRUE(transports_.For("sales").transactions.empty());
+  EXPECT_EQ(EnvelopeRecipients(transports_.For("last")).size(), 3u);
+  EXPECT_THAT(EnvelopeRecipients(transports_.For("last")), Contains("anna@example.com"));
+  EXPECT_EQ(EnvelopeRecipients(transports_.For("partners")).size(), 2u);
+}
+
+TEST_F(TaskRunnerRulesTest, AnExcludedRecipientNoAccountInTheChainTakesFailsNamingEachAccount) {
+  WriteAccounts(Account("a", "secondary = \"sales\"\nexcluded_domains = [\"example.org\"]") +
+                Account("sales", "only_senders = [\"*@sales.example.com\"]"));
+  LoadConfig("[sending]\naccounts = [\"a\"]\n");
+  RunReport report = Run();
+  EXPECT_EQ(report.sent, 2u);
+  EXPECT_EQ(report.failed, 1u);
+  EXPECT_THAT(observer_.results.at("carla@example.org").error.text,
+              HasSubstr("no account takes mail from news@example.com to carla@example.org: the domain example.org "
+                        "is excluded from account \"a\"; its secondary: account \"sales\" takes only the senders "
+                        "*@sales.example.com"));
+  EXPECT_TRUE(transports_.For("sales").transactions.empty());
+}
+
+TEST_F(TaskRunnerRulesTest, AFailedOverRecipientNoSecondaryTakesWaitsForItsAccount) {
+  WriteAccounts(Account("a", "secondary = \"sales\"") + Account("sales", "only_senders = [\"*@sales.example.com\"]"));
+  LoadConfig("[sending]\naccounts = [\"a\"]\n");
+  transports_.For("a").connect_failure = AccountDown("a is down");
+  RunReport report = Run();
+  EXPECT_EQ(report.deferred, 3u);
+  EXPECT_EQ(report.failed, 0u);
+  EXPECT_TRUE(transports_.For("sales").transactions.empty());
+  ASSERT_EQ(report.waiting_for_accounts.size(), 1u);
+  EXPECT_EQ(report.waiting_for_accounts[0].account, "a");
 }
 
 TEST_F(TaskRunnerRulesTest, MessageNoAccountAcceptsFailsWithTheReason) {

@@ -160,15 +160,18 @@ TEST_F(TaskRunnerTest, ALocalFaultStopsTheRunAndLeavesTheRecipientsUnsent) {
 
 TEST_F(TaskRunnerTest, InFlightRecipientsOfAnAbruptStopAreSentAgainAsPossibleDuplicates) {
   LoadConfig();
-  relay().connect_failure = FakeTransport::Reply(Disposition::kTemporary, Scope::kAccount, 0, "", "down");
-  Run();  // imports and defers everyone
+  for (const char* address : {"anna@example.com", "bob@example.com", "carla@example.org"}) {
+    relay().outcome_for[address] =
+        FakeTransport::Reply(Disposition::kTemporary, Scope::kRecipient, 451, "4.3.0", "try later");
+  }
+  Run();  // imports and defers everyone for the retry delay
   Result<std::vector<RecipientRecord>> due = store_->FetchDue("t1", clock_.Now() + std::chrono::hours(2), 0, 10);
   ASSERT_TRUE(due.ok());
   StoreBatch batch;
   batch.in_flight.push_back({due->front().id});  // as if a run died between MAIL FROM and the result
   ASSERT_TRUE(store_->Apply(batch, clock_.Now() + std::chrono::hours(2)).ok());
 
-  relay().connect_failure.reset();
+  relay().outcome_for.clear();
   RunReport report = Run();
   EXPECT_EQ(report.recovered_in_flight, 1u);
   EXPECT_EQ(observer_.recovered, 1u);

@@ -82,13 +82,18 @@ Status AiosmtpdServer::StartOnce() {
   if (o.data_delay.count() > 0) {
     process.argv.insert(process.argv.end(), {"--data-delay", std::to_string(o.data_delay.count() / 1000.0)});
   }
+  if (!o.greeting.empty()) process.argv.insert(process.argv.end(), {"--greeting", o.greeting});
+  for (const auto& [address, reply] : o.rcpt_replies) {
+    process.argv.insert(process.argv.end(), {"--rcpt-reply", address + "=" + reply});
+  }
   process.log_file = log_file_;
   // Debian's Python with its own modules only: nothing from another interpreter's environment.
   process.environment = {"PYTHONPATH=", "PYTHONHOME=", "PYTHONNOUSERSITE=1",
                          "PYTHONDONTWRITEBYTECODE=1", "PYTHONUNBUFFERED=1"};
   HERALD_RETURN_IF_ERROR(python_.Start(process));
 
-  Status ready = WaitForListener(o.host, port_, o.implicit_tls ? "" : "220 ", o.start_timeout, &python_);
+  const std::string greeting = o.implicit_tls ? "" : o.greeting.empty() ? "220 " : o.greeting.substr(0, 4);
+  Status ready = WaitForListener(o.host, port_, greeting, o.start_timeout, &python_);
   if (!ready.ok()) {
     Stop();
     // Python reports a port taken by another process as "address already in use".

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/status.h"
@@ -31,6 +32,12 @@ struct AiosmtpdOptions {
   int64_t data_size_limit = 33'554'432;
   std::string hostname = "aiosmtpd.herald.test";
   milliseconds data_delay{0};  // each message takes this long at the end of data (sessions overlap)
+  // Instead of its 220: a server that refuses every client, e.g. "554 5.7.1 Client host blocked"
+  // (it then answers QUIT only). Empty: 220.
+  std::string greeting;
+  // Replies to RCPT TO for these addresses instead of 250, e.g. {"x@example.test", "550 5.7.1
+  // Client host blocked"}; matched without regard to case.
+  std::vector<std::pair<std::string, std::string>> rcpt_replies;
   std::chrono::seconds lifetime{900};  // the server stops by itself after this
   milliseconds start_timeout{15000};
 };

@@ -11,6 +11,8 @@ every accepted message in --out as two files, written in this order:
                max_sessions_open (the most open at once so far), received_at (Unix seconds)
 
 so a .json file means its message is complete. Stops on SIGTERM, SIGINT, or after --lifetime seconds.
+--greeting replaces the 220 greeting (a server that refuses every client: it then answers only QUIT);
+--rcpt-reply ADDRESS=REPLY (repeatable) answers RCPT TO for that address with REPLY instead of 250.
 """
 
 import argparse
@@ -29,10 +31,11 @@ from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 class Recorder:
     """aiosmtpd handler: writes each message and its envelope to the output folder."""
 
-    def __init__(self, out_dir, implicit_tls, data_delay):
+    def __init__(self, out_dir, implicit_tls, data_delay, rcpt_replies):
         self.out_dir = out_dir
         self.implicit_tls = implicit_tls
         self.data_delay = data_delay
+        self.rcpt_replies = rcpt_replies  # lowercased address -> reply
         self.count = 0
         self.sessions_open = 0
         self.max_sessions_open = 0
@@ -43,6 +46,14 @@ class Recorder:
 
     def SessionClosed(self):
         self.sessions_open -= 1
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        reply = self.rcpt_replies.get(address.lower())
+        if reply is not None:
+            return reply
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
         if self.data_delay > 0:
@@ -73,9 +84,27 @@ class Recorder:
 class CountingSMTP(SMTP):
     """aiosmtpd's SMTP protocol, telling the recorder when a client connects and leaves."""
 
-    def __init__(self, recorder, **kwargs):
+    def __init__(self, recorder, greeting=None, **kwargs):
         super().__init__(recorder, **kwargs)
         self.recorder = recorder
+        self.greeting = greeting  # replaces the 220 greeting; then only QUIT is answered
+        self.greeted = False
+
+    async def push(self, status):
+        if self.greeting is not None and not self.greeted:
+            self.greeted = True
+            status = self.greeting
+        await super().push(status)
+
+    async def smtp_EHLO(self, arg):
+        if self.greeting is not None:
+            return await self.push("503 5.5.1 Error: only QUIT after the refusal")
+        return await super().smtp_EHLO(arg)
+
+    async def smtp_HELO(self, arg):
+        if self.greeting is not None:
+            return await self.push("503 5.5.1 Error: only QUIT after the refusal")
+        return await super().smtp_HELO(arg)
 
     def connection_made(self, transport):
         self.recorder.SessionOpened()
@@ -136,6 +165,8 @@ def main():
     parser.add_argument("--hostname", default="aiosmtpd.herald.test")
     parser.add_argument("--data-delay", type=float, default=0, help="seconds each message takes")
     parser.add_argument("--lifetime", type=float, default=600, help="stop after this many seconds")
+    parser.add_argument("--greeting", help="instead of 220, e.g. '554 5.7.1 Client host blocked'")
+    parser.add_argument("--rcpt-reply", action="append", default=[], help="ADDRESS=REPLY for RCPT TO")
     args = parser.parse_args()
 
     tls_context = None
@@ -143,11 +174,16 @@ def main():
         tls_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         tls_context.load_cert_chain(args.cert, args.key)
     users = ReadUsers(args.users) if args.users else None
-    recorder = Recorder(args.out, args.implicit_tls, args.data_delay)
+    rcpt_replies = {}
+    for entry in args.rcpt_reply:
+        address, _, reply = entry.partition("=")
+        rcpt_replies[address.lower()] = reply
+    recorder = Recorder(args.out, args.implicit_tls, args.data_delay, rcpt_replies)
 
     def Factory():
         return CountingSMTP(
             recorder,
+            greeting=args.greeting,
             hostname=args.hostname,
             data_size_limit=args.data_size_limit,
             enable_SMTPUTF8=True,

@@ -33,7 +33,9 @@
 #include "fakes/fake_clock.h"
 #include "run_awaitable.h"
 #include "servers/mail_servers.h"
+#include "smtp/classify.h"
 #include "smtp/direct_transport.h"
+#include "smtp/reply.h"
 #include "smtp/smtp_transport.h"
 #include "store/sqlite_store.h"
 #include "temp_dir.h"
@@ -86,6 +88,9 @@ struct Servers {
   std::unique_ptr<AiosmtpdServer> tls;
   // Slow mail exchangers that count their open sessions (per-destination connection limits).
   std::unique_ptr<AiosmtpdServer> slow_a, slow_b;
+  // Mail exchangers that refuse this sending host by policy: at the greeting (127.0.0.12), and at
+  // RCPT TO for some recipients (127.0.0.13, which also refuses one as an unknown user).
+  std::unique_ptr<AiosmtpdServer> blocking, rcpt_blocking;
   std::unique_ptr<HttpsServer> policies;  // the MTA-STS policy hosts, on 127.0.0.9
   std::unique_ptr<DnsmasqServer> dns;
 
@@ -121,7 +126,24 @@ struct Servers {
     tls = std::make_unique<AiosmtpdServer>(options);
     HERALD_RETURN_IF_ERROR(tls->Start().WithContext("aiosmtpd"));
     HERALD_RETURN_IF_ERROR(StartSlow(slow_a, "slow-a", "127.0.0.10"));
-    return StartSlow(slow_b, "slow-b", "127.0.0.11");
+    HERALD_RETURN_IF_ERROR(StartSlow(slow_b, "slow-b", "127.0.0.11"));
+    AiosmtpdOptions refusing;
+    refusing.directory = dir.Path("blocking");
+    refusing.host = "127.0.0.12";
+    refusing.port = port;
+    refusing.hostname = "mx.blocked.example";
+    refusing.greeting = "554 5.7.1 Service unavailable; Client host [127.0.0.1] blocked using zen.spamhaus.example";
+    blocking = std::make_unique<AiosmtpdServer>(refusing);
+    HERALD_RETURN_IF_ERROR(blocking->Start().WithContext("blocking aiosmtpd"));
+    refusing.directory = dir.Path("rcpt-blocking");
+    refusing.host = "127.0.0.13";
+    refusing.hostname = "mx.rcptblock.example";
+    refusing.greeting.clear();
+    refusing.rcpt_replies = {{"fb-gus@rcptblock.example", "550 5.7.1 Client host [127.0.0.1] blocked"},
+                             {"fb-hans@rcptblock.example", "550 5.7.1 Client host [127.0.0.1] blocked"},
+                             {"fb-nobody@rcptblock.example", "550 5.1.1 <fb-nobody@rcptblock.example>: User unknown"}};
+    rcpt_blocking = std::make_unique<AiosmtpdServer>(refusing);
+    return rcpt_blocking->Start().WithContext("rcpt-blocking aiosmtpd");
   }
 
   Status StartSlow(std::unique_ptr<AiosmtpdServer>& server, const std::string& name, const std::string& host) {
@@ -160,6 +182,8 @@ struct Servers {
     tls.reset();
     slow_a.reset();
     slow_b.reset();
+    blocking.reset();
+    rcpt_blocking.reset();
   }
 
   // MTA-STS policies (RFC 8461 §3.2): tls.example and wrongcert.example enforce their own MX,
@@ -220,7 +244,10 @@ struct Servers {
                   {"testing.example", "mx.testing.example", 10},
                   {"redirect.example", "mx.redirect.example", 10},
                   {"slow-a.example", "mx.slow-a.example", 10},
-                  {"slow-b.example", "mx.slow-b.example", 10}};
+                  {"slow-b.example", "mx.slow-b.example", 10},
+                  {"blocked.example", "mx.blocked.example", 10},
+                  {"rcptblock.example", "mx.rcptblock.example", 10},
+                  {"down.example", "mx.down.example", 10}};
     options.hosts = {{"mx-a.pref.example", "127.0.0.2", ""},   {"mx-b.pref.example", "127.0.0.3", ""},
                      {"mx-a.equal.example", "127.0.0.2", ""},  {"mx-b.equal.example", "127.0.0.3", ""},
                      {"down.refused.example", "127.0.0.7", ""}, {"mx.refused.example", "127.0.0.3", ""},
@@ -231,7 +258,9 @@ struct Servers {
                      {"mx.tls.example", "127.0.0.8", ""},      {"mx.wrongcert.example", "127.0.0.8", ""},
                      {"mx.outside.example", "127.0.0.8", ""},  {"mx.testing.example", "127.0.0.8", ""},
                      {"mx.redirect.example", "127.0.0.2", ""},
-                     {"mx.slow-a.example", "127.0.0.10", ""}, {"mx.slow-b.example", "127.0.0.11", ""}};
+                     {"mx.slow-a.example", "127.0.0.10", ""}, {"mx.slow-b.example", "127.0.0.11", ""},
+                     {"mx.blocked.example", "127.0.0.12", ""}, {"mx.rcptblock.example", "127.0.0.13", ""},
+                     {"mx.down.example", "127.0.0.7", ""}};
     for (const char* domain : {"tls", "wrongcert", "outside", "testing", "redirect"}) {
       options.hosts.push_back({fmt::format("mta-sts.{}.example", domain), "127.0.0.9", ""});
       options.txt.push_back({fmt::format("_mta-sts.{}.example", domain), "v=STSv1; id=20261123;"});
@@ -746,12 +775,13 @@ TEST_F(DirectDeliveryTest, RunTaskDeliversDirectlyToSeveralDomainsAndExcludedOne
       "run-dora@implicit.example",  "run-emil@implicit.example", "run-fred@xn--bcher-kva.example",
       "run-gina@refused.example",   "run-hans@busy.example",     "run-ida@v6.example"};
   const std::vector<std::string> relayed = {"run-jan@excluded.example", "run-kim@excluded.example"};
-  // Domains that cannot be delivered to fail (or wait) on their own; the account goes on.
+  // Domains that cannot be delivered to fail on their own; the account goes on. One whose DNS
+  // fails for now goes through the secondary relay (which resolves it itself).
   const std::vector<std::string> failed = {"run-lena@nullmx.example", "run-max@nowhere.example"};
-  const std::string deferred = "run-nina@broken.example";
+  const std::string unresolved = "run-nina@broken.example";
   std::string csv = "email\n";
   for (const std::string& address : failed) csv += address + "\n";
-  csv += deferred + "\n";
+  csv += unresolved + "\n";
   for (const std::string& address : direct) csv += address + "\n";
   for (const std::string& address : relayed) csv += address + "\n";
   dir_.Write("recipients.csv", csv);
@@ -779,16 +809,16 @@ TEST_F(DirectDeliveryTest, RunTaskDeliversDirectlyToSeveralDomainsAndExcludedOne
     }
     return all;
   };
-  EXPECT_EQ(report->sent, direct.size() + relayed.size()) << transcript();
+  EXPECT_EQ(report->sent, direct.size() + relayed.size() + 1) << transcript();
   EXPECT_EQ(report->failed, failed.size());
-  EXPECT_EQ(report->deferred, 1u);
+  EXPECT_EQ(report->deferred, 0u);
   EXPECT_THAT(results.warnings, IsEmpty()) << "no account failed";
   EXPECT_EQ(results.statuses["run-lena@nullmx.example"], "failed");
   EXPECT_THAT(results.errors["run-lena@nullmx.example"], HasSubstr("nullmx.example accepts no mail"));
   EXPECT_EQ(results.statuses["run-max@nowhere.example"], "failed");
   EXPECT_THAT(results.errors["run-max@nowhere.example"], HasSubstr("NXDOMAIN"));
-  EXPECT_EQ(results.statuses[deferred], "deferred");
-  EXPECT_THAT(results.errors[deferred], HasSubstr("SERVFAIL"));
+  EXPECT_EQ(results.statuses[unresolved], "sent");
+  EXPECT_EQ(results.accounts[unresolved], "relay");
   for (const std::string& address : direct) {
     EXPECT_EQ(results.statuses[address], "sent") << address << ": " << results.errors[address];
     EXPECT_EQ(results.accounts[address], "direct") << address;
@@ -810,8 +840,107 @@ TEST_F(DirectDeliveryTest, RunTaskDeliversDirectlyToSeveralDomainsAndExcludedOne
             sorted({"run-dora@implicit.example", "run-emil@implicit.example"}));
   EXPECT_EQ(WaitForRecipients(*servers_->idn, "run-", 1), std::vector<std::string>{"run-fred@xn--bcher-kva.example"});
   EXPECT_EQ(WaitForRecipients(*servers_->v6, "run-", 1), std::vector<std::string>{"run-ida@v6.example"});
-  EXPECT_EQ(sorted(WaitForRecipients(*servers_->relay, "run-", 2)), sorted(relayed));
+  std::vector<std::string> through_relay = relayed;
+  through_relay.push_back(unresolved);
+  EXPECT_EQ(sorted(WaitForRecipients(*servers_->relay, "run-", 3)), sorted(through_relay));
   EXPECT_THAT(RecipientsAt(*servers_->relay, "run-"), Not(Contains(HasSubstr("pref.example"))));
+}
+
+// A task of a direct account with the relay as its secondary, recipients `addresses`.
+std::string WriteFallbackTask(const TempDir& dir, const Servers& servers, std::string_view id,
+                              const std::vector<std::string>& addresses, int concurrency) {
+  dir.Write("accounts.toml", DirectAccount::AccountsToml(servers, "secondary = \"relay\"") +
+                                 fmt::format("[[account]]\n"
+                                             "name = \"relay\"\n"
+                                             "kind = \"smtp\"\n"
+                                             "host = \"127.0.0.1\"\n"
+                                             "port = {}\n"
+                                             "security = \"none\"\n"
+                                             "helo_name = \"{}\"\n",
+                                             servers.relay->port(), kHeloName));
+  std::string csv = "email\n";
+  for (const std::string& address : addresses) csv += address + "\n";
+  dir.Write(fmt::format("{}.csv", id), csv);
+  return dir.Write(fmt::format("{}.toml", id), fmt::format("id = \"{0}\"\n"
+                                                            "[message]\n"
+                                                            "from = \"News <news@herald.example>\"\n"
+                                                            "subject = \"Hello\"\n"
+                                                            "text = \"This is for {{%recipient%}}.\\n\"\n"
+                                                            "[recipients]\n"
+                                                            "file = \"{0}.csv\"\n"
+                                                            "[sending]\n"
+                                                            "accounts = [\"direct\"]\n"
+                                                            "concurrency = {1}\n",
+                                                            id, concurrency));
+}
+
+// The products herald replaces: "in case a recipient's server does not accept mail sent directly
+// from your computer, the program uses the secondary server".
+TEST_F(DirectDeliveryTest, AnUnreachableDomainsRecipientsGoThroughTheSecondaryRelay) {
+  const std::vector<std::string> unreachable = {"down-anna@down.example", "down-bert@down.example",
+                                                "down-cora@down.example"};
+  std::vector<std::string> all = unreachable;
+  all.push_back("fb-nobody@rcptblock.example");  // refused as a recipient: fails, not relayed
+  all.push_back("fb-null@nullmx.example");       // no relay could deliver there either
+  Transports transports;
+  Results results;
+  Result<RunReport> report =
+      RunTaskFile(WriteFallbackTask(dir_, *servers_, "fallback-down", all, 2), transports, results);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_EQ(report->sent, unreachable.size());
+  EXPECT_EQ(report->failed, 2u);
+  for (const std::string& address : unreachable) {
+    EXPECT_EQ(results.statuses[address], "sent") << address << ": " << results.errors[address];
+    EXPECT_EQ(results.accounts[address], "relay") << address;
+  }
+  EXPECT_EQ(results.statuses["fb-nobody@rcptblock.example"], "failed");
+  EXPECT_THAT(results.errors["fb-nobody@rcptblock.example"], HasSubstr("User unknown"));
+  EXPECT_EQ(results.statuses["fb-null@nullmx.example"], "failed");
+  std::vector<std::string> relayed = WaitForRecipients(*servers_->relay, "down-", 3);
+  std::sort(relayed.begin(), relayed.end());
+  EXPECT_EQ(relayed, unreachable);
+  int connects = 0;
+  for (const std::string& line : transports.transcripts["direct"]) {
+    if (line.starts_with("* trying mx.down.example")) ++connects;
+  }
+  EXPECT_EQ(connects, 1) << "the unreachable domain is tried once; its other recipients go straight to the relay";
+}
+
+TEST_F(DirectDeliveryTest, MailExchangersThatRefuseThisHostByPolicyAreGotPastThroughTheSecondaryRelay) {
+  // Which refusals are of the sending host is the SMTP classification's call (Outcome::policy_refusal).
+  smtp::Reply blocked{550, "5.7.1", {"Client host [127.0.0.1] blocked"}};
+  if (!smtp::Classify(Stage::kRcptTo, blocked).outcome.policy_refusal) {
+    GTEST_SKIP() << "this build's SMTP classification does not tell policy refusals yet";
+  }
+  const std::vector<std::string> refused = {"fb-fritz@blocked.example", "fb-gus@rcptblock.example",
+                                            "fb-hans@rcptblock.example", "fb-ida@blocked.example"};
+  // One after the other: the unknown user is refused as such before its mail exchanger refuses
+  // this host (after which the domain's recipients go straight to the relay).
+  std::vector<std::string> all = {"fb-nobody@rcptblock.example"};
+  all.insert(all.end(), refused.begin(), refused.end());
+  Transports transports;
+  Results results;
+  Result<RunReport> report =
+      RunTaskFile(WriteFallbackTask(dir_, *servers_, "fallback-policy", all, 1), transports, results);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_EQ(report->sent, refused.size());
+  EXPECT_EQ(report->failed, 1u);
+  for (const std::string& address : refused) {
+    EXPECT_EQ(results.statuses[address], "sent") << address << ": " << results.errors[address];
+    EXPECT_EQ(results.accounts[address], "relay") << address;
+  }
+  EXPECT_EQ(results.statuses["fb-nobody@rcptblock.example"], "failed") << "an unknown user is refused as such";
+  std::vector<std::string> relayed;
+  for (const std::string& address : WaitForRecipients(*servers_->relay, "fb-", 4)) {
+    if (address.find("blocked.example") != std::string::npos || address.find("rcptblock") != std::string::npos) {
+      relayed.push_back(address);
+    }
+  }
+  std::sort(relayed.begin(), relayed.end());
+  std::vector<std::string> want = refused;
+  std::sort(want.begin(), want.end());
+  EXPECT_EQ(relayed, want);
+  EXPECT_TRUE(servers_->rcpt_blocking->Messages().empty());
 }
 
 TEST_F(DirectDeliveryTest, EachDestinationGetsAtMostItsConnectionsAndDestinationsAreServedInParallel) {

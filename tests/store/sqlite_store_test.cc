@@ -1090,6 +1090,36 @@ TEST_P(SqliteStoreTest, APostponedRecipientIsDeferredWithoutAnAttemptOnlyWhileSt
       << "only a deferral can be postponed";
 }
 
+TEST_P(SqliteStoreTest, AWithdrawnAttemptIsTakenBackOnlyWhileTheRecipientIsInFlight) {
+  const std::vector<std::int64_t> ids = SetUpTask(2);
+  const TimePoint t0 = clock_.Now();
+  ApplyOk({Entries({ids[0], ids[1]}), {}}, t0);
+  // ids[1] was put back meanwhile (a run that stopped): it is no longer in flight.
+  StoreBatch back;
+  back.results = {{ids[1], RecipientStatus::kUnsent, std::nullopt, {}, "relay"}};
+  ApplyOk(back, t0);
+  StoreBatch batch;
+  for (std::int64_t id : ids) {
+    AttemptResult withdrawn{id, RecipientStatus::kDeferred, t0, {535, "5.7.8", "AUTH: bad credentials"}, "relay"};
+    withdrawn.withdrawn = true;
+    batch.results.push_back(withdrawn);
+  }
+  ApplyOk(batch, t0);
+  EXPECT_EQ(Get(ids[0]).status, RecipientStatus::kDeferred);
+  EXPECT_EQ(Get(ids[0]).attempts, 0) << "the attempt is not counted";
+  EXPECT_EQ(Get(ids[0]).next_attempt_at, std::optional<TimePoint>(t0));
+  EXPECT_EQ(Get(ids[0]).last_error.reply_code, 535);
+  EXPECT_EQ(Get(ids[1]).status, RecipientStatus::kUnsent) << "not in flight: left as it is";
+  EXPECT_EQ(Get(ids[1]).attempts, 1);
+
+  AttemptResult failed{ids[1], RecipientStatus::kFailed, std::nullopt, {}, "relay"};
+  failed.withdrawn = true;
+  StoreBatch wrong;
+  wrong.results = {failed};
+  EXPECT_EQ(store_->Apply(wrong, t0).status().code(), StatusCode::kInvalidArgument)
+      << "only a deferral withdraws its attempt";
+}
+
 TEST_P(SqliteStoreTest, AccountsAreCountedApartAndOnlyWhenNamed) {
   const std::vector<std::int64_t> ids = SetUpTask(8);
   const TimePoint t0 = clock_.Now();

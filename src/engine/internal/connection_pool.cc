@@ -34,6 +34,16 @@ asio::awaitable<Lease> ConnectionPool::Acquire(std::string destination, std::fun
       released_.NotifyAll();  // the room may be another destination's to take
       continue;
     }
+    if (!slot.reachable && slot.probing) {
+      // Another send is finding out whether the destination can be reached: its result is ours.
+      const std::uint64_t failed_before = slot.failed_connects;
+      co_await released_.Wait();
+      Destination& after = destinations_[destination];
+      if (after.failed_connects != failed_before) {
+        co_return Lease{nullptr, after.last_failure, destination, 0, /*shared=*/true};
+      }
+      continue;
+    }
     if (slot.open < limit && open_ >= settings_.max_connections) {
       // The account is at its total: an idle connection to another destination makes room.
       if (co_await CloseOldestIdle()) continue;
@@ -41,16 +51,23 @@ asio::awaitable<Lease> ConnectionPool::Acquire(std::string destination, std::fun
     if (slot.open < limit && open_ < settings_.max_connections) {
       ++slot.open;
       ++open_;
+      const bool probe = !slot.reachable;
+      slot.probing = probe;
       TimePoint resume = slot.next_connect_after;
       if (resume > clock_.Now()) co_await sleeper_.SleepUntil(resume, std::move(stop));
       ConnectResult connected = co_await transport_.Connect(destination);
       Destination& after = destinations_[destination];
+      if (probe) after.probing = false;
+      released_.NotifyAll();  // the sends waiting for this result, or for room
       if (connected.connection == nullptr) {
         --after.open;
         --open_;
-        released_.NotifyAll();
+        after.reachable = false;
+        ++after.failed_connects;
+        after.last_failure = connected.failure;
         co_return Lease{nullptr, std::move(connected.failure), destination, 0};
       }
+      after.reachable = true;
       ++connections_opened_;
       co_return Lease{std::move(connected.connection), {}, destination, 0};
     }

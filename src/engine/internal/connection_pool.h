@@ -7,6 +7,9 @@
 // that reports itself not reusable (after an error) is dropped, never handed out again, and so is
 // one left idle longer than kMaxIdle. The pause is kept on the engine's Clock and waited out
 // with its Sleeper, like every other wait.
+// A destination no connection has worked to yet (or since its last failed connect) gets one
+// connect at a time: the sends that need a connection meanwhile wait for its result and share
+// its failure, so a server that cannot be reached is tried once, not once per concurrent send.
 // Used from the io_context's thread only.
 #pragma once
 
@@ -41,6 +44,7 @@ struct Lease {
   Outcome failure;                         // why, when connection is null
   std::string destination;
   std::uint32_t messages_sent = 0;         // on this connection before this message
+  bool shared = false;  // the failure is of another send's connect, whose result this one waited for
 };
 
 class ConnectionPool {
@@ -80,6 +84,10 @@ class ConnectionPool {
     std::vector<Idle> idle;
     std::uint32_t open = 0;  // idle + lent + being opened
     TimePoint next_connect_after{};
+    bool reachable = false;  // a connect worked, and none failed since
+    bool probing = false;    // not reachable, and a connect to it is under way
+    std::uint64_t failed_connects = 0;
+    Outcome last_failure;  // of the last failed connect
   };
 
   Transport& transport_;
