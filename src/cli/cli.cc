@@ -126,7 +126,7 @@ int Send(const CliDependencies& deps, const std::string& task_file, const std::s
                GroupDigits(loaded->task.sending.limit));
   }
   if (!report->limit_stop.empty()) fmt::print("  stopped: {}\n", report->limit_stop);
-  if (report->next_attempt_at) fmt::print("  next retry due at {}\n", LocalTime(*report->next_attempt_at));
+  if (report->next_attempt_at) fmt::print("  next retry due at {}\n", FormatLocalTime(*report->next_attempt_at));
   fmt::print("  store: {}\n", loaded->task.store_file);
   std::fflush(stdout);
 
@@ -234,14 +234,14 @@ int ShowStatus(const CliDependencies& deps, const std::string& task, const std::
   if (!counts.ok()) return Fail(counts.status());
   PrintCounts(stdout, ref->id, *counts);
   Result<std::optional<TimePoint>> next = (*store)->NextAttemptAt(ref->id);
-  if (next.ok() && next->has_value()) fmt::print("  next retry due at {}\n", LocalTime(**next));
+  if (next.ok() && next->has_value()) fmt::print("  next retry due at {}\n", FormatLocalTime(**next));
   // Destinations of direct accounts that could not be reached: no task sends to them before then.
   Result<std::vector<DestinationBackoff>> backoffs = (*store)->DestinationBackoffs("");
   if (!backoffs.ok()) return Fail(backoffs.status(), kExitStopped);
   if (!backoffs->empty()) fmt::print("  domains not tried again before (direct delivery, every task of this store):\n");
   for (const DestinationBackoff& backoff : *backoffs) {
     fmt::print("    {:<30} {}  account \"{}\", {} failure(s) in a row: {}\n", backoff.destination,
-               LocalTime(backoff.retry_at), backoff.account, backoff.failures, Printable(backoff.error.text, 100));
+               FormatLocalTime(backoff.retry_at), backoff.account, backoff.failures, Printable(backoff.error.text, 100));
   }
   if (list_recipients) {
     Status listed = (*store)->ForEachRecipient(ref->id, [](const RecipientRecord& r) {
@@ -309,7 +309,7 @@ int ExportCsv(const CliDependencies& deps, const std::string& task, const std::s
     AppendCsvField(line, r.last_error.text);
     line += ',';
     AppendCsvField(line, r.account);
-    line += fmt::format(",{},{},{}", LocalTime(r.updated_at), r.possible_duplicate ? "yes" : "no", r.line);
+    line += fmt::format(",{},{},{}", FormatLocalTime(r.updated_at), r.possible_duplicate ? "yes" : "no", r.line);
     for (const std::string& value : r.fields) {
       line += ',';
       AppendCsvField(line, value);

@@ -1,7 +1,6 @@
 #include "engine/task_runner.h"
 
 #include <csignal>
-#include <ctime>
 #include <deque>
 #include <map>
 #include <random>
@@ -287,16 +286,8 @@ class Run {
     return fmt::format("account \"{}\" reached its sending limit of {}", account.config->name, refused.limit.ToString());
   }
   static std::string LimitStopText(const AccountRuntime& account, const RefusedInFlight& refused) {
-    return fmt::format("{} (sending.on_limit = \"stop\"); the next message fits at {} UTC",
-                       LimitText(account, refused), FormatUtc(*refused.retry_at));
-  }
-  static std::string FormatUtc(TimePoint t) {
-    std::time_t seconds = std::chrono::system_clock::to_time_t(t);
-    std::tm utc{};
-    gmtime_r(&seconds, &utc);
-    char buffer[32];
-    std::strftime(buffer, sizeof buffer, "%Y-%m-%d %H:%M:%S", &utc);
-    return buffer;
+    return fmt::format("{} (sending.on_limit = \"stop\"); the next message fits at {}",
+                       LimitText(account, refused), FormatLocalTime(*refused.retry_at));
   }
   static Outcome TooLarge(const AccountRuntime& account, std::size_t size) {
     Outcome outcome;
@@ -771,8 +762,8 @@ class Run {
   void PostponeBackedOff(const std::vector<Pending>& recipients, const DownDestination& down,
                          const AccountRuntime& account) {
     Postpone(recipients, *down.retry_at,
-             fmt::format("{} (not tried again before {} UTC, after {} failure(s) in a row)", down.error.text,
-                         FormatUtc(*down.retry_at), down.failures),
+             fmt::format("{} (not tried again before {}, after {} failure(s) in a row)", down.error.text,
+                         FormatLocalTime(*down.retry_at), down.failures),
              down.error, account);
   }
 
@@ -782,8 +773,8 @@ class Run {
                         AccountRuntime& account) {
     auto [limited, first] = account.limited.emplace(destination, refused);
     if (first) {
-      observer_.OnWarning(fmt::format("{}: its recipients wait until {} UTC; other domains go on",
-                                      LimitText(account, refused), FormatUtc(*refused.retry_at)));
+      observer_.OnWarning(fmt::format("{}: its recipients wait until {}; other domains go on",
+                                      LimitText(account, refused), FormatLocalTime(*refused.retry_at)));
     }
     Postpone(std::vector<Pending>{pending}, *limited->second.retry_at, LimitText(account, limited->second), {},
              account);
