@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -25,13 +26,39 @@
 namespace herald {
 namespace {
 
-constexpr std::string_view kExitCodes = R"(Exit codes:
-  0  done: every recipient handled, none failed or waiting
-  1  herald itself failed (a bug or an unexpected system error)
-  2  the command line is wrong
-  3  the configuration, task, recipient list or store cannot be used; nothing was sent
-  4  the run finished, but some recipients failed or wait for a retry (see `herald status`)
-  5  the run stopped early: interrupted, or a fault (store, disk); run it again to go on)";
+struct ExitCodeMeaning {
+  int code;
+  std::string_view meaning;
+};
+
+// The end of a command's --help: what its exit codes mean — 0 (`success`), then 1 and 2, which
+// mean the same for every command, then the command's own `failures`.
+std::string ExitCodes(std::string_view success, std::initializer_list<ExitCodeMeaning> failures) {
+  std::string text = fmt::format("Exit codes:\n  0  {}", success);
+  text += "\n  1  herald itself failed (a bug or an unexpected system error)\n  2  the command line is wrong";
+  for (const ExitCodeMeaning& failure : failures) text += fmt::format("\n  {}  {}", failure.code, failure.meaning);
+  return text;
+}
+
+std::string SendExitCodes() {
+  return ExitCodes("done: every recipient handled, none failed or waiting",
+                   {{kExitConfig, "the configuration, task, recipient list or store cannot be used; nothing was sent"},
+                    {kExitIncomplete, "the run finished, but some recipients failed or wait for a retry (see `herald "
+                                      "status`)"},
+                    {kExitStopped, "the run stopped early: interrupted, or a fault (store, disk); run it again to go "
+                                   "on"}});
+}
+
+// "herald sned": the command it was probably meant to be, and the commands there are.
+int UnknownCommand(std::string_view word, const std::vector<CLI::App*>& commands) {
+  std::vector<std::string_view> names;
+  for (const CLI::App* command : commands) names.push_back(command->get_name());
+  std::string_view closest = ClosestWord(word, names);
+  fmt::print(stderr, "herald: \"{}\" is not a command{}\nthe commands are: {} (`herald COMMAND --help` for each)\n",
+             Printable(word), closest.empty() ? "" : fmt::format("; did you mean `herald {}`?", closest),
+             fmt::join(names, ", "));
+  return kExitUsage;
+}
 
 int Fail(const Status& status, int code = kExitConfig) {
   fmt::print(stderr, "herald: {}\n", status.message());
@@ -427,7 +454,7 @@ int TestAccount(const CliDependencies& deps, const std::string& accounts_file, c
 
 int RunCli(int argc, char** argv, const CliDependencies& deps) {
   CLI::App app("herald: a bulk mail-merge sending engine", "herald");
-  app.footer(std::string(kExitCodes));
+  app.footer(SendExitCodes() + "\n(of `herald send`; `herald COMMAND --help` says what they mean for each command)");
   app.require_subcommand(1);
   app.set_version_flag("--version", "herald 0.1.0");
 
@@ -438,28 +465,38 @@ int RunCli(int argc, char** argv, const CliDependencies& deps) {
   send->add_option("TASK", task_file, "the task file (TOML)")->required();
   send->add_option("--accounts", accounts_file, "the accounts file (default: the task's `accounts` setting)");
   send->add_flag("-q,--quiet", quiet, "no line per sent recipient (failures are still shown)");
-  send->footer(std::string(kExitCodes));
+  send->footer(SendExitCodes());
 
   CLI::App* check = app.add_subcommand("check", "Check a task, its accounts and every recipient; send nothing");
   check->add_option("TASK", task_file, "the task file (TOML)")->required();
   check->add_option("--accounts", accounts_file, "the accounts file (default: the task's `accounts` setting)");
-  check->footer(std::string(kExitCodes));
+  check->footer(ExitCodes("ready to send: the task, its accounts and every recipient's message can be used",
+                          {{kExitConfig, "not ready: the configuration, an account's secret, the recipient list or "
+                                         "a template has a problem (each is listed)"}}));
 
   auto add_task_ref = [&](CLI::App* command) {
     command->add_option("TASK", task_file, "the task file, or a task id with --store")->required();
     command->add_option("--store", store_file, "the store (default: the task's, or ./herald.db for an id)");
-    command->footer(std::string(kExitCodes));
   };
+  constexpr std::string_view kNoTask = "the task file or the store cannot be used, or the store has no such task";
   CLI::App* status = app.add_subcommand("status", "Count a task's recipients by status");
   add_task_ref(status);
+  status->footer(ExitCodes("the task's recipients were counted",
+                           {{kExitConfig, kNoTask}, {kExitStopped, "the store failed while it was being read"}}));
   bool list_recipients = false;
   status->add_flag("-l,--list", list_recipients, "also list every recipient with its status and last reply");
   CLI::App* export_command =
       app.add_subcommand("export", "Write a CSV of a task's recipients: status, attempts, last error, columns");
   add_task_ref(export_command);
+  export_command->footer(ExitCodes("every recipient was written",
+                                   {{kExitConfig, "the task file, the store or the output file cannot be used, or the "
+                                                  "store has no such task"},
+                                    {kExitStopped, "the store or the output failed while writing; the CSV is "
+                                                   "incomplete"}}));
   export_command->add_option("-o,--output", output, "the CSV file to write (default: standard output)");
   CLI::App* cancel = app.add_subcommand("cancel", "Withdraw every recipient of a task not yet sent");
   add_task_ref(cancel);
+  cancel->footer(ExitCodes("the recipients not yet sent were cancelled", {{kExitConfig, kNoTask}}));
 
   std::string account_name, from, to;
   CLI::App* test_account = app.add_subcommand(
@@ -468,8 +505,17 @@ int RunCli(int argc, char** argv, const CliDependencies& deps) {
   test_account->add_option("NAME", account_name, "the account to test")->required();
   test_account->add_option("--from", from, "the sender of the test message")->required();
   test_account->add_option("--to", to, "the recipient of the test message")->required();
-  test_account->footer(std::string(kExitCodes));
+  test_account->footer(ExitCodes(
+      "the server accepted the test message",
+      {{kExitConfig, "the accounts file cannot be used, or it has no such account"},
+       {kExitIncomplete, "the test message was not accepted (what failed and the server's reply are shown)"}}));
 
+  if (argc > 1 && argv[1][0] != '-') {
+    const std::vector<CLI::App*> commands = app.get_subcommands({});
+    if (std::none_of(commands.begin(), commands.end(), [&](CLI::App* c) { return c->check_name(argv[1]); })) {
+      return UnknownCommand(argv[1], commands);
+    }
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
