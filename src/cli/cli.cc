@@ -13,6 +13,7 @@
 
 #include "address/address.h"
 #include "cli/console_observer.h"
+#include "cli/csv_dialect.h"
 #include "config/loader.h"
 #include "config/secret.h"
 #include "core/text.h"
@@ -84,6 +85,7 @@ Result<LoadedTask> LoadTaskAndAccounts(const std::string& task_file, const std::
 struct TaskRef {
   std::string id;
   std::string store_file;
+  std::optional<TaskConfig> config;  // when named by its task file
 };
 
 Result<TaskRef> ResolveTask(const std::string& task, const std::string& store_override) {
@@ -91,9 +93,10 @@ Result<TaskRef> ResolveTask(const std::string& task, const std::string& store_ov
   if (task.ends_with(".toml") || std::filesystem::is_regular_file(task, ec)) {
     Result<TaskConfig> config = LoadTask(task);
     if (!config.ok()) return config.status();
-    return TaskRef{config->id, store_override.empty() ? config->store_file : store_override};
+    std::string store_file = store_override.empty() ? config->store_file : store_override;
+    return TaskRef{config->id, std::move(store_file), std::move(*config)};
   }
-  return TaskRef{task, store_override.empty() ? "herald.db" : store_override};
+  return TaskRef{task, store_override.empty() ? "herald.db" : store_override, std::nullopt};
 }
 
 std::vector<std::string> UsedAccounts(const LoadedTask& loaded) {
@@ -283,22 +286,30 @@ int ShowStatus(const CliDependencies& deps, const std::string& task, const std::
   return kExitOk;
 }
 
-// RFC 4180 field: quoted when it holds a delimiter, quote or line break.
-void AppendCsvField(std::string& line, std::string_view value) {
-  if (value.find_first_of(",\"\r\n") == std::string_view::npos) {
-    line += value;
-    return;
+// How `herald export` writes its CSV.
+struct ExportOptions {
+  std::string output;     // empty or "-": standard output
+  bool excel = false;     // a UTF-8 byte-order mark and the locale's list separator
+  std::string delimiter;  // ",", ";" or "tab" from --delimiter; empty: as the others say
+};
+
+// The export's delimiter: --delimiter; with --excel the locale's list separator; else the
+// recipient list's own (as the task sets it or as detected), or a comma for a task named by id.
+char ExportDelimiter(const ExportOptions& options, const TaskRef& ref) {
+  if (!options.delimiter.empty()) return options.delimiter == "tab" ? '\t' : options.delimiter[0];
+  if (options.excel) return SpreadsheetDelimiter();
+  if (!ref.config) return ',';
+  Result<std::unique_ptr<CsvReader>> list = OpenRecipientList(ref.config->recipients);
+  if (!list.ok()) {
+    fmt::print(stderr, "herald: {}; the export is written with commas\n", list.status().message());
+    return ',';
   }
-  line += '"';
-  for (char c : value) {
-    if (c == '"') line += '"';
-    line += c;
-  }
-  line += '"';
+  return (*list)->delimiter();
 }
 
 int ExportCsv(const CliDependencies& deps, const std::string& task, const std::string& store_file,
-           const std::string& output) {
+              const ExportOptions& options) {
+  const std::string& output = options.output;
   Result<TaskRef> ref = ResolveTask(task, store_file);
   if (!ref.ok()) return Fail(ref.status());
   Result<std::unique_ptr<Store>> store = deps.open_store(ref->store_file);
@@ -313,34 +324,37 @@ int ExportCsv(const CliDependencies& deps, const std::string& task, const std::s
     if (!file) return Fail(IoError(fmt::format("cannot write {}", output)));
   }
   std::ostream& out = output.empty() || output == "-" ? std::cout : file;
+  const char delimiter = ExportDelimiter(options, *ref);
+  // Excel takes a CSV for UTF-8 only with a byte-order mark.
+  if (options.excel) out << "\xEF\xBB\xBF";
   std::string line;
+  auto add = [&line, delimiter](std::string_view value) {
+    if (!line.empty()) line += delimiter;
+    AppendCsvField(line, value, delimiter);
+  };
   for (std::string_view name : {"address", "status", "attempts", "reply_code", "enhanced_status", "last_error",
                                 "account", "updated_at", "possible_duplicate", "line"}) {
-    if (!line.empty()) line += ',';
-    line += name;
+    add(name);
   }
-  for (const std::string& column : (*record)->columns) {
-    line += ',';
-    AppendCsvField(line, column);
-  }
+  for (const std::string& column : (*record)->columns) add(column);
   line += "\r\n";
   out << line;
   Status visited = (*store)->ForEachRecipient(ref->id, [&](const RecipientRecord& r) {
     line.clear();
-    AppendCsvField(line, r.address);
-    line += ',';
-    line += RecipientStatusName(r.status);
-    line += fmt::format(",{},{},", r.attempts, r.last_error.reply_code == 0 ? "" : std::to_string(r.last_error.reply_code));
-    AppendCsvField(line, r.last_error.enhanced_status);
-    line += ',';
-    AppendCsvField(line, r.last_error.text);
-    line += ',';
-    AppendCsvField(line, r.account);
-    line += fmt::format(",{},{},{}", FormatLocalTime(r.updated_at), r.possible_duplicate ? "yes" : "no", r.line);
-    for (const std::string& value : r.fields) {
-      line += ',';
-      AppendCsvField(line, value);
-    }
+    add(r.address);
+    add(RecipientStatusName(r.status));
+    add(std::to_string(r.attempts));
+    // A sent recipient has no error: the server's "250 2.0.0 Ok" would make every row look failed
+    // to someone filtering on last_error.
+    const bool failed = r.status != RecipientStatus::kSent;
+    add(failed && r.last_error.reply_code != 0 ? std::to_string(r.last_error.reply_code) : "");
+    add(failed ? r.last_error.enhanced_status : "");
+    add(failed ? r.last_error.text : "");
+    add(r.account);
+    add(FormatLocalTime(r.updated_at));
+    add(r.possible_duplicate ? "yes" : "no");
+    add(std::to_string(r.line));
+    for (const std::string& value : r.fields) add(value);
     line += "\r\n";
     out << line;
     return out ? Status::Ok() : IoError(fmt::format("cannot write {}", output.empty() ? "the output" : output));
@@ -458,7 +472,7 @@ int RunCli(int argc, char** argv, const CliDependencies& deps) {
   app.require_subcommand(1);
   app.set_version_flag("--version", "herald 0.1.0");
 
-  std::string task_file, accounts_file, store_file, output;
+  std::string task_file, accounts_file, store_file;
   bool quiet = false;
 
   CLI::App* send = app.add_subcommand("send", "Send a task: every recipient not yet sent, with live progress");
@@ -493,7 +507,15 @@ int RunCli(int argc, char** argv, const CliDependencies& deps) {
                                                   "store has no such task"},
                                     {kExitStopped, "the store or the output failed while writing; the CSV is "
                                                    "incomplete"}}));
-  export_command->add_option("-o,--output", output, "the CSV file to write (default: standard output)");
+  ExportOptions export_options;
+  export_command->add_option("-o,--output", export_options.output, "the CSV file to write (default: standard output)");
+  export_command->add_flag("--excel", export_options.excel,
+                           "for a spreadsheet: a UTF-8 byte-order mark, and ';' where the locale (LC_ALL, "
+                           "LC_NUMERIC, LANG) writes decimals with a comma, ',' elsewhere");
+  export_command->add_option("--delimiter", export_options.delimiter,
+                             "the delimiter: \",\", \";\" or \"tab\" (default: the recipient list's, or a comma "
+                             "for a task id)")
+      ->check(CLI::IsMember({",", ";", "tab"}));
   CLI::App* cancel = app.add_subcommand("cancel", "Withdraw every recipient of a task not yet sent");
   add_task_ref(cancel);
   cancel->footer(ExitCodes("the recipients not yet sent were cancelled", {{kExitConfig, kNoTask}}));
@@ -527,7 +549,7 @@ int RunCli(int argc, char** argv, const CliDependencies& deps) {
     if (*send) return Send(deps, task_file, accounts_file, quiet);
     if (*check) return Check(task_file, accounts_file);
     if (*status) return ShowStatus(deps, task_file, store_file, list_recipients);
-    if (*export_command) return ExportCsv(deps, task_file, store_file, output);
+    if (*export_command) return ExportCsv(deps, task_file, store_file, export_options);
     if (*cancel) return Cancel(deps, task_file, store_file);
     if (*test_account) return TestAccount(deps, accounts_file, account_name, from, to);
   } catch (const std::exception& error) {
