@@ -14,6 +14,7 @@
 #include "address/address.h"
 #include "cli/console_observer.h"
 #include "cli/csv_dialect.h"
+#include "cli/preview.h"
 #include "config/loader.h"
 #include "config/secret.h"
 #include "core/text.h"
@@ -185,11 +186,7 @@ int Check(const std::string& task_file, const std::string& accounts_file) {
 
   for (const std::string& name : UsedAccounts(*loaded)) {
     const AccountConfig& account = *loaded->accounts.Find(name);
-    std::string where = account.kind == AccountKind::kPickup ? account.folder
-                        : account.host.empty()               ? std::string(AccountKindName(account.kind))
-                                                             : fmt::format("{}:{} {}", account.host, account.port,
-                                                                           SecurityName(account.security));
-    fmt::print("  account {} ({}): {}\n", name, AccountKindName(account.kind), where);
+    fmt::print("  account {} ({}): {}\n", name, AccountKindName(account.kind), account.Where());
     for (const SecretRef* secret : {&account.password, &account.oauth2_token, &account.client_secret}) {
       if (secret->empty()) continue;
       Result<std::string> value = ReadSecret(*secret);
@@ -246,6 +243,23 @@ int Check(const std::string& task_file, const std::string& accounts_file) {
   }
   fmt::print("ready to send; nothing was sent\n");
   return kExitOk;
+}
+
+int Preview(const CliDependencies& deps, const std::string& task_file, const std::string& accounts_file,
+            long long row, const std::string& to, const std::string& output) {
+  if (row < 1) return Fail(InvalidArgument("--row: rows count from 1, the first row after the header"), kExitUsage);
+  PreviewOptions options{.row = static_cast<std::size_t>(row), .to = std::nullopt, .output = output};
+  if (!to.empty()) {
+    Result<Address> address = ParseAddress(to);
+    if (!address.ok()) return Fail(address.status().WithContext("--to"), kExitUsage);
+    options.to = std::move(*address);
+  }
+  Result<LoadedTask> loaded = LoadTaskAndAccounts(task_file, accounts_file);
+  if (!loaded.ok()) return Fail(loaded.status());
+  // With the message on standard output, the summary goes to standard error.
+  Status written =
+      WritePreview(loaded->task, loaded->accounts, options, *deps.clock, options.output == "-" ? stderr : stdout);
+  return written.ok() ? kExitOk : Fail(written);
 }
 
 int ShowStatus(const CliDependencies& deps, const std::string& task, const std::string& store_file,
@@ -488,6 +502,22 @@ int RunCli(int argc, char** argv, const CliDependencies& deps) {
                           {{kExitConfig, "not ready: the configuration, an account's secret, the recipient list or "
                                          "a template has a problem (each is listed)"}}));
 
+  CLI::App* preview = app.add_subcommand(
+      "preview", "Write one recipient's message as it would be sent (an .eml file) and show it; send nothing");
+  preview->add_option("TASK", task_file, "the task file (TOML)")->required();
+  preview->add_option("--accounts", accounts_file, "the accounts file (default: the task's `accounts` setting)");
+  long long preview_row = 1;
+  std::string preview_to, preview_output;
+  CLI::Option* row = preview->add_option("--row", preview_row,
+                                         "the recipient in this data row of the list (default: 1, the first)");
+  preview->add_option("--to", preview_to, "the recipient: the first row with this address")->excludes(row);
+  preview->add_option("-o,--output", preview_output,
+                      "the .eml file to write, or - for standard output (default: TASK-ID-preview.eml here)");
+  preview->footer(ExitCodes("the message was written (and nothing sent)",
+                            {{kExitConfig, "the configuration or the recipient list cannot be used, there is no row "
+                                           "or address like that, no account takes the recipient, or the message "
+                                           "cannot be composed or written"}}));
+
   auto add_task_ref = [&](CLI::App* command) {
     command->add_option("TASK", task_file, "the task file, or a task id with --store")->required();
     command->add_option("--store", store_file, "the store (default: the task's, or ./herald.db for an id)");
@@ -548,6 +578,7 @@ int RunCli(int argc, char** argv, const CliDependencies& deps) {
   try {
     if (*send) return Send(deps, task_file, accounts_file, quiet);
     if (*check) return Check(task_file, accounts_file);
+    if (*preview) return Preview(deps, task_file, accounts_file, preview_row, preview_to, preview_output);
     if (*status) return ShowStatus(deps, task_file, store_file, list_recipients);
     if (*export_command) return ExportCsv(deps, task_file, store_file, export_options);
     if (*cancel) return Cancel(deps, task_file, store_file);

@@ -143,6 +143,10 @@ struct AccountConfig {
   // The [[account.destination]] rule for `domain` (an A-label, lowercase); null when none.
   const DestinationRule* DestinationRuleFor(std::string_view domain) const;
 
+  // Where its mail goes, for people: "smtp.example.com:587 starttls", the pickup folder, or the
+  // kind ("direct").
+  std::string Where() const;
+
   // ews, graph
   std::string url;          // EWS endpoint (https://host/EWS/Exchange.asmx)
   std::string tenant_id;    // graph

@@ -70,6 +70,12 @@ const DestinationRule* AccountConfig::DestinationRuleFor(std::string_view domain
   return nullptr;
 }
 
+std::string AccountConfig::Where() const {
+  if (kind == AccountKind::kPickup) return folder;
+  if (host.empty()) return std::string(AccountKindName(kind));
+  return fmt::format("{}:{} {}", host, port, SecurityName(security));
+}
+
 const AccountConfig* AccountSet::Find(std::string_view name) const {
   for (const AccountConfig& account : accounts_) {
     if (account.name == name) return &account;

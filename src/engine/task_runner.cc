@@ -224,7 +224,6 @@ class Run {
     Result<StatusCounts> counts = store_.CountByStatus(task_.id);
     if (!counts.ok()) return counts.status();
     counts_ = *counts;
-    from_domain_ = task_.message.from.address.domain;
     started_ = std::chrono::steady_clock::now();
     return Status::Ok();
   }
@@ -301,10 +300,7 @@ class Run {
   }
   static std::string ColumnMismatch() { return "the stored recipient does not match the task's columns"; }
 
-  // Stable across retries, unique across tasks (the nonce) and recipients (the id).
-  std::string MessageId(std::int64_t recipient_id) const {
-    return fmt::format("{}.{}@{}", record_.nonce, recipient_id, from_domain_);
-  }
+  std::string MessageId(std::int64_t recipient_id) const { return MessageIdOf(record_.nonce, recipient_id, task_); }
 
   RunProgress Progress() const {
     RunProgress progress;
@@ -620,15 +616,6 @@ class Run {
   }
 
   // --- composing
-
-  // The envelope sender: the task's From, or the account's fixed sender (DESIGN.md: except for
-  // messages marked Sensitivity: Private).
-  const Address& EnvelopeSender(const AccountRuntime& account) const {
-    if (account.config->fixed_sender && task_.message.sensitivity != Sensitivity::kPrivate) {
-      return *account.config->fixed_sender;
-    }
-    return task_.message.from.address;
-  }
 
   // The message for `recipients`: personal for one; in turbo mode one message for all, addressed
   // to the sender (the recipients are in the envelope only, as Bcc).
@@ -950,8 +937,8 @@ class Run {
       std::vector<Pending> elsewhere;  // to go through the secondary account
       if (!sending.empty()) {
         Envelope envelope;
-        envelope.mail_from = EnvelopeSender(*account).ToString();
-        envelope.smtputf8 = EnvelopeSender(*account).needs_smtputf8;
+        envelope.mail_from = EnvelopeSender(task_, *account->config).ToString();
+        envelope.smtputf8 = EnvelopeSender(task_, *account->config).needs_smtputf8;
         for (const Pending& pending : sending) {
           envelope.recipients.push_back(pending.to.ToString());
           envelope.smtputf8 = envelope.smtputf8 || pending.to.needs_smtputf8;
@@ -1055,7 +1042,6 @@ class Run {
   bool finished_ = false;
   TimePoint announced_block_{};
   StatusCounts counts_;
-  std::string from_domain_;
   std::chrono::steady_clock::time_point started_;
 };
 
@@ -1108,9 +1094,7 @@ Result<std::vector<AccountRuntime>> MakeAccounts(const TaskConfig& task, const A
         PoolSettings{config->max_connections, config->reconnect_every, config->pause_between_chunks,
                      DestinationLimit(*config)},
         clock, sleeper, io.get_executor());
-    runtime.overrides.default_reply_to = config->default_reply_to;
-    runtime.overrides.default_sender_name = config->default_sender_name;
-    runtime.overrides.fixed_sender = config->fixed_sender;
+    runtime.overrides = OverridesOf(*config);
     runtime.minimum_wait = MinimumWait(config->minimum_wait);
     runtimes.push_back(std::move(runtime));
     if (!config->verify_certificate) {
