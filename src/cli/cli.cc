@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -12,6 +13,8 @@
 
 #include "address/address.h"
 #include "cli/console_observer.h"
+#include "cli/csv_dialect.h"
+#include "cli/preview.h"
 #include "config/loader.h"
 #include "config/secret.h"
 #include "core/text.h"
@@ -27,13 +30,39 @@
 namespace herald {
 namespace {
 
-constexpr std::string_view kExitCodes = R"(Exit codes:
-  0  done: every recipient handled, none failed or waiting
-  1  herald itself failed (a bug or an unexpected system error)
-  2  the command line is wrong
-  3  the configuration, task, recipient list or store cannot be used; nothing was sent
-  4  the run finished, but some recipients failed or wait for a retry (see `herald status`)
-  5  the run stopped early: interrupted, or a fault (store, disk); run it again to go on)";
+struct ExitCodeMeaning {
+  int code;
+  std::string_view meaning;
+};
+
+// The end of a command's --help: what its exit codes mean — 0 (`success`), then 1 and 2, which
+// mean the same for every command, then the command's own `failures`.
+std::string ExitCodes(std::string_view success, std::initializer_list<ExitCodeMeaning> failures) {
+  std::string text = fmt::format("Exit codes:\n  0  {}", success);
+  text += "\n  1  herald itself failed (a bug or an unexpected system error)\n  2  the command line is wrong";
+  for (const ExitCodeMeaning& failure : failures) text += fmt::format("\n  {}  {}", failure.code, failure.meaning);
+  return text;
+}
+
+std::string SendExitCodes() {
+  return ExitCodes("done: every recipient handled, none failed or waiting",
+                   {{kExitConfig, "the configuration, task, recipient list or store cannot be used; nothing was sent"},
+                    {kExitIncomplete, "the run finished, but some recipients failed or wait for a retry (see `herald "
+                                      "status`)"},
+                    {kExitStopped, "the run stopped early: interrupted, or a fault (store, disk); run it again to go "
+                                   "on"}});
+}
+
+// "herald sned": the command it was probably meant to be, and the commands there are.
+int UnknownCommand(std::string_view word, const std::vector<CLI::App*>& commands) {
+  std::vector<std::string_view> names;
+  for (const CLI::App* command : commands) names.push_back(command->get_name());
+  std::string_view closest = ClosestWord(word, names);
+  fmt::print(stderr, "herald: \"{}\" is not a command{}\nthe commands are: {} (`herald COMMAND --help` for each)\n",
+             Printable(word), closest.empty() ? "" : fmt::format("; did you mean `herald {}`?", closest),
+             fmt::join(names, ", "));
+  return kExitUsage;
+}
 
 int Fail(const Status& status, int code = kExitConfig) {
   fmt::print(stderr, "herald: {}\n", status.message());
@@ -59,6 +88,7 @@ Result<LoadedTask> LoadTaskAndAccounts(const std::string& task_file, const std::
 struct TaskRef {
   std::string id;
   std::string store_file;
+  std::optional<TaskConfig> config;  // when named by its task file
 };
 
 Result<TaskRef> ResolveTask(const std::string& task, const std::string& store_override) {
@@ -66,9 +96,10 @@ Result<TaskRef> ResolveTask(const std::string& task, const std::string& store_ov
   if (task.ends_with(".toml") || std::filesystem::is_regular_file(task, ec)) {
     Result<TaskConfig> config = LoadTask(task);
     if (!config.ok()) return config.status();
-    return TaskRef{config->id, store_override.empty() ? config->store_file : store_override};
+    std::string store_file = store_override.empty() ? config->store_file : store_override;
+    return TaskRef{config->id, std::move(store_file), std::move(*config)};
   }
-  return TaskRef{task, store_override.empty() ? "herald.db" : store_override};
+  return TaskRef{task, store_override.empty() ? "herald.db" : store_override, std::nullopt};
 }
 
 std::vector<std::string> UsedAccounts(const LoadedTask& loaded) {
@@ -136,7 +167,7 @@ int Send(const CliDependencies& deps, const std::string& task_file, const std::s
   }
   // Recipients waiting for an account are due at once, for the next run: that is no retry time.
   if (report->next_attempt_at && *report->next_attempt_at > deps.clock->Now()) {
-    fmt::print("  next retry due at {}\n", LocalTime(*report->next_attempt_at));
+    fmt::print("  next retry due at {}\n", FormatLocalTime(*report->next_attempt_at));
   }
   fmt::print("  store: {}\n", loaded->task.store_file);
   std::fflush(stdout);
@@ -166,11 +197,7 @@ int Check(const CliDependencies& deps, const std::string& task_file, const std::
 
   for (const std::string& name : UsedAccounts(*loaded)) {
     const AccountConfig& account = *loaded->accounts.Find(name);
-    std::string where = account.kind == AccountKind::kPickup ? account.folder
-                        : account.host.empty()               ? std::string(AccountKindName(account.kind))
-                                                             : fmt::format("{}:{} {}", account.host, account.port,
-                                                                           SecurityName(account.security));
-    fmt::print("  account {} ({}): {}\n", name, AccountKindName(account.kind), where);
+    fmt::print("  account {} ({}): {}\n", name, AccountKindName(account.kind), account.Where());
     for (const SecretRef* secret : {&account.password, &account.oauth2_token, &account.client_secret}) {
       if (secret->empty()) continue;
       Result<std::string> value = ReadSecret(*secret);
@@ -231,6 +258,23 @@ int Check(const CliDependencies& deps, const std::string& task_file, const std::
   return kExitOk;
 }
 
+int Preview(const CliDependencies& deps, const std::string& task_file, const std::string& accounts_file,
+            long long row, const std::string& to, const std::string& output) {
+  if (row < 1) return Fail(InvalidArgument("--row: rows count from 1, the first row after the header"), kExitUsage);
+  PreviewOptions options{.row = static_cast<std::size_t>(row), .to = std::nullopt, .output = output};
+  if (!to.empty()) {
+    Result<Address> address = ParseAddress(to);
+    if (!address.ok()) return Fail(address.status().WithContext("--to"), kExitUsage);
+    options.to = std::move(*address);
+  }
+  Result<LoadedTask> loaded = LoadTaskAndAccounts(task_file, accounts_file);
+  if (!loaded.ok()) return Fail(loaded.status());
+  // With the message on standard output, the summary goes to standard error.
+  Status written =
+      WritePreview(loaded->task, loaded->accounts, options, *deps.clock, options.output == "-" ? stderr : stdout);
+  return written.ok() ? kExitOk : Fail(written);
+}
+
 int ShowStatus(const CliDependencies& deps, const std::string& task, const std::string& store_file,
                bool list_recipients) {
   Result<TaskRef> ref = ResolveTask(task, store_file);
@@ -247,14 +291,14 @@ int ShowStatus(const CliDependencies& deps, const std::string& task, const std::
   if (!counts.ok()) return Fail(counts.status());
   PrintCounts(stdout, ref->id, *counts);
   Result<std::optional<TimePoint>> next = (*store)->NextAttemptAt(ref->id);
-  if (next.ok() && next->has_value()) fmt::print("  next retry due at {}\n", LocalTime(**next));
+  if (next.ok() && next->has_value()) fmt::print("  next retry due at {}\n", FormatLocalTime(**next));
   // Destinations of direct accounts that could not be reached: no task sends to them before then.
   Result<std::vector<DestinationBackoff>> backoffs = (*store)->DestinationBackoffs("");
   if (!backoffs.ok()) return Fail(backoffs.status(), kExitStopped);
   if (!backoffs->empty()) fmt::print("  domains not tried again before (direct delivery, every task of this store):\n");
   for (const DestinationBackoff& backoff : *backoffs) {
     fmt::print("    {:<30} {}  account \"{}\", {} failure(s) in a row: {}\n", backoff.destination,
-               LocalTime(backoff.retry_at), backoff.account, backoff.failures, Printable(backoff.error.text, 100));
+               FormatLocalTime(backoff.retry_at), backoff.account, backoff.failures, Printable(backoff.error.text, 100));
   }
   if (list_recipients) {
     Status listed = (*store)->ForEachRecipient(ref->id, [](const RecipientRecord& r) {
@@ -269,22 +313,30 @@ int ShowStatus(const CliDependencies& deps, const std::string& task, const std::
   return kExitOk;
 }
 
-// RFC 4180 field: quoted when it holds a delimiter, quote or line break.
-void AppendCsvField(std::string& line, std::string_view value) {
-  if (value.find_first_of(",\"\r\n") == std::string_view::npos) {
-    line += value;
-    return;
+// How `herald export` writes its CSV.
+struct ExportOptions {
+  std::string output;     // empty or "-": standard output
+  bool excel = false;     // a UTF-8 byte-order mark and the locale's list separator
+  std::string delimiter;  // ",", ";" or "tab" from --delimiter; empty: as the others say
+};
+
+// The export's delimiter: --delimiter; with --excel the locale's list separator; else the
+// recipient list's own (as the task sets it or as detected), or a comma for a task named by id.
+char ExportDelimiter(const ExportOptions& options, const TaskRef& ref) {
+  if (!options.delimiter.empty()) return options.delimiter == "tab" ? '\t' : options.delimiter[0];
+  if (options.excel) return SpreadsheetDelimiter();
+  if (!ref.config) return ',';
+  Result<std::unique_ptr<CsvReader>> list = OpenRecipientList(ref.config->recipients);
+  if (!list.ok()) {
+    fmt::print(stderr, "herald: {}; the export is written with commas\n", list.status().message());
+    return ',';
   }
-  line += '"';
-  for (char c : value) {
-    if (c == '"') line += '"';
-    line += c;
-  }
-  line += '"';
+  return (*list)->delimiter();
 }
 
 int ExportCsv(const CliDependencies& deps, const std::string& task, const std::string& store_file,
-           const std::string& output) {
+              const ExportOptions& options) {
+  const std::string& output = options.output;
   Result<TaskRef> ref = ResolveTask(task, store_file);
   if (!ref.ok()) return Fail(ref.status());
   Result<std::unique_ptr<Store>> store = deps.open_store(ref->store_file);
@@ -299,34 +351,37 @@ int ExportCsv(const CliDependencies& deps, const std::string& task, const std::s
     if (!file) return Fail(IoError(fmt::format("cannot write {}", output)));
   }
   std::ostream& out = output.empty() || output == "-" ? std::cout : file;
+  const char delimiter = ExportDelimiter(options, *ref);
+  // Excel takes a CSV for UTF-8 only with a byte-order mark.
+  if (options.excel) out << "\xEF\xBB\xBF";
   std::string line;
+  auto add = [&line, delimiter](std::string_view value) {
+    if (!line.empty()) line += delimiter;
+    AppendCsvField(line, value, delimiter);
+  };
   for (std::string_view name : {"address", "status", "attempts", "reply_code", "enhanced_status", "last_error",
                                 "account", "updated_at", "possible_duplicate", "line"}) {
-    if (!line.empty()) line += ',';
-    line += name;
+    add(name);
   }
-  for (const std::string& column : (*record)->columns) {
-    line += ',';
-    AppendCsvField(line, column);
-  }
+  for (const std::string& column : (*record)->columns) add(column);
   line += "\r\n";
   out << line;
   Status visited = (*store)->ForEachRecipient(ref->id, [&](const RecipientRecord& r) {
     line.clear();
-    AppendCsvField(line, r.address);
-    line += ',';
-    line += RecipientStatusName(r.status);
-    line += fmt::format(",{},{},", r.attempts, r.last_error.reply_code == 0 ? "" : std::to_string(r.last_error.reply_code));
-    AppendCsvField(line, r.last_error.enhanced_status);
-    line += ',';
-    AppendCsvField(line, r.last_error.text);
-    line += ',';
-    AppendCsvField(line, r.account);
-    line += fmt::format(",{},{},{}", LocalTime(r.updated_at), r.possible_duplicate ? "yes" : "no", r.line);
-    for (const std::string& value : r.fields) {
-      line += ',';
-      AppendCsvField(line, value);
-    }
+    add(r.address);
+    add(RecipientStatusName(r.status));
+    add(std::to_string(r.attempts));
+    // A sent recipient has no error: the server's "250 2.0.0 Ok" would make every row look failed
+    // to someone filtering on last_error.
+    const bool failed = r.status != RecipientStatus::kSent;
+    add(failed && r.last_error.reply_code != 0 ? std::to_string(r.last_error.reply_code) : "");
+    add(failed ? r.last_error.enhanced_status : "");
+    add(failed ? r.last_error.text : "");
+    add(r.account);
+    add(FormatLocalTime(r.updated_at));
+    add(r.possible_duplicate ? "yes" : "no");
+    add(std::to_string(r.line));
+    for (const std::string& value : r.fields) add(value);
     line += "\r\n";
     out << line;
     return out ? Status::Ok() : IoError(fmt::format("cannot write {}", output.empty() ? "the output" : output));
@@ -441,39 +496,73 @@ int TestAccount(const CliDependencies& deps, const std::string& accounts_file, c
 
 int RunCli(int argc, char** argv, const CliDependencies& deps) {
   CLI::App app("herald: a bulk mail-merge sending engine", "herald");
-  app.footer(std::string(kExitCodes));
+  app.footer(SendExitCodes() + "\n(of `herald send`; `herald COMMAND --help` says what they mean for each command)");
   app.require_subcommand(1);
   app.set_version_flag("--version", "herald 0.1.0");
 
-  std::string task_file, accounts_file, store_file, output;
+  std::string task_file, accounts_file, store_file;
   bool quiet = false;
 
   CLI::App* send = app.add_subcommand("send", "Send a task: every recipient not yet sent, with live progress");
   send->add_option("TASK", task_file, "the task file (TOML)")->required();
   send->add_option("--accounts", accounts_file, "the accounts file (default: the task's `accounts` setting)");
   send->add_flag("-q,--quiet", quiet, "no line per sent recipient (failures are still shown)");
-  send->footer(std::string(kExitCodes));
+  send->footer(SendExitCodes());
 
   CLI::App* check = app.add_subcommand("check", "Check a task, its accounts and every recipient; send nothing");
   check->add_option("TASK", task_file, "the task file (TOML)")->required();
   check->add_option("--accounts", accounts_file, "the accounts file (default: the task's `accounts` setting)");
-  check->footer(std::string(kExitCodes));
+  check->footer(ExitCodes("ready to send: the task, its accounts and every recipient's message can be used",
+                          {{kExitConfig, "not ready: the configuration, an account's secret, the recipient list or "
+                                         "a template has a problem (each is listed)"}}));
+
+  CLI::App* preview = app.add_subcommand(
+      "preview", "Write one recipient's message as it would be sent (an .eml file) and show it; send nothing");
+  preview->add_option("TASK", task_file, "the task file (TOML)")->required();
+  preview->add_option("--accounts", accounts_file, "the accounts file (default: the task's `accounts` setting)");
+  long long preview_row = 1;
+  std::string preview_to, preview_output;
+  CLI::Option* row = preview->add_option("--row", preview_row,
+                                         "the recipient in this data row of the list (default: 1, the first)");
+  preview->add_option("--to", preview_to, "the recipient: the first row with this address")->excludes(row);
+  preview->add_option("-o,--output", preview_output,
+                      "the .eml file to write, or - for standard output (default: TASK-ID-preview.eml here)");
+  preview->footer(ExitCodes("the message was written (and nothing sent)",
+                            {{kExitConfig, "the configuration or the recipient list cannot be used, there is no row "
+                                           "or address like that, no account takes the recipient, or the message "
+                                           "cannot be composed or written"}}));
 
   auto add_task_ref = [&](CLI::App* command) {
     command->add_option("TASK", task_file, "the task file, or a task id with --store")->required();
     command->add_option("--store", store_file, "the store (default: the task's, or ./herald.db for an id)");
-    command->footer(std::string(kExitCodes));
   };
+  constexpr std::string_view kNoTask = "the task file or the store cannot be used, or the store has no such task";
   CLI::App* status = app.add_subcommand("status", "Count a task's recipients by status");
   add_task_ref(status);
+  status->footer(ExitCodes("the task's recipients were counted",
+                           {{kExitConfig, kNoTask}, {kExitStopped, "the store failed while it was being read"}}));
   bool list_recipients = false;
   status->add_flag("-l,--list", list_recipients, "also list every recipient with its status and last reply");
   CLI::App* export_command =
       app.add_subcommand("export", "Write a CSV of a task's recipients: status, attempts, last error, columns");
   add_task_ref(export_command);
-  export_command->add_option("-o,--output", output, "the CSV file to write (default: standard output)");
+  export_command->footer(ExitCodes("every recipient was written",
+                                   {{kExitConfig, "the task file, the store or the output file cannot be used, or the "
+                                                  "store has no such task"},
+                                    {kExitStopped, "the store or the output failed while writing; the CSV is "
+                                                   "incomplete"}}));
+  ExportOptions export_options;
+  export_command->add_option("-o,--output", export_options.output, "the CSV file to write (default: standard output)");
+  export_command->add_flag("--excel", export_options.excel,
+                           "for a spreadsheet: a UTF-8 byte-order mark, and ';' where the locale (LC_ALL, "
+                           "LC_NUMERIC, LANG) writes decimals with a comma, ',' elsewhere");
+  export_command->add_option("--delimiter", export_options.delimiter,
+                             "the delimiter: \",\", \";\" or \"tab\" (default: the recipient list's, or a comma "
+                             "for a task id)")
+      ->check(CLI::IsMember({",", ";", "tab"}));
   CLI::App* cancel = app.add_subcommand("cancel", "Withdraw every recipient of a task not yet sent");
   add_task_ref(cancel);
+  cancel->footer(ExitCodes("the recipients not yet sent were cancelled", {{kExitConfig, kNoTask}}));
 
   std::string account_name, from, to;
   CLI::App* test_account = app.add_subcommand(
@@ -482,8 +571,17 @@ int RunCli(int argc, char** argv, const CliDependencies& deps) {
   test_account->add_option("NAME", account_name, "the account to test")->required();
   test_account->add_option("--from", from, "the sender of the test message")->required();
   test_account->add_option("--to", to, "the recipient of the test message")->required();
-  test_account->footer(std::string(kExitCodes));
+  test_account->footer(ExitCodes(
+      "the server accepted the test message",
+      {{kExitConfig, "the accounts file cannot be used, or it has no such account"},
+       {kExitIncomplete, "the test message was not accepted (what failed and the server's reply are shown)"}}));
 
+  if (argc > 1 && argv[1][0] != '-') {
+    const std::vector<CLI::App*> commands = app.get_subcommands({});
+    if (std::none_of(commands.begin(), commands.end(), [&](CLI::App* c) { return c->check_name(argv[1]); })) {
+      return UnknownCommand(argv[1], commands);
+    }
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
@@ -494,8 +592,9 @@ int RunCli(int argc, char** argv, const CliDependencies& deps) {
   try {
     if (*send) return Send(deps, task_file, accounts_file, quiet);
     if (*check) return Check(deps, task_file, accounts_file);
+    if (*preview) return Preview(deps, task_file, accounts_file, preview_row, preview_to, preview_output);
     if (*status) return ShowStatus(deps, task_file, store_file, list_recipients);
-    if (*export_command) return ExportCsv(deps, task_file, store_file, output);
+    if (*export_command) return ExportCsv(deps, task_file, store_file, export_options);
     if (*cancel) return Cancel(deps, task_file, store_file);
     if (*test_account) return TestAccount(deps, accounts_file, account_name, from, to);
   } catch (const std::exception& error) {

@@ -1,8 +1,9 @@
-// The `herald` command line: send, check, status, export, cancel. Parses arguments (CLI11),
-// loads configuration, runs the engine and reports — a live progress line on a terminal, plain
-// log lines otherwise, and a summary. The concrete store and transports come from main.cc.
+// The `herald` command line: send, check, preview, status, export, cancel, test-account. Parses
+// arguments (CLI11), loads configuration, runs the engine and reports — a live progress line on a
+// terminal, plain log lines otherwise, and a summary. The concrete store and transports come from
+// main.cc.
 //
-// Exit codes (also in `herald --help`):
+// Exit codes (of `herald send`; each command's --help says what they mean for it):
 //   0  done: every recipient handled, none failed or waiting
 //   1  herald itself failed (a bug or an unexpected system error)
 //   2  the command line is wrong

@@ -1,7 +1,6 @@
 #include "cli/console_observer.h"
 
 #include <chrono>
-#include <ctime>
 
 #include <fmt/format.h>
 
@@ -11,7 +10,7 @@ namespace herald {
 namespace {
 
 std::string Now() {
-  return LocalTime(std::chrono::time_point_cast<Duration>(std::chrono::system_clock::now()));
+  return FormatLocalTime(std::chrono::time_point_cast<Duration>(std::chrono::system_clock::now()));
 }
 
 std::string ClockTime(std::int64_t seconds) {
@@ -20,15 +19,6 @@ std::string ClockTime(std::int64_t seconds) {
 }
 
 }  // namespace
-
-std::string LocalTime(TimePoint t) {
-  std::time_t seconds = std::chrono::system_clock::to_time_t(t);
-  std::tm local{};
-  localtime_r(&seconds, &local);
-  char buffer[32];
-  std::strftime(buffer, sizeof buffer, "%Y-%m-%d %H:%M:%S", &local);
-  return buffer;
-}
 
 std::string GroupDigits(std::uint64_t n) {
   std::string digits = std::to_string(n);
@@ -86,7 +76,7 @@ void ConsoleObserver::OnResult(const RecipientEvent& event) {
       break;
     case RecipientStatus::kDeferred:
       PrintLine(fmt::format("deferred {} via {} until {}: {}", event.recipient.address, event.account,
-                            LocalTime(*result.next_attempt_at), result.error.text));
+                            FormatLocalTime(*result.next_attempt_at), result.error.text));
       break;
     case RecipientStatus::kFailed:
       PrintLine(fmt::format("failed {} (line {}): {}", event.recipient.address, event.recipient.line,
@@ -119,7 +109,7 @@ void ConsoleObserver::OnProgress(const RunProgress& progress) {
                            GroupDigits(progress.sent), GroupDigits(progress.failed), GroupDigits(progress.deferred),
                            GroupDigits(progress.remaining), rate, left);
   if (wait > 0) {
-    live_line_ += fmt::format("  waiting for {} until {}", progress.waiting_for, LocalTime(*progress.waiting_until));
+    live_line_ += fmt::format("  waiting for {} until {}", progress.waiting_for, FormatLocalTime(*progress.waiting_until));
   }
   fmt::print(out_, "\r\x1b[K{}", live_line_);
   std::fflush(out_);
@@ -128,7 +118,7 @@ void ConsoleObserver::OnProgress(const RunProgress& progress) {
 void ConsoleObserver::OnWarning(std::string_view warning) { PrintLine(fmt::format("warning: {}", warning)); }
 
 void ConsoleObserver::OnWaiting(std::string_view why, TimePoint until) {
-  PrintLine(fmt::format("waiting until {}: {}", LocalTime(until), why));
+  PrintLine(fmt::format("waiting until {}: {}", FormatLocalTime(until), why));
 }
 
 void ConsoleObserver::OnBlacklisted(std::size_t count) {

@@ -41,7 +41,5 @@ class ConsoleObserver final : public RunObserver {
 
 // "1,234,567".
 std::string GroupDigits(std::uint64_t n);
-// "2026-11-23 14:05:00" in the local time zone.
-std::string LocalTime(TimePoint t);
 
 }  // namespace herald

@@ -50,6 +50,13 @@ std::string_view AuthModeName(AuthMode mode);
 
 enum class PasswordMechanism { kPlain, kLogin, kCramMd5 };
 
+// Which Gmail a gmail account is: Google's sending limits differ (config/loader.cc, GmailPreset).
+enum class GmailPlan {
+  kFree,       // a free Gmail account (…@gmail.com), or a Google Workspace trial
+  kWorkspace,  // a paid Google Workspace account
+};
+std::string_view GmailPlanName(GmailPlan plan);
+
 // Where a secret lives. The secret itself is read only when needed (config/secret.h) and never
 // appears in logs or error text.
 struct SecretRef {
@@ -136,6 +143,10 @@ struct AccountConfig {
   // The [[account.destination]] rule for `domain` (an A-label, lowercase); null when none.
   const DestinationRule* DestinationRuleFor(std::string_view domain) const;
 
+  // Where its mail goes, for people: "smtp.example.com:587 starttls", the pickup folder, or the
+  // kind ("direct").
+  std::string Where() const;
+
   // ews, graph
   std::string url;          // EWS endpoint (https://host/EWS/Exchange.asmx)
   std::string tenant_id;    // graph
@@ -147,6 +158,9 @@ struct AccountConfig {
 
   // pickup
   std::string folder;
+
+  // gmail: the plan whose limits the preset holds (they are in `limits`)
+  GmailPlan gmail_plan = GmailPlan::kWorkspace;
 };
 
 // All accounts of one accounts file, in file order (routing tries them in this order).

@@ -37,6 +37,14 @@ std::string_view SecurityName(Security security) {
   return "?";
 }
 
+std::string_view GmailPlanName(GmailPlan plan) {
+  switch (plan) {
+    case GmailPlan::kFree: return "free";
+    case GmailPlan::kWorkspace: return "workspace";
+  }
+  return "?";
+}
+
 std::string_view TlsPolicyName(TlsPolicy policy) {
   switch (policy) {
     case TlsPolicy::kOpportunistic: return "opportunistic";
@@ -60,6 +68,12 @@ const DestinationRule* AccountConfig::DestinationRuleFor(std::string_view domain
     if (rule.domain == domain) return &rule;
   }
   return nullptr;
+}
+
+std::string AccountConfig::Where() const {
+  if (kind == AccountKind::kPickup) return folder;
+  if (host.empty()) return std::string(AccountKindName(kind));
+  return fmt::format("{}:{} {}", host, port, SecurityName(security));
 }
 
 const AccountConfig* AccountSet::Find(std::string_view name) const {
@@ -134,6 +148,7 @@ const std::map<std::string_view, std::set<AccountKind>>& KindsOfSetting() {
       {"graph_endpoint", {K::kGraph}},
       {"token_endpoint", {K::kGraph}},
       {"folder", {K::kPickup}},
+      {"plan", {K::kGmail}},
   };
   return *kinds;
 }
@@ -148,7 +163,8 @@ SecretRef ReadSecretRef(TableReader& table, std::string_view base, const std::st
   if (!ref.env.empty() && !ref.file.empty()) {
     table.Error(file_key, fmt::format("set either {} or {}, not both", env_key, file_key));
   }
-  if (table.Has(base)) {
+  // Marked known: this line says all there is to say about it.
+  if (table.Node(base) != nullptr) {
     table.Error(base, fmt::format("secrets are not written into configuration files; name an environment "
                                   "variable with {} or a file with {}",
                                   env_key, file_key));
@@ -273,6 +289,50 @@ std::vector<DestinationRule> ReadDestinations(TableReader& account) {
   return rules;
 }
 
+// Google's published sending limits for Gmail over SMTP (checked 2026-12; Google changes them
+// without notice, and counts them over a rolling 24 hours, as herald counts a "/day" limit):
+// - Google Workspace, "Gmail sending limits in Google Workspace",
+//   https://support.google.com/a/answer/166852: 2,000 messages a day per user (500 for trial
+//   accounts); 100 recipients per message sent through smtp.gmail.com.
+// - a free Gmail account, Gmail Help "You have reached a limit for sending mail",
+//   https://support.google.com/mail/answer/22839: 500 a day; 500 recipients per message on the
+//   web, 100 through a mail program (SMTP). herald counts every recipient of a turbo message.
+struct GmailPreset {
+  SendingLimit per_day;
+  std::uint32_t recipients_per_message;
+};
+
+GmailPreset PresetOf(GmailPlan plan) {
+  switch (plan) {
+    case GmailPlan::kFree: return {SendingLimit{500, LimitWindow::kDay}, 100};
+    case GmailPlan::kWorkspace: break;
+  }
+  return {SendingLimit{2000, LimitWindow::kDay}, 100};
+}
+
+// A gmail account's plan (`plan`, or from the username's domain: gmail.com and googlemail.com are
+// free accounts, any other domain a Workspace one) and its preset: the plan's daily limit holds
+// besides the user's own `limits`, and recipients_per_message may only be lowered.
+void ApplyGmailPreset(TableReader& table, std::optional<GmailPlan> plan, bool recipients_per_message_set,
+                      AccountConfig& account) {
+  if (!plan) {
+    std::string_view domain = std::string_view(account.username).substr(account.username.rfind('@') + 1);
+    bool free = account.username.find('@') == std::string::npos || EqualsIgnoreCase(domain, "gmail.com") ||
+                EqualsIgnoreCase(domain, "googlemail.com");
+    plan = free ? GmailPlan::kFree : GmailPlan::kWorkspace;
+  }
+  account.gmail_plan = *plan;
+  const GmailPreset preset = PresetOf(*plan);
+  account.limits.insert(account.limits.begin(), preset.per_day);
+  if (!recipients_per_message_set) {
+    account.recipients_per_message = preset.recipients_per_message;
+  } else if (account.recipients_per_message > preset.recipients_per_message) {
+    table.Error("recipients_per_message",
+                fmt::format("Gmail takes at most {} recipients per message over SMTP (plan \"{}\")",
+                            preset.recipients_per_message, GmailPlanName(*plan)));
+  }
+}
+
 AccountConfig ReadAccount(TableReader& table, const std::string& file) {
   AccountConfig account;
   account.origin = table.diagnostics().Origin(table.table());
@@ -291,12 +351,13 @@ AccountConfig ReadAccount(TableReader& table, const std::string& file) {
   account.kind = kind.value_or(AccountKind::kSmtp);
   const AccountKind k = account.kind;
 
-  // Settings that do not apply to this kind are errors, so a misplaced setting is never ignored.
+  // Settings that do not apply to this kind are errors, so a misplaced setting is never ignored;
+  // nor are they suggested for an unknown key.
   if (kind) {
     for (const auto& [key, kinds] : KindsOfSetting()) {
-      if (table.Has(key) && kinds.count(k) == 0) {
-        table.Error(key, fmt::format("does not apply to a {} account", AccountKindName(k)));
-      }
+      if (kinds.count(k) > 0) continue;
+      table.DoNotSuggest(key);
+      if (table.Has(key)) table.Error(key, fmt::format("does not apply to a {} account", AccountKindName(k)));
     }
   }
 
@@ -305,8 +366,6 @@ AccountConfig ReadAccount(TableReader& table, const std::string& file) {
     account.host = "smtp.gmail.com";
     account.port = 465;
     account.security = Security::kTls;
-    account.limits = {SendingLimit{2000, LimitWindow::kDay}};  // Google Workspace: 2,000 messages a day
-    account.recipients_per_message = 100;                     // and 100 recipients a message
   }
   if (std::optional<std::string> host = table.NonEmptyString("host")) {
     Result<std::string> checked = ParseServerHost(*host);
@@ -398,9 +457,12 @@ AccountConfig ReadAccount(TableReader& table, const std::string& file) {
   account.reconnect_every = static_cast<std::uint32_t>(table.Integer("reconnect_every", 1, 1'000'000).value_or(999));
   account.pause_between_chunks = table.DurationValue("pause_between_chunks").value_or(Duration(0));
   account.minimum_wait = table.DurationValue("minimum_wait").value_or(Duration(0));
-  if (table.Has("limits")) account.limits = ReadLimits(table);
-  account.recipients_per_message = static_cast<std::uint32_t>(
-      table.Integer("recipients_per_message", 1, 1000).value_or(account.recipients_per_message));
+  account.limits = ReadLimits(table);
+  std::optional<std::int64_t> recipients_per_message = table.Integer("recipients_per_message", 1, 1000);
+  if (recipients_per_message) account.recipients_per_message = static_cast<std::uint32_t>(*recipients_per_message);
+  std::optional<GmailPlan> plan =
+      table.Choice<GmailPlan>("plan", {{"free", GmailPlan::kFree}, {"workspace", GmailPlan::kWorkspace}});
+  if (k == AccountKind::kGmail) ApplyGmailPreset(table, plan, recipients_per_message.has_value(), account);
   account.max_message_size = table.ByteSize("max_message_size").value_or(0);
 
   // Failover and routing.
@@ -498,19 +560,30 @@ AccountConfig ReadAccount(TableReader& table, const std::string& file) {
   return account;
 }
 
+// Where an account is written, for errors that concern it as a whole or its secondary.
+struct AccountPlace {
+  std::uint32_t line = 0;                 // of its [[account]] table
+  const toml::node* secondary = nullptr;  // its `secondary` value; null when it has none
+  std::string secondary_key;              // "account[2].secondary"
+};
+
 // Secondary accounts must exist and must not lead back to an account already on the chain.
-void CheckSecondaries(const std::vector<AccountConfig>& accounts, Diagnostics& diagnostics) {
+void CheckSecondaries(const std::vector<AccountConfig>& accounts, const std::vector<AccountPlace>& places,
+                      Diagnostics& diagnostics) {
   auto find = [&](std::string_view name) -> const AccountConfig* {
     for (const AccountConfig& account : accounts) {
       if (account.name == name) return &account;
     }
     return nullptr;
   };
-  for (const AccountConfig& account : accounts) {
+  std::string names;
+  for (const AccountConfig& account : accounts) names += (names.empty() ? "" : ", ") + account.name;
+  for (std::size_t i = 0; i < accounts.size(); ++i) {
+    const AccountConfig& account = accounts[i];
     if (account.secondary.empty()) continue;
     if (find(account.secondary) == nullptr) {
-      diagnostics.Error(nullptr, fmt::format("{}: account \"{}\": secondary", account.origin, account.name),
-                        fmt::format("no account is named \"{}\"", account.secondary));
+      diagnostics.Error(places[i].secondary, places[i].secondary_key,
+                        fmt::format("no account is named \"{}\"; the accounts are: {}", account.secondary, names));
       continue;
     }
     std::vector<std::string> chain = {account.name};
@@ -520,7 +593,7 @@ void CheckSecondaries(const std::vector<AccountConfig>& accounts, Diagnostics& d
         chain.push_back(next->name);
         std::string loop;
         for (const std::string& name : chain) loop += (loop.empty() ? "" : " -> ") + name;
-        diagnostics.Error(nullptr, fmt::format("{}: account \"{}\": secondary", account.origin, account.name),
+        diagnostics.Error(places[i].secondary, places[i].secondary_key,
                           fmt::format("secondary accounts form a loop: {}", loop));
         break;
       }
@@ -776,6 +849,7 @@ Result<AccountSet> LoadAccounts(const std::string& path, std::set<std::string>* 
   Diagnostics diagnostics(path, settings_read);
   TableReader root(*parsed, "", diagnostics);
   std::vector<AccountConfig> accounts;
+  std::vector<AccountPlace> places;
   if (const toml::array* array = root.Array("account")) {
     for (std::size_t i = 0; i < array->size(); ++i) {
       const toml::table* table = array->get(i)->as_table();
@@ -785,20 +859,22 @@ Result<AccountSet> LoadAccounts(const std::string& path, std::set<std::string>* 
       }
       TableReader reader(*table, fmt::format("account[{}]", i), diagnostics);
       AccountConfig account = ReadAccount(reader, path);
-      for (const AccountConfig& earlier : accounts) {
-        if (!account.name.empty() && earlier.name == account.name) {
-          diagnostics.Error(table, fmt::format("account[{}].name", i),
-                            fmt::format("\"{}\" is already the name of the account at {}", account.name, earlier.origin));
+      for (std::size_t j = 0; j < accounts.size(); ++j) {
+        if (!account.name.empty() && accounts[j].name == account.name) {
+          diagnostics.Error(table->get("name"), reader.KeyPath("name"),
+                            fmt::format("\"{}\" is already the name of the account on line {}", account.name,
+                                        places[j].line));
         }
       }
       accounts.push_back(std::move(account));
+      places.push_back({table->source().begin.line, table->get("secondary"), reader.KeyPath("secondary")});
     }
     if (array->empty()) root.Error("account", "no accounts; add an [[account]] table");
   } else if (!root.Has("account")) {
     root.Error("account", "no accounts; add an [[account]] table with name and kind");
   }
   root.Finish();
-  CheckSecondaries(accounts, diagnostics);
+  CheckSecondaries(accounts, places, diagnostics);
   HERALD_RETURN_IF_ERROR(diagnostics.ToStatus());
   return AccountSet(std::move(accounts));
 }

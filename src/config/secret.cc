@@ -1,6 +1,7 @@
 #include "config/secret.h"
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -23,6 +24,10 @@ Result<std::string> ReadSecret(const SecretRef& ref) {
     }
     secret = value;
   } else if (!ref.file.empty()) {
+    std::error_code ec;
+    if (std::filesystem::is_directory(ref.file, ec)) {
+      return InvalidArgument(fmt::format("the secret file {} is a folder; expected a file holding the secret", ref.file));
+    }
     std::ifstream in(ref.file, std::ios::binary);
     if (!in) return NotFound(fmt::format("cannot read the secret file {}", ref.file));
     std::stringstream buffer;

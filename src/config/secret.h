@@ -11,7 +11,7 @@
 namespace herald {
 
 // The secret: the environment variable's value, or the file's content without trailing CR/LF.
-// Errors: variable unset or empty, file unreadable or empty.
+// Errors: variable unset or empty, file unreadable, a folder, or empty.
 Result<std::string> ReadSecret(const SecretRef& ref);
 
 }  // namespace herald

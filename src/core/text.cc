@@ -1,5 +1,7 @@
 #include "core/text.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 namespace herald {
@@ -77,6 +79,41 @@ std::string_view TrimBlanks(std::string_view text) {
   if (begin == std::string_view::npos) return {};
   std::size_t end = text.find_last_not_of(" \t");
   return text.substr(begin, end - begin + 1);
+}
+
+std::size_t EditDistance(std::string_view a, std::string_view b) {
+  // Three rows of the dynamic-programming table: two back (for swaps), the last and this one.
+  std::vector<std::size_t> before(b.size() + 1), last(b.size() + 1), row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) last[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const bool same = AsciiLower(a[i - 1]) == AsciiLower(b[j - 1]);
+      row[j] = std::min({last[j] + 1, row[j - 1] + 1, last[j - 1] + (same ? 0 : 1)});
+      if (i > 1 && j > 1 && AsciiLower(a[i - 1]) == AsciiLower(b[j - 2]) &&
+          AsciiLower(a[i - 2]) == AsciiLower(b[j - 1])) {
+        row[j] = std::min(row[j], before[j - 2] + 1);
+      }
+    }
+    std::swap(before, last);
+    std::swap(last, row);
+  }
+  return last[b.size()];
+}
+
+std::string_view ClosestWord(std::string_view word, const std::vector<std::string_view>& candidates) {
+  const std::size_t allowed = word.size() <= 4 ? 1 : word.size() <= 8 ? 2 : 3;
+  std::string_view best;
+  std::size_t best_distance = allowed + 1;
+  for (std::string_view candidate : candidates) {
+    std::size_t distance = EditDistance(word, candidate);
+    if (distance == 0 && word == candidate) return {};
+    if (distance < best_distance) {
+      best = candidate;
+      best_distance = distance;
+    }
+  }
+  return best;
 }
 
 std::string Printable(std::string_view text, std::size_t max_bytes) {

@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace herald {
 
@@ -31,6 +32,15 @@ bool EqualsIgnoreCase(std::string_view a, std::string_view b);
 
 // Strips spaces and tabs at both ends.
 std::string_view TrimBlanks(std::string_view text);
+
+// How many single-character edits (insert, delete, replace, swap two neighbours) turn `a` into
+// `b`, ignoring ASCII case: "sned" to "send" is 1, "prot" to "port" 1 (optimal string alignment).
+std::size_t EditDistance(std::string_view a, std::string_view b);
+
+// The candidate `word` is most likely a typo of, for "did you mean" hints: the closest by
+// EditDistance when it is at most 1 edit away for words of up to 4 characters, 2 up to 8, and 3
+// beyond (the first of equals); empty when none is that close, or `word` is one of them.
+std::string_view ClosestWord(std::string_view word, const std::vector<std::string_view>& candidates);
 
 // Renders bytes for an error message: printable ASCII as is, everything else as \xNN, CR as \r,
 // LF as \n; cut to `max_bytes` of input with "..." after.

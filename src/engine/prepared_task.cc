@@ -30,6 +30,21 @@ Status CheckNotPersonal(const TaskConfig& task, std::string_view setting, const 
 
 }  // namespace
 
+const Address& EnvelopeSender(const TaskConfig& task, const AccountConfig& account) {
+  if (account.fixed_sender && task.message.sensitivity != Sensitivity::kPrivate) return *account.fixed_sender;
+  return task.message.from.address;
+}
+
+AccountOverrides OverridesOf(const AccountConfig& account) {
+  return AccountOverrides{.default_reply_to = account.default_reply_to,
+                          .default_sender_name = account.default_sender_name,
+                          .fixed_sender = account.fixed_sender};
+}
+
+std::string MessageIdOf(std::string_view nonce, std::int64_t recipient_id, const TaskConfig& task) {
+  return fmt::format("{}.{}@{}", nonce, recipient_id, task.message.from.address.domain);
+}
+
 Result<std::size_t> FindColumn(const std::vector<std::string>& columns, std::string_view name,
                                std::string_view file) {
   for (std::size_t i = 0; i < columns.size(); ++i) {

@@ -4,11 +4,14 @@
 // first message. Immutable after PrepareTask(); shared by the engine's coroutines.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "config/account_config.h"
 #include "config/task_config.h"
 #include "core/status.h"
 #include "merge/field_set.h"
@@ -25,6 +28,18 @@ struct PreparedTask {
   std::shared_ptr<const MessageComposer> composer;
   std::optional<BackupWriter> backup;
 };
+
+// The envelope sender (MAIL FROM) of the task's messages through `account`: the account's fixed
+// sender, except for messages marked Sensitivity: Private (DESIGN.md), or else the task's From.
+const Address& EnvelopeSender(const TaskConfig& task, const AccountConfig& account);
+
+// What `account` changes in the messages it carries: default Reply-To and sender name, fixed sender.
+AccountOverrides OverridesOf(const AccountConfig& account);
+
+// The Message-ID of a recipient's message, without angle brackets: "<nonce>.<recipient id>@<the
+// From domain>" — stable across retries, unique across tasks (the task's random nonce in the
+// store) and recipients (the recipient's id there).
+std::string MessageIdOf(std::string_view nonce, std::int64_t recipient_id, const TaskConfig& task);
 
 // Finds the column named `name` (ASCII case-insensitive). The error lists the columns there are.
 Result<std::size_t> FindColumn(const std::vector<std::string>& columns, std::string_view name,

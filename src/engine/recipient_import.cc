@@ -12,11 +12,12 @@
 #include "merge/csv_reader.h"
 
 namespace herald {
-namespace {
 
-Result<std::unique_ptr<CsvReader>> OpenList(const RecipientsConfig& config) {
+Result<std::unique_ptr<CsvReader>> OpenRecipientList(const RecipientsConfig& config) {
   return CsvReader::Open(config.file, CsvOptions{.delimiter = config.delimiter});
 }
+
+namespace {
 
 // Why `record` cannot be a recipient, or an empty string when it can; fills `address`.
 std::string CheckRecord(const CsvRecord& record, std::size_t address_column, const std::vector<std::string>& header,
@@ -38,7 +39,7 @@ void NoteBadRow(ImportReport& report, std::size_t line, std::string reason) {
 }  // namespace
 
 Result<std::vector<std::string>> ReadRecipientColumns(const RecipientsConfig& config) {
-  Result<std::unique_ptr<CsvReader>> reader = OpenList(config);
+  Result<std::unique_ptr<CsvReader>> reader = OpenRecipientList(config);
   if (!reader.ok()) return reader.status();
   return (*reader)->header();
 }
@@ -70,7 +71,7 @@ Result<ImportReport> ImportRecipients(const RecipientsConfig& config, std::size_
   Address address;
   if (config.bad_rows == BadRows::kFail) {
     // A first pass finds bad rows, so that a refused import leaves nothing behind.
-    Result<std::unique_ptr<CsvReader>> reader = OpenList(config);
+    Result<std::unique_ptr<CsvReader>> reader = OpenRecipientList(config);
     if (!reader.ok()) return reader.status();
     ImportReport scan;
     while (true) {
@@ -91,7 +92,7 @@ Result<ImportReport> ImportRecipients(const RecipientsConfig& config, std::size_
     }
   }
 
-  Result<std::unique_ptr<CsvReader>> reader = OpenList(config);
+  Result<std::unique_ptr<CsvReader>> reader = OpenRecipientList(config);
   if (!reader.ok()) return reader.status();
   Result<std::unique_ptr<RecipientImport>> import = store.BeginImport(task_id);
   if (!import.ok()) return import.status();

@@ -5,12 +5,14 @@
 #pragma once
 
 #include <cstddef>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "config/task_config.h"
 #include "core/status.h"
+#include "merge/csv_reader.h"
 #include "store/store.h"
 
 namespace herald {
@@ -29,6 +31,9 @@ struct ImportReport {
 
   static constexpr std::size_t kListedBadRows = 100;
 };
+
+// The recipient list, opened as the task says (its delimiter, or detected), at its header row.
+Result<std::unique_ptr<CsvReader>> OpenRecipientList(const RecipientsConfig& config);
 
 // The header row of the recipient list.
 Result<std::vector<std::string>> ReadRecipientColumns(const RecipientsConfig& config);

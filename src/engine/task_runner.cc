@@ -2,7 +2,6 @@
 
 #include <cassert>
 #include <csignal>
-#include <ctime>
 #include <deque>
 #include <map>
 #include <random>
@@ -235,7 +234,6 @@ class Run {
     Result<StatusCounts> counts = store_.CountByStatus(task_.id);
     if (!counts.ok()) return counts.status();
     counts_ = *counts;
-    from_domain_ = task_.message.from.address.domain;
     started_ = clock_.Now();
     return Status::Ok();
   }
@@ -311,16 +309,8 @@ class Run {
     return fmt::format("account \"{}\" reached its sending limit of {}", account.config->name, refused.limit.ToString());
   }
   static std::string LimitStopText(const AccountRuntime& account, const RefusedInFlight& refused) {
-    return fmt::format("{} (sending.on_limit = \"stop\"); the next message fits at {} UTC",
-                       LimitText(account, refused), FormatUtc(*refused.retry_at));
-  }
-  static std::string FormatUtc(TimePoint t) {
-    std::time_t seconds = std::chrono::system_clock::to_time_t(t);
-    std::tm utc{};
-    gmtime_r(&seconds, &utc);
-    char buffer[32];
-    std::strftime(buffer, sizeof buffer, "%Y-%m-%d %H:%M:%S", &utc);
-    return buffer;
+    return fmt::format("{} (sending.on_limit = \"stop\"); the next message fits at {}",
+                       LimitText(account, refused), FormatLocalTime(*refused.retry_at));
   }
   static Outcome TooLarge(const AccountRuntime& account, std::size_t size) {
     Outcome outcome;
@@ -334,10 +324,7 @@ class Run {
   }
   static std::string ColumnMismatch() { return "the stored recipient does not match the task's columns"; }
 
-  // Stable across retries, unique across tasks (the nonce) and recipients (the id).
-  std::string MessageId(std::int64_t recipient_id) const {
-    return fmt::format("{}.{}@{}", record_.nonce, recipient_id, from_domain_);
-  }
+  std::string MessageId(std::int64_t recipient_id) const { return MessageIdOf(record_.nonce, recipient_id, task_); }
 
   RunProgress Progress() const {
     RunProgress progress;
@@ -798,15 +785,6 @@ class Run {
 
   // --- composing
 
-  // The envelope sender: the task's From, or the account's fixed sender (docs/settings.md: except for
-  // messages marked Sensitivity: Private).
-  const Address& EnvelopeSender(const AccountRuntime& account) const {
-    if (account.config->fixed_sender && task_.message.sensitivity != Sensitivity::kPrivate) {
-      return *account.config->fixed_sender;
-    }
-    return task_.message.from.address;
-  }
-
   // The message for `recipients`: personal for one; in turbo mode one message for all, addressed
   // to the sender (the recipients are in the envelope only, as Bcc).
   Status Compose(const std::vector<Pending>& recipients, const AccountRuntime& account, MessageData& message) const {
@@ -924,8 +902,8 @@ class Run {
   void PostponeBackedOff(const std::vector<Pending>& recipients, const DownDestination& down,
                          const AccountRuntime& account) {
     Postpone(recipients, *down.retry_at,
-             fmt::format("{} (not tried again before {} UTC, after {} failure(s) in a row)", down.error.text,
-                         FormatUtc(*down.retry_at), down.failures),
+             fmt::format("{} (not tried again before {}, after {} failure(s) in a row)", down.error.text,
+                         FormatLocalTime(*down.retry_at), down.failures),
              down.error, account);
   }
 
@@ -935,8 +913,8 @@ class Run {
                         AccountRuntime& account) {
     auto [limited, first] = account.limited.emplace(destination, refused);
     if (first) {
-      observer_.OnWarning(fmt::format("{}: its recipients wait until {} UTC; other domains go on",
-                                      LimitText(account, refused), FormatUtc(*refused.retry_at)));
+      observer_.OnWarning(fmt::format("{}: its recipients wait until {}; other domains go on",
+                                      LimitText(account, refused), FormatLocalTime(*refused.retry_at)));
     }
     Postpone(std::vector<Pending>{pending}, *limited->second.retry_at, LimitText(account, limited->second), {},
              account);
@@ -1125,8 +1103,8 @@ class Run {
       std::vector<Pending> elsewhere;  // to go through another account
       if (!sending.empty()) {
         Envelope envelope;
-        envelope.mail_from = EnvelopeSender(*account).ToString();
-        envelope.smtputf8 = EnvelopeSender(*account).needs_smtputf8;
+        envelope.mail_from = EnvelopeSender(task_, *account->config).ToString();
+        envelope.smtputf8 = EnvelopeSender(task_, *account->config).needs_smtputf8;
         for (const Pending& pending : sending) {
           envelope.recipients.push_back(pending.to.ToString());
           envelope.smtputf8 = envelope.smtputf8 || pending.to.needs_smtputf8;
@@ -1251,7 +1229,6 @@ class Run {
   TimePoint paused_since_{};
   Duration paused_total_{0};
   StatusCounts counts_;
-  std::string from_domain_;
   TimePoint started_{};  // when sending started in this run
 };
 
@@ -1281,9 +1258,7 @@ std::vector<AccountRuntime> MakeAccounts(std::vector<ReadyAccount> ready, const 
         PoolSettings{config->max_connections, config->reconnect_every, config->pause_between_chunks,
                      DestinationLimit(*config)},
         clock, sleeper, io.get_executor());
-    runtime.overrides.default_reply_to = config->default_reply_to;
-    runtime.overrides.default_sender_name = config->default_sender_name;
-    runtime.overrides.fixed_sender = config->fixed_sender;
+    runtime.overrides = OverridesOf(*config);
     runtime.minimum_wait = MinimumWait(config->minimum_wait);
     runtimes.push_back(std::move(runtime));
   }

@@ -59,7 +59,7 @@ struct TlsOptions {
 struct PeerCertificate {
   std::vector<std::string> names;  // subjectAltName DNS names and IP addresses (else the CN)
   std::string subject, issuer;     // RFC 2253 ("CN=mail.example.com,O=Example")
-  std::string not_after;           // "2027-03-01T12:00:00Z"
+  std::string not_after;           // FormatLocalTime(): "2027-03-01 13:00:00+01:00"
   bool verified = false;           // chain and name checked and trusted
   std::string verify_error;        // why it would not be trusted (OpenSSL's words); empty if verified
 };

@@ -1,5 +1,8 @@
 #include "config/loader.h"
 
+#include <filesystem>
+
+#include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -10,6 +13,18 @@ namespace herald {
 namespace {
 
 using ::testing::HasSubstr;
+
+// Every line of an error names the configuration file once, at its start ("file:line:column: key: ...").
+void ExpectFileNamedOncePerLine(const std::string& message, const std::string& file) {
+  std::size_t start = 0;
+  while (start < message.size()) {
+    std::size_t end = std::min(message.find('\n', start), message.size());
+    std::string_view line(message.data() + start, end - start);
+    EXPECT_EQ(line.find(file), 0u) << line;
+    EXPECT_EQ(line.find(file, 1), std::string_view::npos) << "the file named twice: " << line;
+    start = end + 1;
+  }
+}
 
 class LoadAccountsTest : public ::testing::Test {
  protected:
@@ -142,12 +157,54 @@ mailbox = "news@example.com"
   EXPECT_EQ(gmail.port, 465);
   EXPECT_EQ(gmail.security, Security::kTls);
   EXPECT_EQ(gmail.auth, AuthMode::kXoauth2);
-  EXPECT_EQ(gmail.limits, (std::vector<SendingLimit>{{2000, LimitWindow::kDay}}));
+  EXPECT_EQ(gmail.gmail_plan, GmailPlan::kFree) << "a @gmail.com username";
+  EXPECT_EQ(gmail.limits, (std::vector<SendingLimit>{{500, LimitWindow::kDay}}));
   EXPECT_EQ(gmail.recipients_per_message, 100u);
   EXPECT_EQ(gmail.max_message_size, 0u) << "the server's SIZE decides";
 
   EXPECT_EQ(got->Find("exchange")->password.file, dir_.Path("secret.txt"));
   EXPECT_EQ(got->Find("m365")->client_secret.env, "GRAPH_SECRET");
+}
+
+// Google's limits for the plan (free Gmail 500 a day, Workspace 2,000; 100 recipients per message
+// over SMTP) always hold; the user's own limits are checked besides them.
+TEST_F(LoadAccountsTest, GmailPresetFollowsThePlanAndKeepsItsLimits) {
+  struct Case {
+    const char* settings;
+    GmailPlan plan;
+    std::vector<SendingLimit> limits;
+    std::uint32_t recipients_per_message;
+  };
+  const Case cases[] = {
+      {"username = \"me@gmail.com\"", GmailPlan::kFree, {{500, LimitWindow::kDay}}, 100},
+      {"username = \"Me@GoogleMail.com\"", GmailPlan::kFree, {{500, LimitWindow::kDay}}, 100},
+      {"username = \"news@example.com\"", GmailPlan::kWorkspace, {{2000, LimitWindow::kDay}}, 100},
+      {"username = \"me@gmail.com\"\nplan = \"workspace\"", GmailPlan::kWorkspace, {{2000, LimitWindow::kDay}}, 100},
+      {"username = \"news@example.com\"\nplan = \"free\"", GmailPlan::kFree, {{500, LimitWindow::kDay}}, 100},
+      {"username = \"me@gmail.com\"\nlimits = [\"100/hour\"]", GmailPlan::kFree,
+       {{500, LimitWindow::kDay}, {100, LimitWindow::kHour}}, 100},
+      {"username = \"news@example.com\"\nlimits = [\"5000/day\"]", GmailPlan::kWorkspace,
+       {{2000, LimitWindow::kDay}, {5000, LimitWindow::kDay}}, 100},
+      {"username = \"news@example.com\"\nrecipients_per_message = 40", GmailPlan::kWorkspace,
+       {{2000, LimitWindow::kDay}}, 40},
+  };
+  for (const Case& c : cases) {
+    std::string toml = fmt::format("[[account]]\nname = \"g\"\nkind = \"gmail\"\npassword_env = \"P\"\n{}\n", c.settings);
+    Result<AccountSet> got = Load(toml);
+    ASSERT_TRUE(got.ok()) << got.status().message();
+    const AccountConfig& gmail = got->accounts()[0];
+    EXPECT_EQ(gmail.gmail_plan, c.plan) << toml;
+    EXPECT_EQ(gmail.limits, c.limits) << toml;
+    EXPECT_EQ(gmail.recipients_per_message, c.recipients_per_message) << toml;
+  }
+  EXPECT_THAT(LoadError("[[account]]\nname = \"g\"\nkind = \"gmail\"\nusername = \"me@gmail.com\"\npassword_env = \"P\"\n"
+                        "recipients_per_message = 500\n"),
+              HasSubstr("account[0].recipients_per_message: Gmail takes at most 100 recipients per message"));
+  EXPECT_THAT(LoadError("[[account]]\nname = \"g\"\nkind = \"gmail\"\nusername = \"me@gmail.com\"\npassword_env = \"P\"\n"
+                        "plan = \"business\"\n"),
+              HasSubstr("account[0].plan: \"business\" is not one of \"free\", \"workspace\""));
+  EXPECT_THAT(LoadError("[[account]]\nname = \"a\"\nkind = \"smtp\"\nhost = \"mail.example.com\"\nplan = \"free\"\n"),
+              ::testing::EndsWith("account[0].plan: does not apply to a smtp account"));
 }
 
 TEST_F(LoadAccountsTest, Port465MeansImplicitTls) {
@@ -198,12 +255,12 @@ TEST_F(LoadAccountsTest, ErrorsNameFileLineKeyAndExpectation) {
       {"[[account]]\nkind = \"pickup\"\nfolder = \"x\"\n", {"account[0].name", "is required"}},
       {"[[account]]\nname = \"a\"\nkind = \"pickup\"\nfolder = \"x\"\n[[account]]\nname = \"a\"\nkind = \"pickup\"\n"
        "folder = \"y\"\n",
-       {"account[1].name", "already the name of the account at"}},
+       {"accounts.toml:6:8: account[1].name", "already the name of the account on line 1"}},
       {"[[account]]\nname = \"a\"\nkind = \"pickup\"\nfolder = \"x\"\nsecondary = \"b\"\n",
-       {"secondary", "no account is named \"b\""}},
+       {"accounts.toml:5:13: account[0].secondary: no account is named \"b\"; the accounts are: a"}},
       {"[[account]]\nname = \"a\"\nkind = \"pickup\"\nfolder = \"x\"\nsecondary = \"b\"\n[[account]]\nname = \"b\"\n"
        "kind = \"pickup\"\nfolder = \"y\"\nsecondary = \"a\"\n",
-       {"loop: a -> b -> a"}},
+       {"accounts.toml:5:13: account[0].secondary: secondary accounts form a loop: a -> b -> a"}},
       {"[[account]]\nname = \"a\"\nkind = \"smtp\"\nhost = \"mail.example.com\"\nlocal_address = \"myhost\"\n",
        {"local_address", "is not an IPv4 or IPv6 address"}},
       {"[[account]]\nname = \"a\"\nkind = \"direct\"\ndns_server = \"ns.example.com\"\n", {"dns_server"}},
@@ -220,7 +277,58 @@ TEST_F(LoadAccountsTest, ErrorsNameFileLineKeyAndExpectation) {
     for (const char* want : c.want) {
       EXPECT_THAT(message, HasSubstr(want)) << "for:\n" << c.toml;
     }
+    ExpectFileNamedOncePerLine(message, dir_.Path("accounts.toml"));
   }
+}
+
+// A literal password gets the one line that says where secrets go, not also "unknown setting".
+TEST_F(LoadAccountsTest, LiteralPasswordIsOneError) {
+  std::string message = LoadError("[[account]]\nname = \"a\"\nkind = \"smtp\"\nhost = \"mail.example.com\"\n"
+                                  "username = \"u\"\npassword_env = \"P\"\npassword = \"hunter2\"\n");
+  EXPECT_THAT(message, HasSubstr("account[0].password: secrets are not written into configuration files"));
+  EXPECT_EQ(message.find('\n'), std::string::npos) << message;
+  EXPECT_THAT(message, ::testing::Not(HasSubstr("hunter2")));
+}
+
+// Unknown keys get the setting they probably meant: other mail tools' word for it, or the closest
+// spelling among the keys of that table (and that account kind).
+TEST_F(LoadAccountsTest, UnknownKeysSuggestTheSettingMeant) {
+  struct Case {
+    const char* kind_and_keys;
+    const char* unknown;
+    const char* want;  // suggested key; empty: none
+  };
+  const char* kSmtp = "kind = \"smtp\"\nhost = \"mail.example.com\"\n";
+  const char* kDirect = "kind = \"direct\"\n";
+  const Case cases[] = {
+      {kSmtp, "server", "host"},          {kSmtp, "smtp_server", "host"},     {kSmtp, "smtp_host", "host"},
+      {kSmtp, "user", "username"},        {kSmtp, "login", "username"},       {kSmtp, "pass", "password_env"},
+      {kSmtp, "ssl", "security"},         {kSmtp, "tls", "security"},         {kSmtp, "starttls", "security"},
+      {kSmtp, "SSL", "security"},         {kSmtp, "verify_ssl", "verify_certificate"},
+      {kSmtp, "prot", "port"},            {kSmtp, "usernme", "username"},     {kSmtp, "max_conections", "max_connections"},
+      {kSmtp, "limit", "limits"},         {kSmtp, "fallback", "secondary"},   {kSmtp, "helo", "helo_name"},
+      {kDirect, "tls", "tls_policy"},     {kDirect, "starttls", "tls_policy"},
+      {kDirect, "hots", ""},  // "host" does not apply to a direct account
+      {kSmtp, "bogus", ""},
+  };
+  for (const Case& c : cases) {
+    std::string toml = fmt::format("[[account]]\nname = \"a\"\n{}{} = 1\n", c.kind_and_keys, c.unknown);
+    std::string message = LoadError(toml);
+    std::string key = fmt::format("account[0].{}: unknown setting", c.unknown);
+    EXPECT_THAT(message, HasSubstr(key)) << toml;
+    if (*c.want == '\0') {
+      EXPECT_THAT(message, ::testing::Not(HasSubstr("did you mean"))) << toml;
+    } else {
+      EXPECT_THAT(message, HasSubstr(fmt::format("{}; did you mean \"{}\"?", key, c.want))) << toml;
+    }
+  }
+  // In nested tables too.
+  EXPECT_THAT(LoadError("[[account]]\nname = \"a\"\nkind = \"direct\"\n[[account.destination]]\ndomain = \"gmail.com\"\n"
+                        "ssl = \"verify\"\n"),
+              HasSubstr("account[0].destination[0].ssl: unknown setting; did you mean \"tls_policy\"?"));
+  EXPECT_THAT(LoadError(std::string("[[account]]\nname = \"a\"\n") + kSmtp + "username = \"u\"\npassword_env = \"P\"\n"
+                        "[account.pop_before_smtp]\nserver = \"pop.example.com\"\n"),
+              HasSubstr("account[0].pop_before_smtp.server: unknown setting; did you mean \"host\"?"));
 }
 
 // Errors quote names and values from the file; a line break or control character in one is
@@ -418,7 +526,30 @@ TEST_F(LoadTaskTest, ErrorsNameFileLineKeyAndExpectation) {
   for (const Case& c : cases) {
     std::string message = LoadError(c.toml);
     for (const char* want : c.want) EXPECT_THAT(message, HasSubstr(want)) << "for:\n" << c.toml;
+    ExpectFileNamedOncePerLine(message, dir_.Path("november.toml"));
   }
+}
+
+TEST_F(LoadTaskTest, UnknownKeysSuggestTheSettingMeant) {
+  struct Case {
+    std::string toml;
+    const char* want;
+  };
+  const std::string kMinimalText(kMinimal);
+  const Case cases[] = {
+      {kMinimalText + "[sending]\nparallel = 4\n", "sending.parallel: unknown setting; did you mean \"concurrency\"?"},
+      {kMinimalText + "[sending]\nmax_retries = 4\n", "sending.max_retries: unknown setting; did you mean \"retries\"?"},
+      {kMinimalText + "[sending]\nconcurency = 4\n", "sending.concurency: unknown setting; did you mean \"concurrency\"?"},
+      {kMinimalText + "[backup]\nfolder = \"b\"\npath = \"x\"\n", "backup.path: unknown setting; did you mean \"folder\"?"},
+      {"titel = \"x\"\n" + kMinimalText, "titel: unknown setting; did you mean \"title\"?"},
+      {"[message]\nsender = \"a@example.com\"\nfrom = \"a@example.com\"\nsubject = \"x\"\ntext = \"y\"\n"
+       "[recipients]\nfile = \"recipients.csv\"\n",
+       "message.sender: unknown setting; did you mean \"from\"?"},
+      {"[message]\nfrom = \"a@example.com\"\nsubject = \"x\"\ntext = \"y\"\n[recipients]\nfile = \"recipients.csv\"\n"
+       "csv = \"r.csv\"\nemail_column = \"mail\"\n",
+       "recipients.email_column: unknown setting; did you mean \"address_column\"?"},
+  };
+  for (const Case& c : cases) EXPECT_THAT(LoadError(c.toml), HasSubstr(c.want)) << c.toml;
 }
 
 TEST_F(LoadTaskTest, BodyFileMustBeUtf8) {
@@ -451,6 +582,19 @@ TEST(SecretTest, ReadsEnvironmentAndFileWithoutLeakingTheValue) {
   Result<std::string> multiline = ReadSecret(SecretRef{.file = dir.Write("bad", "line1\nline2")});
   ASSERT_FALSE(multiline.ok());
   EXPECT_THAT(multiline.status().message(), ::testing::Not(HasSubstr("line1")));
+
+  Result<std::string> empty = ReadSecret(SecretRef{.file = dir.Write("empty", "\n")});
+  ASSERT_FALSE(empty.ok());
+  EXPECT_THAT(empty.status().message(), HasSubstr("is empty"));
+}
+
+TEST(SecretTest, AFolderIsNotAnEmptySecretFile) {
+  TempDir dir;
+  std::filesystem::create_directory(dir.Path("secrets"));
+  Result<std::string> folder = ReadSecret(SecretRef{.file = dir.Path("secrets")});
+  ASSERT_FALSE(folder.ok());
+  EXPECT_EQ(folder.status().message(),
+            "the secret file " + dir.Path("secrets") + " is a folder; expected a file holding the secret");
 }
 
 }  // namespace

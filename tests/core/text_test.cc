@@ -32,6 +32,33 @@ TEST(Utf8Test, FindsTheFirstBadByte) {
   }
 }
 
+TEST(TextTest, EditDistanceCountsSwapsOfNeighboursAsOneEdit) {
+  struct Case {
+    std::string_view a, b;
+    std::size_t want;
+  };
+  const Case cases[] = {
+      {"send", "send", 0}, {"sned", "send", 1}, {"prot", "port", 1},     {"Host", "host", 0},
+      {"hots", "host", 1}, {"usernme", "username", 1}, {"", "abc", 3},   {"abc", "", 3},
+      {"status", "stats", 1}, {"kitten", "sitting", 3}, {"ca", "abc", 3},  // no double edit of one letter
+  };
+  for (const Case& c : cases) {
+    EXPECT_EQ(EditDistance(c.a, c.b), c.want) << c.a << " -> " << c.b;
+    EXPECT_EQ(EditDistance(c.b, c.a), c.want) << c.b << " -> " << c.a;
+  }
+}
+
+TEST(TextTest, ClosestWordSuggestsOnlyLikelyTypos) {
+  const std::vector<std::string_view> commands = {"send", "check", "status", "export", "cancel", "preview"};
+  EXPECT_EQ(ClosestWord("sned", commands), "send");
+  EXPECT_EQ(ClosestWord("staus", commands), "status");
+  EXPECT_EQ(ClosestWord("exprot", commands), "export");
+  EXPECT_EQ(ClosestWord("preveiw", commands), "preview");
+  EXPECT_EQ(ClosestWord("frobnicate", commands), "");
+  EXPECT_EQ(ClosestWord("xy", commands), "");
+  EXPECT_EQ(ClosestWord("send", commands), "") << "not a typo";
+}
+
 TEST(TextTest, DetectsLineBreaksAndNul) {
   EXPECT_FALSE(HasLineBreakOrNul("Subject text"));
   EXPECT_TRUE(HasLineBreakOrNul("a\rb"));

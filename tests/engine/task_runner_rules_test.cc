@@ -241,7 +241,8 @@ TEST_F(TaskRunnerRulesTest, OnLimitStopEndsTheRunAndLeavesTheRestUnsent) {
   EXPECT_EQ(report.sent, 3u);
   EXPECT_THAT(report.limit_stop, HasSubstr("\"relay\""));
   EXPECT_THAT(report.limit_stop, HasSubstr("3/hour"));
-  EXPECT_THAT(report.limit_stop, HasSubstr("2026-01-01 01:00:59 UTC")) << "when the next message fits";
+  EXPECT_THAT(report.limit_stop, HasSubstr(FormatLocalTime(t0_ + hours(1) + seconds(59))))
+      << "when the next message fits, in local time like every time herald prints";
   EXPECT_EQ(report.counts[RecipientStatus::kUnsent], 7u);
   EXPECT_EQ(report.counts[RecipientStatus::kInFlight], 0u);
   EXPECT_EQ(relay().transactions.size(), 3u);

@@ -140,7 +140,7 @@ TEST_F(TlsTest, ImplicitTlsWithTheCaFileVerifies) {
   EXPECT_THAT(got->certificate->names, ElementsAre("localhost", "127.0.0.1", "::1"));
   EXPECT_EQ(got->certificate->subject, "CN=localhost,O=herald tests");
   EXPECT_EQ(got->certificate->issuer, "CN=herald test CA,O=herald tests");
-  EXPECT_THAT(got->certificate->not_after, testing::MatchesRegex("[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}Z"));
+  EXPECT_THAT(got->certificate->not_after, testing::MatchesRegex("[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9:]{8}[-+][0-9]{2}:[0-9]{2}"));
   EXPECT_TRUE(got->certificate->verified);
   EXPECT_EQ(got->certificate->verify_error, "");
 }

@@ -45,6 +45,79 @@ std::string EscapeControls(std::string_view text) {
   return out;
 }
 
+// What other mail tools (mail clients, MTAs, mailing scripts and libraries) call herald's settings,
+// for the hint on an unknown key: each name with herald's keys it may stand for, in order of
+// likelihood; the first one the table has is suggested ("tls" is `security` in an SMTP account
+// and `tls_policy` in a direct one).
+struct Synonym {
+  std::string_view name;
+  std::vector<std::string_view> keys;
+};
+
+const std::vector<Synonym>& Synonyms() {
+  static const auto* synonyms = new std::vector<Synonym>{
+      // Accounts.
+      {"server", {"host"}}, {"smtp_server", {"host"}}, {"smtp_host", {"host"}}, {"hostname", {"host"}},
+      {"mail_server", {"host"}}, {"mailserver", {"host"}}, {"relay", {"host"}}, {"relay_host", {"host"}},
+      {"relayhost", {"host"}}, {"smarthost", {"host"}}, {"smtp", {"host"}},
+      {"smtp_port", {"port"}},
+      {"user", {"username"}}, {"user_name", {"username"}}, {"login", {"username"}}, {"smtp_user", {"username"}},
+      {"smtp_username", {"username"}},
+      {"pass", {"password_env"}}, {"passwd", {"password_env"}}, {"pwd", {"password_env"}},
+      {"secret", {"password_env"}}, {"smtp_password", {"password_env"}}, {"smtp_pass", {"password_env"}},
+      {"ssl", {"security", "tls_policy"}}, {"tls", {"security", "tls_policy"}},
+      {"starttls", {"security", "tls_policy"}}, {"encryption", {"security", "tls_policy"}},
+      {"secure", {"security", "tls_policy"}}, {"use_ssl", {"security"}}, {"use_tls", {"security"}},
+      {"smtp_tls", {"security", "tls_policy"}}, {"tls_mode", {"security", "tls_policy"}},
+      {"ssl_mode", {"security"}}, {"smtp_tls_security_level", {"tls_policy"}},
+      {"verify", {"verify_certificate"}}, {"verify_ssl", {"verify_certificate"}},
+      {"verify_tls", {"verify_certificate"}}, {"tls_verify", {"verify_certificate"}},
+      {"ssl_verify", {"verify_certificate"}}, {"check_certificate", {"verify_certificate"}},
+      {"ca", {"ca_file"}}, {"cafile", {"ca_file"}}, {"ca_cert", {"ca_file"}}, {"ca_certificate", {"ca_file"}},
+      {"ca_bundle", {"ca_file"}}, {"tls_ca_file", {"ca_file"}},
+      {"type", {"kind"}}, {"provider", {"kind"}}, {"transport", {"kind"}}, {"protocol", {"kind"}},
+      {"authentication", {"auth"}}, {"auth_method", {"auth_methods"}}, {"mechanisms", {"auth_methods"}},
+      {"helo", {"helo_name"}}, {"ehlo", {"helo_name"}}, {"ehlo_name", {"helo_name"}},
+      {"local_hostname", {"helo_name"}}, {"myhostname", {"helo_name"}},
+      {"bind", {"local_address"}}, {"bind_address", {"local_address"}}, {"source_address", {"local_address"}},
+      {"source_ip", {"local_address"}}, {"local_ip", {"local_address"}},
+      {"connections", {"max_connections"}}, {"pool_size", {"max_connections"}},
+      {"max_messages_per_connection", {"reconnect_every"}}, {"messages_per_connection", {"reconnect_every"}},
+      {"rate", {"limits"}}, {"rate_limit", {"limits"}}, {"rate_limits", {"limits"}}, {"quota", {"limits"}},
+      {"limit", {"limits"}},
+      {"delay", {"minimum_wait", "retry_delay"}}, {"wait", {"minimum_wait"}}, {"throttle", {"minimum_wait"}},
+      {"interval", {"minimum_wait"}},
+      {"fallback", {"secondary"}}, {"failover", {"secondary"}}, {"backup", {"secondary"}},
+      {"exclude", {"excluded_domains"}}, {"excluded", {"excluded_domains"}},
+      {"exclude_domains", {"excluded_domains"}}, {"blocked_domains", {"excluded_domains"}},
+      {"max_size", {"max_message_size"}}, {"size_limit", {"max_message_size"}},
+      {"message_size_limit", {"max_message_size"}},
+      {"dns", {"dns_server"}}, {"nameserver", {"dns_server"}}, {"resolver", {"dns_server"}},
+      {"directory", {"folder"}}, {"dir", {"folder"}}, {"pickup_folder", {"folder"}}, {"path", {"folder", "file"}},
+      {"connect_timeout", {"timeout"}},
+      // Task files.
+      {"sender", {"from"}}, {"from_address", {"from"}}, {"from_email", {"from"}}, {"mail_from", {"from"}},
+      {"sender_name", {"from_name"}}, {"replyto", {"reply_to"}}, {"reply_address", {"reply_to"}},
+      {"body", {"text"}}, {"text_body", {"text"}}, {"plain", {"text"}}, {"plaintext", {"text"}},
+      {"body_file", {"text_file"}}, {"template", {"text_file"}}, {"html_body", {"html"}},
+      {"html_template", {"html_file"}}, {"attachment", {"attachments"}}, {"attach", {"attachments"}},
+      {"files", {"attachments"}}, {"header", {"headers"}}, {"extra_headers", {"headers"}},
+      {"csv", {"file"}}, {"csv_file", {"file"}}, {"list", {"file"}}, {"recipients_file", {"file"}},
+      {"email_column", {"address_column"}}, {"email_field", {"address_column"}},
+      {"address_field", {"address_column"}}, {"column", {"address_column"}},
+      {"separator", {"delimiter"}}, {"sep", {"delimiter"}}, {"delim", {"delimiter"}},
+      {"parallel", {"concurrency"}}, {"threads", {"concurrency"}}, {"workers", {"concurrency"}},
+      {"parallelism", {"concurrency"}}, {"concurrent", {"concurrency"}},
+      {"max_retries", {"retries"}}, {"retry", {"retries"}}, {"retry_count", {"retries"}},
+      {"attempts", {"retries"}}, {"retry_interval", {"retry_delay"}}, {"retry_after", {"retry_delay"}},
+      {"batch_size", {"block_size"}}, {"chunk_size", {"block_size"}}, {"batch_pause", {"block_pause"}},
+      {"batch_delay", {"block_pause"}}, {"send_delay", {"pending_delay"}}, {"undo_delay", {"pending_delay"}},
+      {"via", {"accounts"}}, {"accounts_file", {"accounts"}}, {"store_file", {"store"}},
+      {"database", {"store"}}, {"db", {"store"}},
+  };
+  return *synonyms;
+}
+
 }  // namespace
 
 void Diagnostics::Error(const toml::node* node, std::string_view key, std::string_view message) {
@@ -253,12 +326,33 @@ const toml::array* TableReader::Array(std::string_view key) {
   return nullptr;
 }
 
+void TableReader::DoNotSuggest(std::string_view key) { not_suggested_.emplace(key); }
+
+std::string_view TableReader::Suggestion(std::string_view unknown) const {
+  auto suggestible = [this](std::string_view key) {
+    return known_.count(key) > 0 && not_suggested_.count(key) == 0;
+  };
+  const std::string name = AsciiLowercase(unknown);
+  for (const Synonym& synonym : Synonyms()) {
+    if (synonym.name != name) continue;
+    for (std::string_view key : synonym.keys) {
+      if (suggestible(key)) return key;
+    }
+  }
+  std::vector<std::string_view> candidates;
+  for (const std::string& key : known_) {
+    if (suggestible(key)) candidates.push_back(key);
+  }
+  return ClosestWord(unknown, candidates);
+}
+
 void TableReader::Finish() {
   for (const auto& [key, node] : table_) {
-    if (known_.count(key.str()) == 0) {
-      diagnostics_.ErrorAt(key.source(), KeyPath(key.str()),
-                           "unknown setting; check its spelling and the section it is in");
-    }
+    if (known_.count(key.str()) > 0) continue;
+    std::string_view suggestion = Suggestion(key.str());
+    diagnostics_.ErrorAt(key.source(), KeyPath(key.str()),
+                         suggestion.empty() ? std::string("unknown setting; check its spelling and the section it is in")
+                                            : fmt::format("unknown setting; did you mean \"{}\"?", suggestion));
   }
 }
 

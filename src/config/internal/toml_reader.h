@@ -78,7 +78,10 @@ class TableReader {
   void Error(std::string_view key, std::string_view message);
   // "prefix.key".
   std::string KeyPath(std::string_view key) const;
-  // Reports every key that no accessor asked for.
+  // Leaves `key` out of the "did you mean" hints for unknown keys (a setting of another account kind).
+  void DoNotSuggest(std::string_view key);
+  // Reports every key that no accessor asked for, with the setting it probably meant: the one
+  // other mail tools' name for it stands for ("server" is "host"), or the closest in spelling.
   void Finish();
 
   Diagnostics& diagnostics() { return diagnostics_; }
@@ -86,11 +89,14 @@ class TableReader {
 
  private:
   std::optional<std::string> ChoiceWord(std::string_view key, std::string_view expected);
+  // The known key `unknown` probably meant, or empty.
+  std::string_view Suggestion(std::string_view unknown) const;
 
   const toml::table& table_;
   std::string prefix_;
   Diagnostics& diagnostics_;
   std::set<std::string, std::less<>> known_;
+  std::set<std::string, std::less<>> not_suggested_;
 };
 
 template <typename E>

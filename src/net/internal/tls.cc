@@ -12,6 +12,7 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
+#include "core/clock.h"
 #include "core/text.h"
 
 namespace herald::net_internal {
@@ -58,9 +59,7 @@ std::string NameText(const X509_NAME* name) {
 std::string TimeText(const ASN1_TIME* time) {
   std::tm tm = {};
   if (time == nullptr || ASN1_TIME_to_tm(time, &tm) != 1) return "(unreadable time)";
-  char text[32];
-  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return text;
+  return FormatLocalTime(std::chrono::time_point_cast<Duration>(std::chrono::system_clock::from_time_t(timegm(&tm))));
 }
 
 std::string Join(const std::vector<std::string>& names) {
