@@ -163,12 +163,9 @@ SecretRef ReadSecretRef(TableReader& table, std::string_view base, const std::st
   if (!ref.env.empty() && !ref.file.empty()) {
     table.Error(file_key, fmt::format("set either {} or {}, not both", env_key, file_key));
   }
-  // Marked known: this line says all there is to say about it.
-  if (table.Node(base) != nullptr) {
-    table.Error(base, fmt::format("secrets are not written into configuration files; name an environment "
-                                  "variable with {} or a file with {}",
-                                  env_key, file_key));
-  }
+  table.Refuse(base, fmt::format("secrets are not written into configuration files; name an environment "
+                                 "variable with {} or a file with {}",
+                                 env_key, file_key));
   return ref;
 }
 

@@ -77,7 +77,7 @@ TEST_F(ConsoleObserverTest, WhileWaitingTheLineSaysWhatForUntilWhenAndCountsTheW
   observer_.OnProgress(progress);
   EXPECT_EQ(out_.LastLine(),
             "sent 3  failed 0  deferred 0  remaining 7  1 msg/s  left 1:00:06  waiting for the sending limit of "
-            "3/hour of account \"relay\" until 2026-01-01 00:59:59");
+            "3/hour of account \"relay\" until 2026-01-01 00:59:59+00:00");
 
   // Ten minutes into the wait: the rate holds (the engine leaves the wait out of the time spent
   // sending), and the time left shrinks with the wait.
@@ -86,7 +86,7 @@ TEST_F(ConsoleObserverTest, WhileWaitingTheLineSaysWhatForUntilWhenAndCountsTheW
   observer_.OnProgress(progress);
   EXPECT_EQ(out_.LastLine(),
             "sent 3  failed 0  deferred 0  remaining 7  1 msg/s  left 50:06  waiting for the sending limit of "
-            "3/hour of account \"relay\" until 2026-01-01 00:59:59");
+            "3/hour of account \"relay\" until 2026-01-01 00:59:59+00:00");
 }
 
 TEST_F(ConsoleObserverTest, BeforeAnythingWasSentTheTimeLeftIsAtLeastTheWait) {
@@ -99,7 +99,7 @@ TEST_F(ConsoleObserverTest, BeforeAnythingWasSentTheTimeLeftIsAtLeastTheWait) {
   observer_.OnProgress(progress);
   EXPECT_EQ(out_.LastLine(),
             "sent 0  failed 0  deferred 0  remaining 5  0 msg/s  left over 10:00  waiting for the pending delay "
-            "until 2026-01-01 00:10:00");
+            "until 2026-01-01 00:10:00+00:00");
 }
 
 TEST_F(ConsoleObserverTest, AWaitThatIsOverIsNoLongerShown) {

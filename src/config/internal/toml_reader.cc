@@ -180,6 +180,12 @@ void TableReader::Error(std::string_view key, std::string_view message) {
   diagnostics_.Error(node != nullptr ? node : &table_, KeyPath(key), message);
 }
 
+void TableReader::Refuse(std::string_view key, std::string_view message) {
+  if (!table_.contains(key)) return;
+  known_.emplace(key);
+  Error(key, message);
+}
+
 std::optional<std::string> TableReader::String(std::string_view key) {
   const toml::node* node = Node(key);
   if (node == nullptr) return std::nullopt;

@@ -76,6 +76,9 @@ class TableReader {
 
   // Records an error about `key` at its location (or the table's when absent).
   void Error(std::string_view key, std::string_view message);
+  // A key that must not be set at all (a secret written into the file): when present, the error
+  // `message`, and not also "unknown setting". Not a setting the loader reads.
+  void Refuse(std::string_view key, std::string_view message);
   // "prefix.key".
   std::string KeyPath(std::string_view key) const;
   // Leaves `key` out of the "did you mean" hints for unknown keys (a setting of another account kind).
