@@ -10,6 +10,7 @@
 #include "store/internal/field_codec.h"
 #include "store/internal/schema.h"
 #include "store/internal/send_limits.h"
+#include "store/internal/store_file.h"
 #include "store/internal/sqlite.h"
 
 namespace herald {
@@ -266,20 +267,34 @@ class SqliteRecipientImport final : public RecipientImport {
 Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path) { return Open(path, Options()); }
 
 Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path, const Options& options) {
-  Result<std::unique_ptr<Connection>> opened = Connection::Open(path, options.busy_timeout);
+  if (path.empty()) return InvalidArgument("the store file name is empty");
+  const bool in_memory = path == ":memory:";
+  if (!in_memory) {
+    HERALD_RETURN_IF_ERROR(store_internal::PrepareStoreFile(path, options.create_if_missing, options.busy_timeout));
+  }
+  Result<std::unique_ptr<Connection>> opened = Connection::Open(path, options.busy_timeout, /*create=*/in_memory);
   if (!opened.ok()) return opened.status();
   Connection& connection = **opened;
 
   // The first read of the file, where a non-SQLite or foreign file is reported before anything
   // in it is changed.
-  HERALD_RETURN_IF_ERROR(store_internal::CheckSchema(connection));
+  Result<int> version = store_internal::CheckSchema(connection);
+  if (!version.ok()) return version.status();
+  if (*version == 0 && !options.create_if_missing && !in_memory) {
+    return NotFound("store file '" + path + "' is an empty SQLite database, not yet a herald store");
+  }
   // WAL: readers never block the writer nor each other, so several processes can share the file.
-  Result<std::string> mode = connection.QueryText("PRAGMA journal_mode = WAL", "switching to WAL mode");
-  if (!mode.ok()) return mode.status();
-  const bool in_memory = path == ":memory:";
-  if (*mode != "wal" && !(in_memory && *mode == "memory")) {
+  // (A store herald created is in WAL mode already; this is for files in another mode.)
+  std::string mode;
+  HERALD_RETURN_IF_ERROR(connection.RetryWhileBusy("switching to WAL mode", [&]() -> Status {
+    Result<std::string> switched = connection.QueryText("PRAGMA journal_mode = WAL", "switching to WAL mode");
+    if (!switched.ok()) return switched.status();
+    mode = std::move(*switched);
+    return Status::Ok();
+  }));
+  if (mode != "wal" && !(in_memory && mode == "memory")) {
     return Status(StatusCode::kFailedPrecondition,
-                  "store file '" + path + "' cannot be used in WAL mode (journal mode stays '" + *mode +
+                  "store file '" + path + "' cannot be used in WAL mode (journal mode stays '" + mode +
                       "'); put it on a local file system");
   }
   // synchronous=NORMAL in WAL mode: a commit is written to the WAL file (in the operating system's

@@ -63,6 +63,40 @@ void RawExec(const std::string& path, const std::string& sql) {
   sqlite3_close(db);
 }
 
+// A hex literal of the field_codec encoding of `values`, for raw SQL.
+std::string EncodedLiteral(const std::vector<std::string>& values) {
+  std::string blob;
+  store_internal::EncodeStrings(values, blob);
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out = "x'";
+  for (unsigned char c : blob) {
+    out += kDigits[c >> 4];
+    out += kDigits[c & 15];
+  }
+  return out + "'";
+}
+
+// The rows of a query on the file as another program sees them, "a|b|c" each.
+std::vector<std::string> RawRows(const std::string& path, const std::string& sql) {
+  std::vector<std::string> rows;
+  sqlite3* db = nullptr;
+  EXPECT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  char* error = nullptr;
+  const int rc = sqlite3_exec(
+      db, sql.c_str(),
+      [](void* out, int n, char** values, char**) {
+        std::string row;
+        for (int i = 0; i < n; ++i) row += (i > 0 ? "|" : "") + std::string(values[i] != nullptr ? values[i] : "NULL");
+        static_cast<std::vector<std::string>*>(out)->push_back(std::move(row));
+        return 0;
+      },
+      &rows, &error);
+  EXPECT_EQ(rc, SQLITE_OK) << sql << ": " << (error != nullptr ? error : "");
+  sqlite3_free(error);
+  sqlite3_close(db);
+  return rows;
+}
+
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
@@ -1364,6 +1398,164 @@ TEST_F(SqliteStoreFileTest, ProcessesRacingForTheLastSlotsNeverExceedTheLimit) {
   }
 }
 
+// Processes released together open the store at `path` and each creates a task of its own.
+// Returns how many failed (a child's error goes to its standard error).
+int OpenAtTheSameMoment(const std::string& path, int processes, const Clock& clock) {
+  int release[2];
+  if (pipe(release) != 0) return processes;
+  std::vector<pid_t> children;
+  for (int p = 0; p < processes; ++p) {
+    const pid_t child = fork();
+    if (child < 0) break;
+    if (child == 0) {
+      close(release[1]);
+      char go = 0;
+      if (read(release[0], &go, 1) != 0) _exit(9);
+      SqliteStore::Options options;
+      options.clock = &clock;
+      Result<std::unique_ptr<SqliteStore>> store = SqliteStore::Open(path, options);
+      if (!store.ok()) {
+        std::cerr << "process " << p << ": " << store.status().ToString() << "\n";
+        _exit(2);
+      }
+      Status created = (*store)->CreateTask(MakeTask("t" + std::to_string(p)));
+      if (!created.ok()) {
+        std::cerr << "process " << p << ": " << created.ToString() << "\n";
+        _exit(3);
+      }
+      _exit(0);
+    }
+    children.push_back(child);
+  }
+  close(release[0]);
+  close(release[1]);  // end of file: every child starts now
+  int failed = processes - static_cast<int>(children.size());
+  for (const pid_t child : children) {
+    int wait_status = 0;
+    if (waitpid(child, &wait_status, 0) != child || !WIFEXITED(wait_status) || WEXITSTATUS(wait_status) != 0) {
+      ++failed;
+    }
+  }
+  return failed;
+}
+
+TEST_F(SqliteStoreFileTest, ProcessesCreatingANewStoreAtTheSameMomentAllGetIt) {
+  // Round after round, processes open a store that does not exist yet: one creates it, the
+  // others use it.
+  constexpr int kRounds = 20;
+  constexpr int kProcesses = 4;
+  for (int round = 0; round < kRounds; ++round) {
+    const std::string path = dir_.File("new-" + std::to_string(round) + ".db");
+    EXPECT_EQ(OpenAtTheSameMoment(path, kProcesses, clock_), 0) << "round " << round;
+    Result<std::unique_ptr<SqliteStore>> store = SqliteStore::Open(path);
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    Result<std::vector<TaskRecord>> tasks = (*store)->ListTasks();
+    ASSERT_TRUE(tasks.ok()) << tasks.status().ToString();
+    EXPECT_EQ(tasks->size(), static_cast<std::size_t>(kProcesses)) << "round " << round;
+  }
+}
+
+TEST_F(SqliteStoreFileTest, ProcessesSwitchingAStoreToWalAtTheSameMomentAllGetIt) {
+  // A store in rollback-journal mode (as another tool may leave it), opened by several processes
+  // at once: each wants to switch it to WAL, for which SQLite lets only one wait.
+  constexpr int kRounds = 20;
+  constexpr int kProcesses = 4;
+  for (int round = 0; round < kRounds; ++round) {
+    const std::string path = dir_.File("old-" + std::to_string(round) + ".db");
+    ASSERT_TRUE(SqliteStore::Open(path).ok());
+    RawExec(path, "PRAGMA journal_mode = DELETE");
+    EXPECT_EQ(OpenAtTheSameMoment(path, kProcesses, clock_), 0) << "round " << round;
+    EXPECT_EQ(RawRows(path, "SELECT count(*) FROM tasks"), std::vector<std::string>{std::to_string(kProcesses)});
+    EXPECT_EQ(RawRows(path, "PRAGMA journal_mode"), std::vector<std::string>{"wal"});
+  }
+}
+
+TEST_F(SqliteStoreFileTest, OpeningWaitsForAReaderOfAStoreInAnotherJournalMode) {
+  // A store in rollback-journal mode (as another tool may leave it) that another process is
+  // reading: switching it to WAL needs that reader gone, and SQLite does not wait for it itself.
+  ASSERT_TRUE(Open().ok());
+  RawExec(path_, "PRAGMA journal_mode = DELETE");
+  sqlite3* reader = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &reader), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(reader, "BEGIN; SELECT count(*) FROM tasks", nullptr, nullptr, nullptr), SQLITE_OK);
+  std::thread finish_reading([reader] {
+    std::this_thread::sleep_for(milliseconds(300));
+    sqlite3_exec(reader, "COMMIT", nullptr, nullptr, nullptr);
+  });
+  const auto start = std::chrono::steady_clock::now();
+  Result<std::unique_ptr<SqliteStore>> store = Open();
+  const auto waited = std::chrono::steady_clock::now() - start;
+  finish_reading.join();
+  sqlite3_close(reader);
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  EXPECT_GE(waited, milliseconds(250));
+  EXPECT_EQ(RawRows(path_, "PRAGMA journal_mode"), std::vector<std::string>{"wal"});
+
+  // Held past the busy timeout, the error says how long it waited.
+  store->reset();
+  RawExec(path_, "PRAGMA journal_mode = DELETE");
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &reader), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(reader, "BEGIN; SELECT count(*) FROM tasks", nullptr, nullptr, nullptr), SQLITE_OK);
+  store = Open(milliseconds(400));
+  sqlite3_exec(reader, "COMMIT", nullptr, nullptr, nullptr);
+  sqlite3_close(reader);
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), StatusCode::kUnavailable) << store.status().ToString();
+  EXPECT_NE(store.status().message().find("still locked after 4"), std::string::npos) << store.status().message();
+}
+
+TEST_F(SqliteStoreFileTest, CreatingAStoreLeavesNothingButTheStore) {
+  ASSERT_TRUE(Open().ok());
+  std::vector<std::string> files;
+  for (const fs::directory_entry& entry : fs::directory_iterator(fs::path(path_).parent_path())) {
+    files.push_back(entry.path().filename().string());
+  }
+  EXPECT_EQ(files, std::vector<std::string>{"herald.db"});
+  EXPECT_EQ(RawRows(path_, "PRAGMA journal_mode"), std::vector<std::string>{"wal"});
+  EXPECT_EQ(RawRows(path_, "PRAGMA user_version"), std::vector<std::string>{std::to_string(store_internal::SchemaVersion())});
+}
+
+TEST_F(SqliteStoreFileTest, WithoutCreateIfMissingNoStoreIsMade) {
+  SqliteStore::Options options;
+  options.create_if_missing = false;
+  Result<std::unique_ptr<SqliteStore>> store = SqliteStore::Open(path_, options);
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), StatusCode::kNotFound) << store.status().ToString();
+  EXPECT_NE(store.status().message().find("'" + path_ + "' does not exist"), std::string::npos)
+      << store.status().message();
+  EXPECT_FALSE(fs::exists(path_));
+
+  // An SQLite database with nothing in it is not a store either, and stays as it was.
+  RawExec(path_, "PRAGMA user_version = 0");
+  const std::string before = ReadFile(path_);
+  store = SqliteStore::Open(path_, options);
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), StatusCode::kNotFound) << store.status().ToString();
+  EXPECT_NE(store.status().message().find("not yet a herald store"), std::string::npos) << store.status().message();
+  EXPECT_TRUE(ReadFile(path_) == before);
+
+  // A store that exists opens.
+  fs::remove(path_);
+  ASSERT_TRUE(Open().ok());
+  store = SqliteStore::Open(path_, options);
+  EXPECT_TRUE(store.ok()) << store.status().ToString();
+}
+
+TEST_F(SqliteStoreFileTest, AnEmptyFileIsNeverTakenForANewStore) {
+  std::ofstream(path_, std::ios::binary).close();
+  for (const bool create : {true, false}) {
+    SqliteStore::Options options;
+    options.create_if_missing = create;
+    Result<std::unique_ptr<SqliteStore>> store = SqliteStore::Open(path_, options);
+    ASSERT_FALSE(store.ok());
+    EXPECT_EQ(store.status().code(), StatusCode::kFailedPrecondition) << store.status().ToString();
+    for (const std::string& part : {"'" + path_ + "' is empty (0 bytes)", std::string("delete it")}) {
+      EXPECT_NE(store.status().message().find(part), std::string::npos) << store.status().message();
+    }
+    EXPECT_EQ(fs::file_size(path_), 0u);
+  }
+}
+
 TEST_F(SqliteStoreFileTest, ALimitWindowSpansARestart) {
   const TimePoint t0 = clock_.Now();
   const std::vector<SendingLimit> limits = {Limit("200/hour")};
@@ -1390,40 +1582,6 @@ TEST_F(SqliteStoreFileTest, ALimitWindowSpansARestart) {
   EXPECT_EQ(send(100, t0 + hours(1)), 0u);
   // T's minute has left the hour; T+30min's 50 are still in it.
   EXPECT_EQ(send(200, t0 + hours(1) + seconds(59) + milliseconds(999)), 150u);
-}
-
-// A hex literal of the field_codec encoding of `values`, for raw SQL.
-std::string EncodedLiteral(const std::vector<std::string>& values) {
-  std::string blob;
-  store_internal::EncodeStrings(values, blob);
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out = "x'";
-  for (unsigned char c : blob) {
-    out += kDigits[c >> 4];
-    out += kDigits[c & 15];
-  }
-  return out + "'";
-}
-
-// The rows of a query on the file as another program sees them, "a|b|c" each.
-std::vector<std::string> RawRows(const std::string& path, const std::string& sql) {
-  std::vector<std::string> rows;
-  sqlite3* db = nullptr;
-  EXPECT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-  char* error = nullptr;
-  const int rc = sqlite3_exec(
-      db, sql.c_str(),
-      [](void* out, int n, char** values, char**) {
-        std::string row;
-        for (int i = 0; i < n; ++i) row += (i > 0 ? "|" : "") + std::string(values[i] != nullptr ? values[i] : "NULL");
-        static_cast<std::vector<std::string>*>(out)->push_back(std::move(row));
-        return 0;
-      },
-      &rows, &error);
-  EXPECT_EQ(rc, SQLITE_OK) << sql << ": " << (error != nullptr ? error : "");
-  sqlite3_free(error);
-  sqlite3_close(db);
-  return rows;
 }
 
 TEST_F(SqliteStoreFileTest, MigratesAVersion1StoreKeepingItsCounts) {
@@ -1857,7 +2015,8 @@ TEST_F(SqliteStoreFileTest, AStoreLockedByAnotherProcessIsUnavailable) {
   const auto waited = std::chrono::steady_clock::now() - start;
   EXPECT_EQ(status.code(), StatusCode::kUnavailable) << status.ToString();
   EXPECT_NE(status.message().find("'" + path_ + "'"), std::string::npos) << status.message();
-  EXPECT_NE(status.message().find("in use by another process"), std::string::npos) << status.message();
+  EXPECT_NE(status.message().find("in use by another process (still locked after 2"), std::string::npos)
+      << status.message();
   EXPECT_GE(waited, milliseconds(150));
 
   StoreBatch batch;

@@ -1,6 +1,7 @@
 #include "store/internal/schema.h"
 
 #include <array>
+#include <memory>
 #include <cassert>
 #include <string>
 #include <string_view>
@@ -118,7 +119,29 @@ CREATE TABLE destination_backoff (
 
 std::string FileName(const Connection& connection) { return "store file '" + connection.path() + "'"; }
 
-Status CheckIdentity(Connection& connection, std::int64_t application_id, std::int64_t version) {
+// What identifies the file, read in one statement so that all of it comes from one snapshot: a
+// process creating or migrating the store at the same moment is seen before or after, never half.
+struct Identity {
+  std::int64_t application_id = 0;
+  std::int64_t version = 0;
+  std::int64_t objects = 0;  // tables, indexes, ... in sqlite_master
+};
+
+Result<Identity> ReadIdentity(Connection& connection) {
+  Result<std::unique_ptr<Statement>> query = connection.Prepare(
+      "SELECT (SELECT application_id FROM pragma_application_id), (SELECT user_version FROM pragma_user_version), "
+      "(SELECT count(*) FROM sqlite_master)",
+      "reading the store's kind and schema version");
+  if (!query.ok()) return query.status();
+  Result<bool> row = (*query)->Step();
+  if (!row.ok()) return row.status();
+  if (!*row) return Internal(FileName(connection) + ": reading the store's kind and schema version: no row");
+  return Identity{(*query)->ColumnInt(0), (*query)->ColumnInt(1), (*query)->ColumnInt(2)};
+}
+
+Status CheckIdentity(Connection& connection, const Identity& identity) {
+  const std::int64_t application_id = identity.application_id;
+  const std::int64_t version = identity.version;
   if (application_id != 0 && application_id != kApplicationId) {
     return Status(StatusCode::kFailedPrecondition,
                   FileName(connection) + " is an SQLite database of another application (application_id " +
@@ -139,15 +162,10 @@ Status CheckIdentity(Connection& connection, std::int64_t application_id, std::i
                   FileName(connection) + " is an SQLite database that is not a herald store (user_version " +
                       std::to_string(version) + " without herald's application_id)");
   }
-  if (version == 0) {
-    Result<std::int64_t> objects =
-        connection.QueryInt("SELECT count(*) FROM sqlite_master", "checking that the database is empty");
-    if (!objects.ok()) return objects.status();
-    if (*objects != 0) {
-      return Status(StatusCode::kFailedPrecondition,
-                    FileName(connection) + " is an SQLite database that is not a herald store (it holds " +
-                        std::to_string(*objects) + " tables or indexes of its own)");
-    }
+  if (version == 0 && identity.objects != 0) {
+    return Status(StatusCode::kFailedPrecondition,
+                  FileName(connection) + " is an SQLite database that is not a herald store (it holds " +
+                      std::to_string(identity.objects) + " tables or indexes of its own)");
   }
   return Status::Ok();
 }
@@ -161,28 +179,26 @@ std::string_view MigrationScript(int from_version) {
   return kMigrations[static_cast<std::size_t>(from_version)];
 }
 
-Status CheckSchema(Connection& connection) {
-  Result<std::int64_t> application_id = connection.QueryInt("PRAGMA application_id", "reading the store's kind");
-  if (!application_id.ok()) return application_id.status();
-  Result<std::int64_t> version = connection.QueryInt("PRAGMA user_version", "reading the schema version");
-  if (!version.ok()) return version.status();
-  return CheckIdentity(connection, *application_id, *version);
+Result<int> CheckSchema(Connection& connection) {
+  Result<Identity> identity = ReadIdentity(connection);
+  if (!identity.ok()) return identity.status();
+  HERALD_RETURN_IF_ERROR(CheckIdentity(connection, *identity));
+  return static_cast<int>(identity->version);
 }
 
 Status MigrateSchema(Connection& connection) {
   // Reading the header first keeps the common case (an up-to-date store) free of the write lock.
-  Result<std::int64_t> version = connection.QueryInt("PRAGMA user_version", "reading the schema version");
+  Result<int> version = CheckSchema(connection);
   if (!version.ok()) return version.status();
   if (*version == SchemaVersion()) return Status::Ok();
 
   Result<Transaction> transaction = Transaction::Begin(connection, "migrating the schema");
   if (!transaction.ok()) return transaction.status();
   // Another process may have migrated (or worse) between the check and the write lock.
-  HERALD_RETURN_IF_ERROR(CheckSchema(connection));
-  version = connection.QueryInt("PRAGMA user_version", "reading the schema version");
+  version = CheckSchema(connection);
   if (!version.ok()) return version.status();
   if (*version == SchemaVersion()) return Status::Ok();
-  for (std::int64_t v = *version; v < SchemaVersion(); ++v) {
+  for (int v = *version; v < SchemaVersion(); ++v) {
     HERALD_RETURN_IF_ERROR(connection.Exec(kMigrations[static_cast<std::size_t>(v)],
                                            "migrating the schema to version " + std::to_string(v + 1)));
   }
