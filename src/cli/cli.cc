@@ -69,6 +69,16 @@ Result<TaskRef> ResolveTask(const std::string& task, const std::string& store_ov
   return TaskRef{task, store_override.empty() ? "herald.db" : store_override};
 }
 
+// The store of a command that reads or changes what is stored; it never creates one.
+Result<std::unique_ptr<Store>> OpenExistingStore(const CliDependencies& deps, const TaskRef& ref) {
+  Result<std::unique_ptr<Store>> store = deps.open_store(ref.store_file, StoreOpening::kExistingOnly);
+  if (store.status().code() == StatusCode::kNotFound) {
+    return NotFound(fmt::format("no task \"{}\": {}; the first `herald send` of a task creates the store", ref.id,
+                                store.status().message()));
+  }
+  return store;
+}
+
 std::vector<std::string> UsedAccounts(const LoadedTask& loaded) {
   std::vector<std::string> names = loaded.task.sending.accounts;
   if (names.empty()) {
@@ -99,7 +109,7 @@ int Send(const CliDependencies& deps, const std::string& task_file, const std::s
     return Fail(IoError(fmt::format("cannot create the folder of the store {}: {}", loaded->task.store_file,
                                     ec.message())));
   }
-  Result<std::unique_ptr<Store>> store = deps.open_store(loaded->task.store_file);
+  Result<std::unique_ptr<Store>> store = deps.open_store(loaded->task.store_file, StoreOpening::kCreateIfMissing);
   if (!store.ok()) return Fail(store.status());
 
   ConsoleObserver observer(stderr, ::isatty(STDERR_FILENO) == 1, quiet);
@@ -222,7 +232,7 @@ int ShowStatus(const CliDependencies& deps, const std::string& task, const std::
                bool list_recipients) {
   Result<TaskRef> ref = ResolveTask(task, store_file);
   if (!ref.ok()) return Fail(ref.status());
-  Result<std::unique_ptr<Store>> store = deps.open_store(ref->store_file);
+  Result<std::unique_ptr<Store>> store = OpenExistingStore(deps, *ref);
   if (!store.ok()) return Fail(store.status());
   Result<std::optional<TaskRecord>> record = (*store)->FindTask(ref->id);
   if (!record.ok()) return Fail(record.status());
@@ -274,7 +284,7 @@ int ExportCsv(const CliDependencies& deps, const std::string& task, const std::s
            const std::string& output) {
   Result<TaskRef> ref = ResolveTask(task, store_file);
   if (!ref.ok()) return Fail(ref.status());
-  Result<std::unique_ptr<Store>> store = deps.open_store(ref->store_file);
+  Result<std::unique_ptr<Store>> store = OpenExistingStore(deps, *ref);
   if (!store.ok()) return Fail(store.status());
   Result<std::optional<TaskRecord>> record = (*store)->FindTask(ref->id);
   if (!record.ok()) return Fail(record.status());
@@ -326,7 +336,7 @@ int ExportCsv(const CliDependencies& deps, const std::string& task, const std::s
 int Cancel(const CliDependencies& deps, const std::string& task, const std::string& store_file) {
   Result<TaskRef> ref = ResolveTask(task, store_file);
   if (!ref.ok()) return Fail(ref.status());
-  Result<std::unique_ptr<Store>> store = deps.open_store(ref->store_file);
+  Result<std::unique_ptr<Store>> store = OpenExistingStore(deps, *ref);
   if (!store.ok()) return Fail(store.status());
   static constexpr RecipientStatus kNotYetSent[] = {RecipientStatus::kUnsent, RecipientStatus::kDeferred};
   Result<std::size_t> cancelled = (*store)->ChangeStatus(ref->id, kNotYetSent, RecipientStatus::kCancelled);

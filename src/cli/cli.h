@@ -31,9 +31,14 @@ enum ExitCode : int {
   kExitStopped = 5,
 };
 
+// Whether a command may create the store it opens: only `herald send` does. The others read or
+// change what is there, and say so when there is no store.
+enum class StoreOpening { kCreateIfMissing, kExistingOnly };
+
 // What main.cc chooses.
 struct CliDependencies {
-  std::function<Result<std::unique_ptr<Store>>(const std::string& path)> open_store;
+  // Errors: kNotFound when there is no store and `opening` is kExistingOnly.
+  std::function<Result<std::unique_ptr<Store>>(const std::string& path, StoreOpening opening)> open_store;
   TransportFactory* transports = nullptr;
   const Clock* clock = nullptr;
 };
