@@ -72,6 +72,7 @@ class SqliteStore final : public Store {
   Result<std::vector<TaskRecord>> ListTasks() override;
   Status CreateTask(const TaskRecord& task) override;
   Status SetTaskSourceDigest(std::string_view task_id, std::string_view digest) override;
+  Status RecordTaskRun(std::string_view task_id, const TaskRun& run) override;
   // Rows are written in transactions of Options::import_batch_rows. After an error from the
   // store, the import is over: its unfinished batch is rolled back (earlier batches stay) and
   // further calls return that error. Invalid input (field count different from the task's

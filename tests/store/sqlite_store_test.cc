@@ -288,6 +288,9 @@ TEST_P(SqliteStoreTest, CreatesFindsAndListsTasks) {
   EXPECT_EQ(got.submitted_at, first.submitted_at);
   EXPECT_EQ(got.source_digest, first.source_digest);
   EXPECT_EQ(got.nonce, first.nonce);
+  EXPECT_EQ(got.task_file, first.task_file);
+  EXPECT_EQ(got.fingerprint, first.fingerprint);
+  EXPECT_EQ(got.last_run_at, first.last_run_at);
 
   Result<std::optional<TaskRecord>> missing = store_->FindTask("winter");
   ASSERT_TRUE(missing.ok()) << missing.status().ToString();
@@ -300,6 +303,25 @@ TEST_P(SqliteStoreTest, CreatesFindsAndListsTasks) {
   EXPECT_EQ((*all)[1].id, "autumn");
   EXPECT_EQ((*all)[1].submitted_at, second.submitted_at);
   EXPECT_TRUE((*all)[1].columns.empty());
+  EXPECT_TRUE((*all)[1].task_file.empty());
+  EXPECT_FALSE((*all)[1].last_run_at.has_value());
+}
+
+TEST_P(SqliteStoreTest, RecordsEachRunOfATask) {
+  ASSERT_TRUE(store_->CreateTask(MakeTask("spring")).ok());
+  ASSERT_TRUE(store_->CreateTask(MakeTask("autumn")).ok());
+  const TaskRun run{"Spring 2027", "mailings/spring/task.toml", "from=1f2e subject=3d4c", clock_.Now() + hours(2)};
+  ASSERT_TRUE(store_->RecordTaskRun("spring", run).ok());
+  const TaskRecord got = **store_->FindTask("spring");
+  EXPECT_EQ(got.title, run.title);
+  EXPECT_EQ(got.task_file, run.task_file);
+  EXPECT_EQ(got.fingerprint, run.fingerprint);
+  EXPECT_EQ(got.last_run_at, run.at);
+  EXPECT_EQ(got.submitted_at, MakeTask("spring").submitted_at);  // the first run stays
+  const TaskRecord other = **store_->FindTask("autumn");
+  EXPECT_EQ(other.title, MakeTask("autumn").title);
+  EXPECT_FALSE(other.last_run_at.has_value());
+  EXPECT_EQ(store_->RecordTaskRun("winter", run).code(), StatusCode::kNotFound);
 }
 
 TEST_P(SqliteStoreTest, RefusesADuplicateTaskIdAndKeepsTheFirst) {
@@ -431,6 +453,84 @@ TEST_P(SqliteStoreTest, ImportRefusesInvalidRecipientsAndGoesOn) {
   ASSERT_TRUE((*import)->Finish().ok());
   EXPECT_EQ((*import)->Add(MakeRecipient("d@example.com", 10)).status().code(), StatusCode::kFailedPrecondition);
   EXPECT_EQ(Counts().total(), 1u);
+}
+
+TEST_P(SqliteStoreTest, RejectedRowsAreKeptNeverSentAndReplacedByTheNextImport) {
+  ASSERT_TRUE(store_->CreateTask(MakeTask("t")).ok());
+  ASSERT_TRUE(store_->CreateTask(MakeTask("other")).ok());
+  auto import = [&](const std::string& task_id, const std::vector<NewRecipient>& good,
+                    const std::vector<RejectedRow>& rejected) {
+    Result<std::unique_ptr<RecipientImport>> started = store_->BeginImport(task_id);
+    ASSERT_TRUE(started.ok()) << started.status().ToString();
+    for (const NewRecipient& r : good) ASSERT_TRUE((*started)->Add(r).ok());
+    for (const RejectedRow& row : rejected) {
+      Status status = (*started)->Reject(row);
+      ASSERT_TRUE(status.ok()) << status.ToString();
+    }
+    ASSERT_TRUE((*started)->Finish().ok());
+  };
+  const RejectedRow bad_address{"ann@", {"ann@", "Ann"}, 3, "column \"email\": no domain"};
+  const RejectedRow short_row{"", {}, 4, "expected 2 fields as in the header row, got 1"};
+  import("t", MakeRecipients(2), {bad_address, short_row});
+  import("other", {}, {RejectedRow{"x@", {}, 9, "other's"}});
+
+  std::vector<RecipientRecord> all = All("t");
+  ASSERT_EQ(all.size(), 4u);
+  EXPECT_EQ(all[2].status, RecipientStatus::kRejected);
+  EXPECT_EQ(all[2].address, "ann@");
+  EXPECT_EQ(all[2].fields, bad_address.fields);
+  EXPECT_EQ(all[2].line, 3u);
+  EXPECT_EQ(all[2].last_error, (DeliveryError{0, "", bad_address.reason}));
+  EXPECT_EQ(all[2].attempts, 0);
+  EXPECT_EQ(all[3].status, RecipientStatus::kRejected);
+  EXPECT_TRUE(all[3].fields.empty());
+  EXPECT_EQ(all[3].last_error.text, short_row.reason);
+  EXPECT_EQ(Counts()[RecipientStatus::kRejected], 2u);
+
+  // Never due, never put in flight, never changed in bulk.
+  Result<std::vector<RecipientRecord>> due = store_->FetchDue("t", clock_.Now() + hours(100), 0, 10);
+  ASSERT_TRUE(due.ok());
+  EXPECT_EQ(due->size(), 2u);
+  StoreBatch batch;
+  batch.in_flight = Entries({all[2].id});
+  Result<ApplyReport> report = store_->Apply(batch, clock_.Now());
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  ASSERT_EQ(report->refused.size(), 1u);
+  EXPECT_EQ(report->refused[0].reason, RefusedInFlight::Reason::kNotDue);
+  const RecipientStatus rejected[] = {RecipientStatus::kRejected};
+  const RecipientStatus unsent[] = {RecipientStatus::kUnsent};
+  EXPECT_EQ(store_->ChangeStatus("t", rejected, RecipientStatus::kUnsent).status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->ChangeStatus("t", unsent, RecipientStatus::kRejected).status().code(),
+            StatusCode::kInvalidArgument);
+  batch = {};
+  batch.results = {{all[2].id, RecipientStatus::kRejected, std::nullopt, {}, ""}};
+  EXPECT_EQ(store_->Apply(batch, clock_.Now()).status().code(), StatusCode::kInvalidArgument);
+
+  // A row with the address of a rejected one is no duplicate, nor the other way round.
+  NewRecipient fixed = MakeRecipient("ann@example.com", 3);
+  // The next import (the list changed) replaces the rejected rows: the fixed row is a recipient,
+  // a new bad row is rejected. The other task's are left alone.
+  import("t", {fixed}, {RejectedRow{"bob@@example.com", {}, 7, "two @"}});
+  all = All("t");
+  ASSERT_EQ(all.size(), 4u);
+  EXPECT_EQ(all[2].address, "ann@example.com");
+  EXPECT_EQ(all[2].status, RecipientStatus::kUnsent);
+  EXPECT_EQ(all[3].status, RecipientStatus::kRejected);
+  EXPECT_EQ(all[3].line, 7u);
+  EXPECT_EQ(Counts("other")[RecipientStatus::kRejected], 1u);
+  // An import without a bad row (or any row) leaves none.
+  import("t", {}, {});
+  EXPECT_EQ(Counts()[RecipientStatus::kRejected], 0u);
+  EXPECT_EQ(Counts().total(), 3u);
+
+  // Fields other than none or one per column are refused, and the import goes on.
+  Result<std::unique_ptr<RecipientImport>> started = store_->BeginImport("t");
+  ASSERT_TRUE(started.ok());
+  EXPECT_EQ((*started)->Reject(RejectedRow{"a@", {"a@"}, 2, "x"}).code(), StatusCode::kInvalidArgument);
+  EXPECT_TRUE((*started)->Reject(RejectedRow{"a@", {}, 2, "x"}).ok());
+  EXPECT_TRUE((*started)->Finish().ok());
+  EXPECT_EQ(Counts()[RecipientStatus::kRejected], 1u);
 }
 
 TEST_P(SqliteStoreTest, ImportWithoutFinishKeepsOnlyCommittedBatches) {
@@ -745,7 +845,7 @@ TEST_P(SqliteStoreTest, ChangeStatusMovesOnlyTheGivenStatuses) {
   EXPECT_EQ(counts[RecipientStatus::kSent], 1u);
   EXPECT_EQ(Counts("other")[RecipientStatus::kUnsent], 2u);
 
-  for (RecipientStatus to : {RecipientStatus::kInFlight, RecipientStatus::kDeferred}) {
+  for (RecipientStatus to : {RecipientStatus::kInFlight, RecipientStatus::kDeferred, RecipientStatus::kRejected}) {
     EXPECT_EQ(store_->ChangeStatus("t", pending, to).status().code(), StatusCode::kInvalidArgument)
         << RecipientStatusName(to);
   }
@@ -769,7 +869,7 @@ TEST_P(SqliteStoreTest, CountByStatusCountsEveryStatus) {
   ASSERT_TRUE(store_->ChangeStatus("t", unsent, RecipientStatus::kCancelled).ok());
 
   const StatusCounts counts = Counts();
-  const std::uint64_t want[kRecipientStatusCount] = {0, 1, 2, 1, 1, 1, 3};
+  const std::uint64_t want[kRecipientStatusCount] = {0, 1, 2, 1, 1, 1, 3, 0};
   for (std::size_t i = 0; i < kRecipientStatusCount; ++i) {
     EXPECT_EQ(counts.by_status[i], want[i]) << RecipientStatusName(static_cast<RecipientStatus>(i));
   }
@@ -1512,7 +1612,8 @@ TEST_F(SqliteStoreFileTest, CreatingAStoreLeavesNothingButTheStore) {
   }
   EXPECT_EQ(files, std::vector<std::string>{"herald.db"});
   EXPECT_EQ(RawRows(path_, "PRAGMA journal_mode"), std::vector<std::string>{"wal"});
-  EXPECT_EQ(RawRows(path_, "PRAGMA user_version"), std::vector<std::string>{std::to_string(store_internal::SchemaVersion())});
+  EXPECT_EQ(RawRows(path_, "PRAGMA user_version"),
+            std::vector<std::string>{std::to_string(store_internal::SchemaVersion())});
 }
 
 TEST_F(SqliteStoreFileTest, WithoutCreateIfMissingNoStoreIsMade) {
@@ -1614,7 +1715,8 @@ TEST_F(SqliteStoreFileTest, MigratesAVersion1StoreKeepingItsCounts) {
 
   Result<std::unique_ptr<SqliteStore>> store = Open();
   ASSERT_TRUE(store.ok()) << store.status().ToString();
-  EXPECT_EQ(RawRows(path_, "PRAGMA user_version"), std::vector<std::string>{std::to_string(store_internal::SchemaVersion())});
+  EXPECT_EQ(RawRows(path_, "PRAGMA user_version"),
+            std::vector<std::string>{std::to_string(store_internal::SchemaVersion())});
   auto row = [](const char* account, std::int64_t bucket, int messages) {
     return std::string(account) + "|" + std::to_string(bucket) + "|" + std::to_string(messages);
   };
@@ -1662,6 +1764,67 @@ TEST_F(SqliteStoreFileTest, MigratesAVersion1StoreKeepingItsCounts) {
         << c.limits[0].ToString() << ": got " << ToUnixMillis(*report->refused[0].retry_at) << ", want "
         << ToUnixMillis(*c.want_retry_at);
   }
+}
+
+TEST_F(SqliteStoreFileTest, MigratesAVersion3StoreKeepingEveryRecipientAndTask) {
+  // A store as herald with schema version 3 left it: a task and recipients in several states.
+  std::string script;
+  for (int v = 0; v < 3; ++v) script += store_internal::MigrationScript(v);
+  RawExec(path_, script + "PRAGMA user_version = 3; PRAGMA application_id = " +
+                     std::to_string(store_internal::kApplicationId) + ";");
+  RawExec(path_, "INSERT INTO tasks (key, id, title, columns, submitted_at, source_digest, nonce) VALUES (1, 't', "
+                 "'Old task', " + EncodedLiteral({"email"}) + ", 1000, 'd1', 'n')");
+  // id, address, then status, attempts, next_attempt_at, last reply, account, updated_at, possible_duplicate.
+  auto insert = [&](int id, const std::string& address, const std::string& rest) {
+    RawExec(path_, "INSERT INTO recipients (id, task, dedup_key, dedup_hash, address, fields, line, status, attempts, "
+                   "next_attempt_at, last_code, last_enhanced, last_text, account, updated_at, possible_duplicate) "
+                   "VALUES (" + std::to_string(id) + ", 1, '" + address + "', " +
+                   std::to_string(store_internal::DedupHash(address)) + ", '" + address + "', " +
+                   EncodedLiteral({address}) + ", " + std::to_string(id) + ", " + rest + ")");
+  };
+  insert(5, "a@example.com", "2, 1, NULL, 250, '2.0.0', 'ok', 'relay', 2000, 1");
+  insert(9, "b@example.com", "4, 2, 7000, 451, '4.7.1', 'later', 'relay', 3000, 0");
+  insert(12, "c@example.com", "0, 0, NULL, 0, '', '', '', 4000, 0");
+  const std::string recipients_sql =
+      "SELECT id, task, dedup_key, dedup_hash, address, fields, line, status, attempts, next_attempt_at, "
+      "last_code, last_enhanced, last_text, account, updated_at, possible_duplicate FROM recipients ORDER BY id";
+  const std::vector<std::string> before = RawRows(path_, recipients_sql);
+
+  Result<std::unique_ptr<SqliteStore>> store = Open();
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  EXPECT_EQ(RawRows(path_, "PRAGMA user_version"),
+            std::vector<std::string>{std::to_string(store_internal::SchemaVersion())});
+  EXPECT_EQ(RawRows(path_, recipients_sql), before);
+  EXPECT_EQ(RawRows(path_, "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'recipients' "
+                            "ORDER BY name"),
+            (std::vector<std::string>{"recipients_by_status", "recipients_dedup", "recipients_deferred",
+                                      "recipients_possible_duplicates"}));
+  const TaskRecord task = **(*store)->FindTask("t");
+  EXPECT_EQ(task.title, "Old task");
+  EXPECT_EQ(task.source_digest, "d1");
+  EXPECT_TRUE(task.task_file.empty());
+  EXPECT_TRUE(task.fingerprint.empty());
+  EXPECT_FALSE(task.last_run_at.has_value());
+
+  // The store works as before, and takes rejected rows; a new recipient gets a new id.
+  Result<std::vector<RecipientRecord>> due = (*store)->FetchDue("t", FromUnixMillis(7000), 0, 10);
+  ASSERT_TRUE(due.ok()) << due.status().ToString();
+  EXPECT_EQ(Ids(*due), (std::vector<std::int64_t>{9, 12}));
+  Result<std::unique_ptr<RecipientImport>> import = (*store)->BeginImport("t");
+  ASSERT_TRUE(import.ok()) << import.status().ToString();
+  NewRecipient again = MakeRecipient("a@example.com", 2);
+  again.fields = {"a@example.com"};
+  Result<bool> added = (*import)->Add(again);
+  ASSERT_TRUE(added.ok()) << added.status().ToString();
+  EXPECT_FALSE(*added);  // still a duplicate
+  ASSERT_TRUE((*import)->Reject(RejectedRow{"d@", {}, 5, "no domain"}).ok());
+  ASSERT_TRUE((*import)->Finish().ok());
+  import->reset();
+  const std::vector<RecipientRecord> all = AllOf(**store, "t");
+  ASSERT_EQ(all.size(), 4u);
+  EXPECT_GT(all[3].id, 12);
+  EXPECT_EQ(all[3].status, RecipientStatus::kRejected);
+  EXPECT_EQ((*(*store)->CountByStatus("t")).possible_duplicates, 1u);
 }
 
 TEST_F(SqliteStoreFileTest, ApplyWithLimitsStaysCheap) {

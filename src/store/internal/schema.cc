@@ -10,7 +10,7 @@ namespace herald::store_internal {
 namespace {
 
 // Never edit a migration that has shipped: add a new one.
-constexpr std::array<std::string_view, 3> kMigrations = {
+constexpr std::array<std::string_view, 4> kMigrations = {
     // 0 -> 1: tasks, recipients, send counters.
     //
     // Tasks get an integer key that recipients refer to, so the recipient indexes carry 8 bytes
@@ -114,6 +114,48 @@ CREATE TABLE destination_backoff (
   last_text TEXT NOT NULL,
   PRIMARY KEY (account, destination)
 ) WITHOUT ROWID;
+)sql",
+
+    // 3 -> 4: rows of a recipient list that cannot be recipients are kept as recipients with
+    // status 7 (rejected), so the recipients table is rebuilt for its CHECK (SQLite cannot alter
+    // one): same columns, same ids, same indexes. Their dedup_key is '' (a real key never is),
+    // so they never count as duplicates. And what identifies a task's mailing (store.h,
+    // TaskRecord): the task file it last ran from, the fingerprint of its content, its last run;
+    // empty for the tasks stored before, until their next run.
+    R"sql(
+CREATE TABLE recipients_v4 (
+  id INTEGER PRIMARY KEY,
+  task INTEGER NOT NULL REFERENCES tasks(key),
+  dedup_key TEXT NOT NULL,
+  dedup_hash INTEGER NOT NULL,
+  address TEXT NOT NULL,
+  fields BLOB NOT NULL,
+  line INTEGER NOT NULL,
+  status INTEGER NOT NULL CHECK (status BETWEEN 0 AND 7),
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at INTEGER,
+  last_code INTEGER NOT NULL DEFAULT 0,
+  last_enhanced TEXT NOT NULL DEFAULT '',
+  last_text TEXT NOT NULL DEFAULT '',
+  account TEXT NOT NULL DEFAULT '',
+  updated_at INTEGER NOT NULL,
+  possible_duplicate INTEGER NOT NULL DEFAULT 0
+);
+INSERT INTO recipients_v4 (id, task, dedup_key, dedup_hash, address, fields, line, status, attempts, next_attempt_at,
+                           last_code, last_enhanced, last_text, account, updated_at, possible_duplicate)
+  SELECT id, task, dedup_key, dedup_hash, address, fields, line, status, attempts, next_attempt_at,
+         last_code, last_enhanced, last_text, account, updated_at, possible_duplicate
+  FROM recipients ORDER BY id;
+DROP TABLE recipients;
+ALTER TABLE recipients_v4 RENAME TO recipients;
+CREATE INDEX recipients_dedup ON recipients (task, dedup_hash);
+CREATE INDEX recipients_by_status ON recipients (task, status);
+CREATE INDEX recipients_deferred ON recipients (task, next_attempt_at) WHERE status = 4;
+CREATE INDEX recipients_possible_duplicates ON recipients (task) WHERE possible_duplicate = 1;
+
+ALTER TABLE tasks ADD COLUMN task_file TEXT NOT NULL DEFAULT '';
+ALTER TABLE tasks ADD COLUMN fingerprint TEXT NOT NULL DEFAULT '';
+ALTER TABLE tasks ADD COLUMN last_run_at INTEGER;
 )sql",
 };
 
