@@ -30,7 +30,8 @@ constexpr std::string_view kExitCodes = R"(Exit codes:
   1  herald itself failed (a bug or an unexpected system error)
   2  the command line is wrong
   3  the configuration, task, recipient list or store cannot be used; nothing was sent
-  4  the run finished, but some recipients failed or wait for a retry (see `herald status`)
+  4  the run finished, but some recipients failed or wait for a retry, or rows of the
+     recipient list were rejected (see `herald status`)
   5  the run stopped early: interrupted, or a fault (store, disk); run it again to go on)";
 
 int Fail(const Status& status, int code = kExitConfig) {
@@ -150,7 +151,8 @@ int Send(const CliDependencies& deps, const std::string& task_file, const std::s
   }
   const StatusCounts& counts = report->counts;
   if (counts[RecipientStatus::kFailed] > 0 || counts[RecipientStatus::kDeferred] > 0 ||
-      counts[RecipientStatus::kUnsent] > 0 || counts[RecipientStatus::kInFlight] > 0) {
+      counts[RecipientStatus::kUnsent] > 0 || counts[RecipientStatus::kInFlight] > 0 ||
+      counts[RecipientStatus::kRejected] > 0) {
     return kExitIncomplete;
   }
   return kExitOk;
@@ -217,7 +219,7 @@ int Check(const std::string& task_file, const std::string& accounts_file) {
   }
   if (bad > 20 || would_fail > 20) fmt::print("  ... (only the first 20 of each are listed)\n");
   fmt::print("  recipients: {} row(s) in {}, {} bad ({})\n", GroupDigits(rows), task.recipients.file, GroupDigits(bad),
-             task.recipients.bad_rows == BadRows::kFail ? "a bad row stops the import" : "bad rows are skipped");
+             task.recipients.bad_rows == BadRows::kFail ? "a bad row stops the import" : "bad rows are rejected");
   fmt::print("  messages: {} composed, {} would fail\n", GroupDigits(rows - bad - would_fail), GroupDigits(would_fail));
   if (bad > 0 && task.recipients.bad_rows == BadRows::kFail) ++problems;
   if (problems > 0) {
@@ -257,6 +259,7 @@ int ShowStatus(const CliDependencies& deps, const std::string& task, const std::
     Status listed = (*store)->ForEachRecipient(ref->id, [](const RecipientRecord& r) {
       std::string reply = r.last_error.reply_code == 0 ? std::string() : std::to_string(r.last_error.reply_code);
       if (!r.last_error.enhanced_status.empty()) reply += " " + r.last_error.enhanced_status;
+      if (r.status == RecipientStatus::kRejected) reply = fmt::format("line {}:", r.line);
       fmt::print("  {:<11} {:<40} {} {}\n", RecipientStatusName(r.status), r.address, reply,
                  Printable(r.last_error.text, 100));
       return Status::Ok();

@@ -7,7 +7,8 @@
 //   1  herald itself failed (a bug or an unexpected system error)
 //   2  the command line is wrong
 //   3  the configuration, task, recipient list or store cannot be used; nothing was sent
-//   4  the run finished, but some recipients failed or wait for a retry (see `herald status`)
+//   4  the run finished, but some recipients failed or wait for a retry, or rows of the recipient
+//      list were rejected (see `herald status`)
 //   5  the run stopped early: interrupted, or a fault (store, disk) — run it again to go on
 #pragma once
 

@@ -5,6 +5,8 @@ and an empty store file that is never taken for a new store.
 Usage: test_task_store.py HERALD_BINARY  (run by ctest with Debian's /usr/bin/python3)
 """
 
+import csv
+import io
 import os
 import re
 import select
@@ -159,6 +161,66 @@ class ReadingCommandsTest(unittest.TestCase):
         sent = run("send", self.task)
         self.assertEqual(sent.returncode, 0, sent.stdout + sent.stderr)
         self.assertEqual(len(os.listdir(os.path.join(self.dir, "pickup"))), 2)
+
+
+class RejectedRowsTest(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="herald-store-cli-")
+        write(os.path.join(self.dir, "accounts.toml"),
+              '[[account]]\nname = "pickup"\nkind = "pickup"\nfolder = "pickup"\n')
+        self.task = os.path.join(self.dir, "task.toml")
+        write(self.task, '[message]\nfrom = "news@example.com"\nsubject = "News"\ntext = "Hello {%name%}"\n'
+                         '[recipients]\nfile = "recipients.csv"\n')
+        self.pickup = os.path.join(self.dir, "pickup")
+
+    def tearDown(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def write_list(self, text):
+        with open(os.path.join(self.dir, "recipients.csv"), "wb") as f:
+            f.write(text)
+
+    def test_they_are_kept_shown_exported_and_make_the_run_incomplete(self):
+        self.write_list(b"email,name\nann@example.com,Ann\nbob@,Bob\ncarl@example.com,Carl,extra\n"
+                        b"d\xffra@example.com,Dora\neve@example.com,Eve\n")
+        sent = run("send", self.task)
+        self.assertEqual(sent.returncode, EXIT_INCOMPLETE, sent.stdout + sent.stderr)
+        self.assertEqual(len(os.listdir(self.pickup)), 2)
+        self.assertRegex(sent.stdout, r"rejected\s+3\b")
+        self.assertIn("3 bad row(s) rejected", sent.stderr)
+
+        status = run("status", self.task, "--list")
+        self.assertEqual(status.returncode, 0, status.stderr)
+        self.assertRegex(status.stdout, r"rejected\s+3\b")
+        lines = [l for l in status.stdout.splitlines() if l.strip().startswith("rejected ") and " line " in l]
+        self.assertEqual(len(lines), 3, status.stdout)
+        self.assertRegex(lines[0], r"bob@\s+line 3: column \"email\"")
+        self.assertRegex(lines[1], r"carl@example.com\s+line 4: expected 2 fields")
+        self.assertRegex(lines[2], r"d\\xFFra@example.com\s+line 5: .*UTF-8")
+
+        exported = run("export", self.task)
+        self.assertEqual(exported.returncode, 0, exported.stderr)
+        rows = list(csv.DictReader(io.StringIO(exported.stdout)))
+        self.assertEqual(len(rows), 5)
+        rejected = [r for r in rows if r["status"] == "rejected"]
+        self.assertEqual([(r["address"], r["line"]) for r in rejected],
+                         [("bob@", "3"), ("carl@example.com", "4"), ("d\\xFFra@example.com", "5")])
+        self.assertIn("column \"email\"", rejected[0]["last_error"])
+        self.assertEqual((rejected[0]["email"], rejected[0]["name"]), ("bob@", "Bob"))
+        self.assertEqual(rejected[0]["attempts"], "0")
+
+        # Sending again sends nothing and still says the task is not complete.
+        again = run("send", self.task)
+        self.assertEqual(again.returncode, EXIT_INCOMPLETE, again.stdout + again.stderr)
+        self.assertEqual(len(os.listdir(self.pickup)), 2)
+
+        # The list fixed: its next import replaces the rejected rows, the fixed rows are sent.
+        self.write_list(b"email,name\nann@example.com,Ann\nbob@example.com,Bob\ncarl@example.com,Carl\n"
+                        b"dora@example.com,Dora\neve@example.com,Eve\n")
+        fixed = run("send", self.task)
+        self.assertEqual(fixed.returncode, 0, fixed.stdout + fixed.stderr)
+        self.assertEqual(len(os.listdir(self.pickup)), 5)
+        self.assertNotIn("rejected", run("status", self.task).stdout)
 
 
 if __name__ == "__main__":
