@@ -349,6 +349,21 @@ int Cancel(const CliDependencies& deps, const std::string& task, const std::stri
   return kExitOk;
 }
 
+// Undoes `herald cancel`: the cancelled recipients go back to unsent (a deferred one's retry time
+// was not kept), and the next `herald send` sends them.
+int Resume(const CliDependencies& deps, const std::string& task, const std::string& store_file) {
+  Result<TaskRef> ref = ResolveTask(task, store_file);
+  if (!ref.ok()) return Fail(ref.status());
+  Result<std::unique_ptr<Store>> store = OpenExistingStore(deps, *ref);
+  if (!store.ok()) return Fail(store.status());
+  static constexpr RecipientStatus kCancelled[] = {RecipientStatus::kCancelled};
+  Result<std::size_t> resumed = (*store)->ChangeStatus(ref->id, kCancelled, RecipientStatus::kUnsent);
+  if (!resumed.ok()) return Fail(resumed.status());
+  fmt::print("task {}: {} cancelled recipient(s) back to unsent; the next `herald send` sends them\n", ref->id,
+             GroupDigits(*resumed));
+  return kExitOk;
+}
+
 // What a failed test send means, in plain words, before the server's own text.
 std::string Explain(const Outcome& outcome, const std::string& from, const std::string& to) {
   switch (outcome.stage) {
@@ -473,6 +488,9 @@ int RunCli(int argc, char** argv, const CliDependencies& deps) {
   export_command->add_option("-o,--output", output, "the CSV file to write (default: standard output)");
   CLI::App* cancel = app.add_subcommand("cancel", "Withdraw every recipient of a task not yet sent");
   add_task_ref(cancel);
+  CLI::App* resume =
+      app.add_subcommand("resume", "Undo `herald cancel`: the cancelled recipients are sent by the next send");
+  add_task_ref(resume);
 
   std::string account_name, from, to;
   CLI::App* test_account = app.add_subcommand(
@@ -496,6 +514,7 @@ int RunCli(int argc, char** argv, const CliDependencies& deps) {
     if (*status) return ShowStatus(deps, task_file, store_file, list_recipients);
     if (*export_command) return ExportCsv(deps, task_file, store_file, output);
     if (*cancel) return Cancel(deps, task_file, store_file);
+    if (*resume) return Resume(deps, task_file, store_file);
     if (*test_account) return TestAccount(deps, accounts_file, account_name, from, to);
   } catch (const std::exception& error) {
     fmt::print(stderr, "herald: internal error: {}\n", error.what());

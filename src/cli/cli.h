@@ -1,4 +1,4 @@
-// The `herald` command line: send, check, status, export, cancel. Parses arguments (CLI11),
+// The `herald` command line: send, check, status, export, cancel, resume. Parses arguments (CLI11),
 // loads configuration, runs the engine and reports — a live progress line on a terminal, plain
 // log lines otherwise, and a summary. The concrete store and transports come from main.cc.
 //

@@ -141,7 +141,7 @@ class ReadingCommandsTest(unittest.TestCase):
 
     def test_they_never_create_a_store(self):
         for command in (["status", self.task], ["status", "some-task"], ["export", self.task],
-                        ["cancel", self.task]):
+                        ["cancel", self.task], ["resume", self.task]):
             result = run(*command, cwd=self.dir)
             self.assertEqual(result.returncode, EXIT_CONFIG, command)
             self.assertIn("herald.db' does not exist", result.stderr, command)
@@ -150,7 +150,8 @@ class ReadingCommandsTest(unittest.TestCase):
 
     def test_an_empty_store_file_is_refused_by_every_command(self):
         open(self.store, "wb").close()
-        for command in (["status", self.task], ["export", self.task], ["cancel", self.task], ["send", self.task]):
+        for command in (["status", self.task], ["export", self.task], ["cancel", self.task], ["resume", self.task],
+                        ["send", self.task]):
             result = run(*command, cwd=self.dir)
             self.assertEqual(result.returncode, EXIT_CONFIG, command)
             self.assertIn("herald.db' is empty (0 bytes)", result.stderr, command)
@@ -161,6 +162,54 @@ class ReadingCommandsTest(unittest.TestCase):
         sent = run("send", self.task)
         self.assertEqual(sent.returncode, 0, sent.stdout + sent.stderr)
         self.assertEqual(len(os.listdir(os.path.join(self.dir, "pickup"))), 2)
+
+
+class CancelAndResumeTest(unittest.TestCase):
+    COUNT = 6
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="herald-store-cli-")
+        write(os.path.join(self.dir, "accounts.toml"),
+              '[[account]]\nname = "pickup"\nkind = "pickup"\nfolder = "pickup"\n')
+        write(os.path.join(self.dir, "recipients.csv"),
+              "email\n" + "".join("r%d@example.com\n" % i for i in range(self.COUNT)))
+        self.task = os.path.join(self.dir, "task.toml")
+        write(self.task, 'id = "news"\n[message]\nfrom = "news@example.com"\nsubject = "News"\ntext = "Hello"\n'
+                         '[recipients]\nfile = "recipients.csv"\n[sending]\nlimit = 2\n')
+        self.pickup = os.path.join(self.dir, "pickup")
+
+    def tearDown(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def test_resume_undoes_cancel_and_the_next_send_sends_them(self):
+        self.assertEqual(run("send", self.task).returncode, EXIT_INCOMPLETE)
+        self.assertEqual(len(os.listdir(self.pickup)), 2)
+        cancelled = run("cancel", self.task)
+        self.assertEqual(cancelled.returncode, 0, cancelled.stderr)
+        self.assertIn("4 recipient(s) cancelled", cancelled.stdout)
+        self.assertEqual(run("send", self.task).returncode, 0, "a cancelled task is done")
+        self.assertEqual(len(os.listdir(self.pickup)), 2)
+
+        # By task id and store, as status takes them.
+        resumed = run("resume", "news", "--store", os.path.join(self.dir, "herald.db"))
+        self.assertEqual(resumed.returncode, 0, resumed.stderr)
+        self.assertIn("task news: 4 cancelled recipient(s) back to unsent", resumed.stdout)
+        status = run("status", self.task)
+        self.assertRegex(status.stdout, r"unsent\s+4\b")
+        self.assertNotIn("cancelled", status.stdout)
+
+        self.assertEqual(run("send", self.task).returncode, EXIT_INCOMPLETE)  # the limit: 2 a run
+        self.assertEqual(run("send", self.task).returncode, 0)
+        self.assertEqual(len(os.listdir(self.pickup)), self.COUNT, "each sent once")
+        again = run("resume", self.task)
+        self.assertEqual(again.returncode, 0)
+        self.assertIn("0 cancelled recipient(s)", again.stdout)
+
+    def test_resume_of_an_unknown_task_fails(self):
+        self.assertEqual(run("send", self.task).returncode, EXIT_INCOMPLETE)
+        missing = run("resume", "no-such-task", "--store", os.path.join(self.dir, "herald.db"))
+        self.assertEqual(missing.returncode, EXIT_CONFIG)
+        self.assertIn("no task 'no-such-task'", missing.stderr)
 
 
 class RejectedRowsTest(unittest.TestCase):
