@@ -14,10 +14,12 @@
 #include "cli/console_observer.h"
 #include "config/loader.h"
 #include "config/secret.h"
+#include "config/task_file.h"
 #include "core/text.h"
 #include "engine/prepared_task.h"
 #include "engine/recipient_import.h"
 #include "engine/task_runner.h"
+#include "engine/task_sync.h"
 #include "merge/csv_reader.h"
 #include "mime/composer.h"
 #include "cli/send_one.h"
@@ -54,30 +56,42 @@ Result<LoadedTask> LoadTaskAndAccounts(const std::string& task_file, const std::
   return LoadedTask{std::move(*task), std::move(*accounts)};
 }
 
-// A task named on the command line: a task file, or a task id in the store given by --store.
-struct TaskRef {
-  std::string id;
+// A task named on the command line — a task file, or a task id in the store given by --store —
+// with its store, for a command that reads or changes what is stored: the store is never created.
+struct OpenedTask {
+  std::string id;  // as stored (engine/task_sync.h, StoredTaskId)
   std::string store_file;
+  std::unique_ptr<Store> store;
 };
 
-Result<TaskRef> ResolveTask(const std::string& task, const std::string& store_override) {
+Result<OpenedTask> OpenTask(const CliDependencies& deps, const std::string& task, const std::string& store_override) {
+  OpenedTask opened;
+  std::optional<TaskConfig> config;
   std::error_code ec;
   if (task.ends_with(".toml") || std::filesystem::is_regular_file(task, ec)) {
-    Result<TaskConfig> config = LoadTask(task);
-    if (!config.ok()) return config.status();
-    return TaskRef{config->id, store_override.empty() ? config->store_file : store_override};
+    Result<TaskConfig> loaded = LoadTask(task);
+    if (!loaded.ok()) return loaded.status();
+    if (!store_override.empty()) loaded->store_file = store_override;
+    opened.id = loaded->id;
+    opened.store_file = loaded->store_file;
+    config = std::move(*loaded);
+  } else {
+    opened.id = task;
+    opened.store_file = store_override.empty() ? "herald.db" : store_override;
   }
-  return TaskRef{task, store_override.empty() ? "herald.db" : store_override};
-}
-
-// The store of a command that reads or changes what is stored; it never creates one.
-Result<std::unique_ptr<Store>> OpenExistingStore(const CliDependencies& deps, const TaskRef& ref) {
-  Result<std::unique_ptr<Store>> store = deps.open_store(ref.store_file, StoreOpening::kExistingOnly);
+  Result<std::unique_ptr<Store>> store = deps.open_store(opened.store_file, StoreOpening::kExistingOnly);
   if (store.status().code() == StatusCode::kNotFound) {
-    return NotFound(fmt::format("no task \"{}\": {}; the first `herald send` of a task creates the store", ref.id,
-                                store.status().message()));
+    return NotFound(fmt::format("no task \"{}\": {}; the first `herald send` of a task creates the store",
+                                opened.id, store.status().message()));
   }
-  return store;
+  if (!store.ok()) return store.status();
+  opened.store = std::move(*store);
+  if (config) {
+    Result<std::string> id = StoredTaskId(*config, *opened.store);
+    if (!id.ok()) return id.status();
+    opened.id = *id;
+  }
+  return opened;
 }
 
 std::vector<std::string> UsedAccounts(const LoadedTask& loaded) {
@@ -88,8 +102,23 @@ std::vector<std::string> UsedAccounts(const LoadedTask& loaded) {
   return names;
 }
 
-void PrintCounts(std::FILE* out, std::string_view id, const StatusCounts& counts) {
-  fmt::print(out, "task {}: {} recipient(s)\n", id, GroupDigits(counts.total()));
+// What `herald status` says about the mailing before the counts.
+std::string MailingLines(const TaskRecord& task, const std::string& store_file) {
+  std::string lines = fmt::format("  {:<12} {}\n", "title", task.title);
+  if (task.task_file.empty()) {
+    lines += fmt::format("  {:<12} not recorded yet (stored by an older herald; its next send records it)\n",
+                         "task file");
+  } else {
+    lines += fmt::format("  {:<12} {}\n", "task file", TaskFileFromStore(task.task_file, store_file));
+  }
+  lines += fmt::format("  {:<12} {}\n", "first run", LocalTime(task.submitted_at));
+  if (task.last_run_at) lines += fmt::format("  {:<12} {}\n", "last run", LocalTime(*task.last_run_at));
+  return lines;
+}
+
+// `about`: lines printed after the first.
+void PrintCounts(std::FILE* out, std::string_view id, const StatusCounts& counts, std::string_view about = {}) {
+  fmt::print(out, "task {}: {} recipient(s)\n{}", id, GroupDigits(counts.total()), about);
   for (std::size_t i = 0; i < kRecipientStatusCount; ++i) {
     auto status = static_cast<RecipientStatus>(i);
     if (counts[status] == 0 && status != RecipientStatus::kSent && status != RecipientStatus::kUnsent) continue;
@@ -101,7 +130,8 @@ void PrintCounts(std::FILE* out, std::string_view id, const StatusCounts& counts
   }
 }
 
-int Send(const CliDependencies& deps, const std::string& task_file, const std::string& accounts_file, bool quiet) {
+int Send(const CliDependencies& deps, const std::string& task_file, const std::string& accounts_file, bool quiet,
+         bool accept_changes) {
   Result<LoadedTask> loaded = LoadTaskAndAccounts(task_file, accounts_file);
   if (!loaded.ok()) return Fail(loaded.status());
   std::error_code ec;
@@ -112,10 +142,13 @@ int Send(const CliDependencies& deps, const std::string& task_file, const std::s
   }
   Result<std::unique_ptr<Store>> store = deps.open_store(loaded->task.store_file, StoreOpening::kCreateIfMissing);
   if (!store.ok()) return Fail(store.status());
+  Result<std::string> stored_id = StoredTaskId(loaded->task, **store);
+  if (!stored_id.ok()) return Fail(stored_id.status());
+  loaded->task.id = *stored_id;
 
   ConsoleObserver observer(stderr, ::isatty(STDERR_FILENO) == 1, quiet);
   Result<RunReport> report = RunTask(loaded->task, loaded->accounts, **store, *deps.clock, *deps.transports, observer,
-                                     RunOptions{.handle_signals = true});
+                                     RunOptions{.handle_signals = true, .accept_changes = accept_changes});
   observer.Finish();
   if (!report.ok()) return Fail(report.status());
 
@@ -232,23 +265,22 @@ int Check(const std::string& task_file, const std::string& accounts_file) {
 
 int ShowStatus(const CliDependencies& deps, const std::string& task, const std::string& store_file,
                bool list_recipients) {
-  Result<TaskRef> ref = ResolveTask(task, store_file);
+  Result<OpenedTask> ref = OpenTask(deps, task, store_file);
   if (!ref.ok()) return Fail(ref.status());
-  Result<std::unique_ptr<Store>> store = OpenExistingStore(deps, *ref);
-  if (!store.ok()) return Fail(store.status());
-  Result<std::optional<TaskRecord>> record = (*store)->FindTask(ref->id);
+  Store* store = ref->store.get();
+  Result<std::optional<TaskRecord>> record = store->FindTask(ref->id);
   if (!record.ok()) return Fail(record.status());
   if (!record->has_value()) {
     return Fail(NotFound(fmt::format("no task \"{}\" in the store {} (it is created by its first `herald send`)",
                                      ref->id, ref->store_file)));
   }
-  Result<StatusCounts> counts = (*store)->CountByStatus(ref->id);
+  Result<StatusCounts> counts = store->CountByStatus(ref->id);
   if (!counts.ok()) return Fail(counts.status());
-  PrintCounts(stdout, ref->id, *counts);
-  Result<std::optional<TimePoint>> next = (*store)->NextAttemptAt(ref->id);
+  PrintCounts(stdout, ref->id, *counts, MailingLines(**record, ref->store_file));
+  Result<std::optional<TimePoint>> next = store->NextAttemptAt(ref->id);
   if (next.ok() && next->has_value()) fmt::print("  next retry due at {}\n", LocalTime(**next));
   // Destinations of direct accounts that could not be reached: no task sends to them before then.
-  Result<std::vector<DestinationBackoff>> backoffs = (*store)->DestinationBackoffs("");
+  Result<std::vector<DestinationBackoff>> backoffs = store->DestinationBackoffs("");
   if (!backoffs.ok()) return Fail(backoffs.status(), kExitStopped);
   if (!backoffs->empty()) fmt::print("  domains not tried again before (direct delivery, every task of this store):\n");
   for (const DestinationBackoff& backoff : *backoffs) {
@@ -256,7 +288,7 @@ int ShowStatus(const CliDependencies& deps, const std::string& task, const std::
                LocalTime(backoff.retry_at), backoff.account, backoff.failures, Printable(backoff.error.text, 100));
   }
   if (list_recipients) {
-    Status listed = (*store)->ForEachRecipient(ref->id, [](const RecipientRecord& r) {
+    Status listed = store->ForEachRecipient(ref->id, [](const RecipientRecord& r) {
       std::string reply = r.last_error.reply_code == 0 ? std::string() : std::to_string(r.last_error.reply_code);
       if (!r.last_error.enhanced_status.empty()) reply += " " + r.last_error.enhanced_status;
       if (r.status == RecipientStatus::kRejected) reply = fmt::format("line {}:", r.line);
@@ -285,11 +317,10 @@ void AppendCsvField(std::string& line, std::string_view value) {
 
 int ExportCsv(const CliDependencies& deps, const std::string& task, const std::string& store_file,
            const std::string& output) {
-  Result<TaskRef> ref = ResolveTask(task, store_file);
+  Result<OpenedTask> ref = OpenTask(deps, task, store_file);
   if (!ref.ok()) return Fail(ref.status());
-  Result<std::unique_ptr<Store>> store = OpenExistingStore(deps, *ref);
-  if (!store.ok()) return Fail(store.status());
-  Result<std::optional<TaskRecord>> record = (*store)->FindTask(ref->id);
+  Store* store = ref->store.get();
+  Result<std::optional<TaskRecord>> record = store->FindTask(ref->id);
   if (!record.ok()) return Fail(record.status());
   if (!record->has_value()) return Fail(NotFound(fmt::format("no task \"{}\" in {}", ref->id, ref->store_file)));
 
@@ -311,7 +342,7 @@ int ExportCsv(const CliDependencies& deps, const std::string& task, const std::s
   }
   line += "\r\n";
   out << line;
-  Status visited = (*store)->ForEachRecipient(ref->id, [&](const RecipientRecord& r) {
+  Status visited = store->ForEachRecipient(ref->id, [&](const RecipientRecord& r) {
     line.clear();
     AppendCsvField(line, r.address);
     line += ',';
@@ -337,12 +368,10 @@ int ExportCsv(const CliDependencies& deps, const std::string& task, const std::s
 }
 
 int Cancel(const CliDependencies& deps, const std::string& task, const std::string& store_file) {
-  Result<TaskRef> ref = ResolveTask(task, store_file);
+  Result<OpenedTask> ref = OpenTask(deps, task, store_file);
   if (!ref.ok()) return Fail(ref.status());
-  Result<std::unique_ptr<Store>> store = OpenExistingStore(deps, *ref);
-  if (!store.ok()) return Fail(store.status());
   static constexpr RecipientStatus kNotYetSent[] = {RecipientStatus::kUnsent, RecipientStatus::kDeferred};
-  Result<std::size_t> cancelled = (*store)->ChangeStatus(ref->id, kNotYetSent, RecipientStatus::kCancelled);
+  Result<std::size_t> cancelled = ref->store->ChangeStatus(ref->id, kNotYetSent, RecipientStatus::kCancelled);
   if (!cancelled.ok()) return Fail(cancelled.status());
   fmt::print("task {}: {} recipient(s) cancelled; those sent or in flight are not affected\n", ref->id,
              GroupDigits(*cancelled));
@@ -352,12 +381,10 @@ int Cancel(const CliDependencies& deps, const std::string& task, const std::stri
 // Undoes `herald cancel`: the cancelled recipients go back to unsent (a deferred one's retry time
 // was not kept), and the next `herald send` sends them.
 int Resume(const CliDependencies& deps, const std::string& task, const std::string& store_file) {
-  Result<TaskRef> ref = ResolveTask(task, store_file);
+  Result<OpenedTask> ref = OpenTask(deps, task, store_file);
   if (!ref.ok()) return Fail(ref.status());
-  Result<std::unique_ptr<Store>> store = OpenExistingStore(deps, *ref);
-  if (!store.ok()) return Fail(store.status());
   static constexpr RecipientStatus kCancelled[] = {RecipientStatus::kCancelled};
-  Result<std::size_t> resumed = (*store)->ChangeStatus(ref->id, kCancelled, RecipientStatus::kUnsent);
+  Result<std::size_t> resumed = ref->store->ChangeStatus(ref->id, kCancelled, RecipientStatus::kUnsent);
   if (!resumed.ok()) return Fail(resumed.status());
   fmt::print("task {}: {} cancelled recipient(s) back to unsent; the next `herald send` sends them\n", ref->id,
              GroupDigits(*resumed));
@@ -466,6 +493,10 @@ int RunCli(int argc, char** argv, const CliDependencies& deps) {
   send->add_option("TASK", task_file, "the task file (TOML)")->required();
   send->add_option("--accounts", accounts_file, "the accounts file (default: the task's `accounts` setting)");
   send->add_flag("-q,--quiet", quiet, "no line per sent recipient (failures are still shown)");
+  bool accept_changes = false;
+  send->add_flag("--accept-changes", accept_changes,
+                 "go on with the mailing stored under the task's id although the task file now describes another "
+                 "(recipients already sent are not sent again)");
   send->footer(std::string(kExitCodes));
 
   CLI::App* check = app.add_subcommand("check", "Check a task, its accounts and every recipient; send nothing");
@@ -509,7 +540,7 @@ int RunCli(int argc, char** argv, const CliDependencies& deps) {
   }
 
   try {
-    if (*send) return Send(deps, task_file, accounts_file, quiet);
+    if (*send) return Send(deps, task_file, accounts_file, quiet, accept_changes);
     if (*check) return Check(task_file, accounts_file);
     if (*status) return ShowStatus(deps, task_file, store_file, list_recipients);
     if (*export_command) return ExportCsv(deps, task_file, store_file, output);

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <string>
 
 namespace herald {
 
@@ -23,5 +24,8 @@ class SystemClock final : public Clock {
 
 inline long long ToUnixMillis(TimePoint t) { return t.time_since_epoch().count(); }
 inline TimePoint FromUnixMillis(long long ms) { return TimePoint(Duration(ms)); }
+
+// "2026-11-23 15:05:09" in UTC, for messages that name a time (whole seconds).
+std::string FormatUtc(TimePoint t);
 
 }  // namespace herald

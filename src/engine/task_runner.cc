@@ -217,14 +217,6 @@ class Run {
     return fmt::format("{} (sending.on_limit = \"stop\"); the next message fits at {} UTC",
                        LimitText(account, refused), FormatUtc(*refused.retry_at));
   }
-  static std::string FormatUtc(TimePoint t) {
-    std::time_t seconds = std::chrono::system_clock::to_time_t(t);
-    std::tm utc{};
-    gmtime_r(&seconds, &utc);
-    char buffer[32];
-    std::strftime(buffer, sizeof buffer, "%Y-%m-%d %H:%M:%S", &utc);
-    return buffer;
-  }
   static Outcome TooLarge(const AccountRuntime& account, std::size_t size) {
     Outcome outcome;
     outcome.disposition = Disposition::kPermanent;
@@ -1111,7 +1103,8 @@ Result<RunReport> RunTask(const TaskConfig& task, const AccountSet& accounts, St
     }
   }
 
-  Result<SyncedTask> synced = SyncTask(task, *columns, prepared->address_column, store, clock);
+  Result<SyncedTask> synced =
+      SyncTask(task, *columns, prepared->address_column, store, clock, options.accept_changes);
   if (!synced.ok()) return synced.status();
   if (synced->import) {
     observer.OnImport(*synced->import);

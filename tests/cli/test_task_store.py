@@ -1,6 +1,8 @@
 """End-to-end tests of what herald keeps in its store about tasks, through the `herald` command:
-stores created by sends started at the same moment, reading commands that never create a store,
-and an empty store file that is never taken for a new store.
+stores created by sends started at the same moment (their shared limit counted at a sink),
+reading commands that never create a store, an empty store file never taken for a new store, the
+identity of a task's mailing (two folders' task files, an edited task file, a store of the
+previous version), cancel and resume, and the rows of a recipient list that are rejected.
 
 Usage: test_task_store.py HERALD_BINARY  (run by ctest with Debian's /usr/bin/python3)
 """
@@ -9,17 +11,16 @@ import csv
 import io
 import os
 import re
-import select
 import shutil
-import socket
-import json
+import sqlite3
 import subprocess
 import sys
 import tempfile
 import unittest
 
+from test_crash import CountingSink
+
 HERALD = None
-SINK_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "counting_sink.py")
 EXIT_CONFIG = 3
 EXIT_INCOMPLETE = 4
 
@@ -34,39 +35,22 @@ def write(path, text):
         f.write(text)
 
 
-class CountingSink:
-    """counting_sink.py in a process of its own, stopped by its pid."""
+class FolderTest(unittest.TestCase):
+    """A fresh folder with an accounts file of one pickup account ("pickup" beside it)."""
 
-    def __init__(self, folder):
-        self.log = open(os.path.join(folder, "sink.log"), "wb")
-        self.process = subprocess.Popen(["/usr/bin/python3", SINK_SCRIPT, "--lifetime", "600"],
-                                        stdout=subprocess.PIPE, stderr=self.log)
-        ready, _, _ = select.select([self.process.stdout], [], [], 15)
-        line = self.process.stdout.readline().decode() if ready else ""
-        match = re.match(r"smtp=(\d+) control=(\d+)", line)
-        if not match:
-            self.stop()
-            raise RuntimeError("the counting sink did not start: %r" % line)
-        self.port, self.control_port = int(match.group(1)), int(match.group(2))
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="herald-store-cli-")
+        write(os.path.join(self.dir, "accounts.toml"),
+              '[[account]]\nname = "pickup"\nkind = "pickup"\nfolder = "pickup"\n')
+        self.pickup = os.path.join(self.dir, "pickup")
+        self.store = os.path.join(self.dir, "herald.db")
 
-    def counts(self):
-        """Deliveries per recipient."""
-        with socket.create_connection(("127.0.0.1", self.control_port), timeout=10) as control:
-            control.sendall(b"COUNTS\n")
-            data = b""
-            while not data.endswith(b"\n"):
-                chunk = control.recv(1 << 20)
-                if not chunk:
-                    break
-                data += chunk
-        return json.loads(data)["counts"]
+    def tearDown(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
 
-    def stop(self):
-        if self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-        self.process.stdout.close()
-        self.log.close()
+    def sent(self):
+        """Messages written to the pickup folder."""
+        return len(os.listdir(self.pickup)) if os.path.isdir(self.pickup) else 0
 
 
 class SendsStartedTogetherTest(unittest.TestCase):
@@ -79,7 +63,7 @@ class SendsStartedTogetherTest(unittest.TestCase):
 
     def setUp(self):
         self.dir = tempfile.mkdtemp(prefix="herald-store-cli-")
-        self.sink = CountingSink(self.dir)
+        self.sink = CountingSink(self.dir, personal=False)
 
     def tearDown(self):
         self.sink.stop()
@@ -110,7 +94,7 @@ class SendsStartedTogetherTest(unittest.TestCase):
             for p in processes:
                 p.stdout.close()
                 p.stderr.close()
-            counts = self.sink.counts()
+            counts = self.sink.ask("COUNTS")["counts"]
             delivered = 0
             for (task, addresses), (code, out, err) in zip(tasks, results):
                 context = "round %d, %s: exit %d\n%s%s" % (round_number, task, code, out, err)
@@ -125,19 +109,13 @@ class SendsStartedTogetherTest(unittest.TestCase):
                              "round %d: nothing left of the store's creation" % round_number)
 
 
-class ReadingCommandsTest(unittest.TestCase):
+class ReadingCommandsTest(FolderTest):
     def setUp(self):
-        self.dir = tempfile.mkdtemp(prefix="herald-store-cli-")
-        write(os.path.join(self.dir, "accounts.toml"),
-              '[[account]]\nname = "pickup"\nkind = "pickup"\nfolder = "pickup"\n')
+        super().setUp()
         write(os.path.join(self.dir, "recipients.csv"), "email\nann@example.com\nbob@example.com\n")
         self.task = os.path.join(self.dir, "task.toml")
         write(self.task, '[message]\nfrom = "news@example.com"\nsubject = "News"\ntext = "Hello"\n'
                          '[recipients]\nfile = "recipients.csv"\n')
-        self.store = os.path.join(self.dir, "herald.db")
-
-    def tearDown(self):
-        shutil.rmtree(self.dir, ignore_errors=True)
 
     def test_they_never_create_a_store(self):
         for command in (["status", self.task], ["status", "some-task"], ["export", self.task],
@@ -156,42 +134,105 @@ class ReadingCommandsTest(unittest.TestCase):
             self.assertEqual(result.returncode, EXIT_CONFIG, command)
             self.assertIn("herald.db' is empty (0 bytes)", result.stderr, command)
             self.assertEqual(os.path.getsize(self.store), 0, command)
-        self.assertFalse(os.path.exists(os.path.join(self.dir, "pickup")), "nothing sent")
+        self.assertEqual(self.sent(), 0)
 
         os.unlink(self.store)
         sent = run("send", self.task)
         self.assertEqual(sent.returncode, 0, sent.stdout + sent.stderr)
-        self.assertEqual(len(os.listdir(os.path.join(self.dir, "pickup"))), 2)
+        self.assertEqual(self.sent(), 2)
 
 
-class CancelAndResumeTest(unittest.TestCase):
+class MailingIdentityTest(FolderTest):
+    """Two mailings in two folders sharing one accounts file (so one store), and a task file
+    edited for another mailing."""
+
+    def write_task(self, folder, subject, addresses):
+        write(os.path.join(self.dir, folder, "recipients.csv"), "email\n" + "".join(a + "\n" for a in addresses))
+        task = os.path.join(self.dir, folder, "task.toml")
+        write(task, 'title = "%s news"\naccounts = "../accounts.toml"\n[message]\nfrom = "news@example.com"\n'
+                    'subject = "%s"\ntext = "Hello"\n[recipients]\nfile = "recipients.csv"\n' % (folder, subject))
+        return task
+
+    def test_two_folders_are_two_mailings_and_an_edited_one_is_refused_until_accepted(self):
+        spring = self.write_task("spring", "Spring", ["ann@example.com", "bob@example.com"])
+        autumn = self.write_task("autumn", "Autumn", ["ann@example.com", "cat@example.com"])
+        for task in (spring, autumn):
+            result = run("send", task)
+            self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+            self.assertIn("this run: 2 sent", result.stdout)
+        self.assertEqual(self.sent(), 4)
+
+        status = run("status", spring)
+        self.assertEqual(status.returncode, 0, status.stderr)
+        self.assertIn("task spring-task: 2 recipient(s)", status.stdout)
+        self.assertRegex(status.stdout, r"title\s+spring news\n")
+        self.assertRegex(status.stdout, r"task file\s+%s\n" % re.escape(spring))
+        self.assertRegex(status.stdout, r"first run\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\n")
+        self.assertRegex(status.stdout, r"last run\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\n")
+
+        # Edited for the next mailing: refused, naming the stored one, and nothing is sent.
+        self.write_task("spring", "Summer", ["ann@example.com", "bob@example.com", "dan@example.com"])
+        refused = run("send", spring)
+        self.assertEqual(refused.returncode, EXIT_CONFIG, refused.stdout + refused.stderr)
+        for part in ('describes another mailing than the one stored as task "spring-task"',
+                     'stored: "spring news" from %s, first run ' % spring, "2 of 2 recipient(s) sent",
+                     "changed: subject", 'id = "..."', "herald send %s --accept-changes" % spring):
+            self.assertIn(part, refused.stderr)
+        self.assertEqual(self.sent(), 4)
+
+        accepted = run("send", spring, "--accept-changes")
+        self.assertEqual(accepted.returncode, 0, accepted.stdout + accepted.stderr)
+        self.assertIn("this run: 1 sent", accepted.stdout)
+        self.assertEqual(self.sent(), 5)
+        self.assertEqual(run("send", spring).returncode, 0)
+
+    def test_a_task_of_a_store_made_by_the_previous_version_is_adopted(self):
+        spring = self.write_task("spring", "Spring", ["ann@example.com", "bob@example.com"])
+        self.assertEqual(run("send", spring).returncode, 0)
+        # As the previous version left it: the default id was the file's name, and the store
+        # knew nothing of the task file or the mailing.
+        with sqlite3.connect(self.store) as db:
+            db.execute("UPDATE tasks SET id = 'task', task_file = '', fingerprint = '', last_run_at = NULL")
+        self.assertIn("not recorded yet", run("status", "task", "--store", self.store).stdout)
+
+        self.write_task("spring", "Spring", ["ann@example.com", "bob@example.com", "cat@example.com"])
+        adopted = run("send", spring)
+        self.assertEqual(adopted.returncode, 0, adopted.stdout + adopted.stderr)
+        self.assertIn("task task:", adopted.stdout)
+        self.assertIn("this run: 1 sent", adopted.stdout)
+        status = run("status", spring)
+        self.assertIn("task task: 3 recipient(s)", status.stdout)
+        self.assertRegex(status.stdout, r"task file\s+%s\n" % re.escape(spring))
+
+        autumn = self.write_task("autumn", "Autumn", ["ann@example.com"])
+        other = run("send", autumn)
+        self.assertEqual(other.returncode, 0, other.stdout + other.stderr)
+        self.assertIn("task autumn-task:", other.stdout)
+        self.assertEqual(self.sent(), 4)
+
+
+class CancelAndResumeTest(FolderTest):
     COUNT = 6
 
     def setUp(self):
-        self.dir = tempfile.mkdtemp(prefix="herald-store-cli-")
-        write(os.path.join(self.dir, "accounts.toml"),
-              '[[account]]\nname = "pickup"\nkind = "pickup"\nfolder = "pickup"\n')
+        super().setUp()
         write(os.path.join(self.dir, "recipients.csv"),
               "email\n" + "".join("r%d@example.com\n" % i for i in range(self.COUNT)))
         self.task = os.path.join(self.dir, "task.toml")
         write(self.task, 'id = "news"\n[message]\nfrom = "news@example.com"\nsubject = "News"\ntext = "Hello"\n'
                          '[recipients]\nfile = "recipients.csv"\n[sending]\nlimit = 2\n')
-        self.pickup = os.path.join(self.dir, "pickup")
-
-    def tearDown(self):
-        shutil.rmtree(self.dir, ignore_errors=True)
 
     def test_resume_undoes_cancel_and_the_next_send_sends_them(self):
         self.assertEqual(run("send", self.task).returncode, EXIT_INCOMPLETE)
-        self.assertEqual(len(os.listdir(self.pickup)), 2)
+        self.assertEqual(self.sent(), 2)
         cancelled = run("cancel", self.task)
         self.assertEqual(cancelled.returncode, 0, cancelled.stderr)
         self.assertIn("4 recipient(s) cancelled", cancelled.stdout)
         self.assertEqual(run("send", self.task).returncode, 0, "a cancelled task is done")
-        self.assertEqual(len(os.listdir(self.pickup)), 2)
+        self.assertEqual(self.sent(), 2)
 
         # By task id and store, as status takes them.
-        resumed = run("resume", "news", "--store", os.path.join(self.dir, "herald.db"))
+        resumed = run("resume", "news", "--store", self.store)
         self.assertEqual(resumed.returncode, 0, resumed.stderr)
         self.assertIn("task news: 4 cancelled recipient(s) back to unsent", resumed.stdout)
         status = run("status", self.task)
@@ -200,30 +241,24 @@ class CancelAndResumeTest(unittest.TestCase):
 
         self.assertEqual(run("send", self.task).returncode, EXIT_INCOMPLETE)  # the limit: 2 a run
         self.assertEqual(run("send", self.task).returncode, 0)
-        self.assertEqual(len(os.listdir(self.pickup)), self.COUNT, "each sent once")
+        self.assertEqual(self.sent(), self.COUNT, "each sent once")
         again = run("resume", self.task)
         self.assertEqual(again.returncode, 0)
         self.assertIn("0 cancelled recipient(s)", again.stdout)
 
     def test_resume_of_an_unknown_task_fails(self):
         self.assertEqual(run("send", self.task).returncode, EXIT_INCOMPLETE)
-        missing = run("resume", "no-such-task", "--store", os.path.join(self.dir, "herald.db"))
+        missing = run("resume", "no-such-task", "--store", self.store)
         self.assertEqual(missing.returncode, EXIT_CONFIG)
         self.assertIn("no task 'no-such-task'", missing.stderr)
 
 
-class RejectedRowsTest(unittest.TestCase):
+class RejectedRowsTest(FolderTest):
     def setUp(self):
-        self.dir = tempfile.mkdtemp(prefix="herald-store-cli-")
-        write(os.path.join(self.dir, "accounts.toml"),
-              '[[account]]\nname = "pickup"\nkind = "pickup"\nfolder = "pickup"\n')
+        super().setUp()
         self.task = os.path.join(self.dir, "task.toml")
         write(self.task, '[message]\nfrom = "news@example.com"\nsubject = "News"\ntext = "Hello {%name%}"\n'
                          '[recipients]\nfile = "recipients.csv"\n')
-        self.pickup = os.path.join(self.dir, "pickup")
-
-    def tearDown(self):
-        shutil.rmtree(self.dir, ignore_errors=True)
 
     def write_list(self, text):
         with open(os.path.join(self.dir, "recipients.csv"), "wb") as f:
@@ -234,7 +269,7 @@ class RejectedRowsTest(unittest.TestCase):
                         b"d\xffra@example.com,Dora\neve@example.com,Eve\n")
         sent = run("send", self.task)
         self.assertEqual(sent.returncode, EXIT_INCOMPLETE, sent.stdout + sent.stderr)
-        self.assertEqual(len(os.listdir(self.pickup)), 2)
+        self.assertEqual(self.sent(), 2)
         self.assertRegex(sent.stdout, r"rejected\s+3\b")
         self.assertIn("3 bad row(s) rejected", sent.stderr)
 
@@ -261,14 +296,14 @@ class RejectedRowsTest(unittest.TestCase):
         # Sending again sends nothing and still says the task is not complete.
         again = run("send", self.task)
         self.assertEqual(again.returncode, EXIT_INCOMPLETE, again.stdout + again.stderr)
-        self.assertEqual(len(os.listdir(self.pickup)), 2)
+        self.assertEqual(self.sent(), 2)
 
         # The list fixed: its next import replaces the rejected rows, the fixed rows are sent.
         self.write_list(b"email,name\nann@example.com,Ann\nbob@example.com,Bob\ncarl@example.com,Carl\n"
                         b"dora@example.com,Dora\neve@example.com,Eve\n")
         fixed = run("send", self.task)
         self.assertEqual(fixed.returncode, 0, fixed.stdout + fixed.stderr)
-        self.assertEqual(len(os.listdir(self.pickup)), 5)
+        self.assertEqual(self.sent(), 5)
         self.assertNotIn("rejected", run("status", self.task).stdout)
 
 
