@@ -342,6 +342,7 @@ int ExportCsv(const CliDependencies& deps, const std::string& task, const std::s
   }
   line += "\r\n";
   out << line;
+  const std::size_t columns = (*record)->columns.size();
   Status visited = store->ForEachRecipient(ref->id, [&](const RecipientRecord& r) {
     line.clear();
     AppendCsvField(line, r.address);
@@ -354,9 +355,10 @@ int ExportCsv(const CliDependencies& deps, const std::string& task, const std::s
     line += ',';
     AppendCsvField(line, r.account);
     line += fmt::format(",{},{},{}", LocalTime(r.updated_at), r.possible_duplicate ? "yes" : "no", r.line);
-    for (const std::string& value : r.fields) {
+    // A rejected row may have no fields (store.h): its columns are empty.
+    for (std::size_t i = 0; i < columns; ++i) {
       line += ',';
-      AppendCsvField(line, value);
+      if (i < r.fields.size()) AppendCsvField(line, r.fields[i]);
     }
     line += "\r\n";
     out << line;

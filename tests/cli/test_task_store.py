@@ -284,6 +284,8 @@ class RejectedRowsTest(FolderTest):
 
         exported = run("export", self.task)
         self.assertEqual(exported.returncode, 0, exported.stderr)
+        table = list(csv.reader(io.StringIO(exported.stdout)))
+        self.assertEqual({len(row) for row in table}, {len(table[0])}, "every row has every column")
         rows = list(csv.DictReader(io.StringIO(exported.stdout)))
         self.assertEqual(len(rows), 5)
         rejected = [r for r in rows if r["status"] == "rejected"]
