@@ -71,8 +71,11 @@ int main(int argc, char** argv) {
   herald::SystemClock clock;
   herald::DefaultTransportFactory transports(clock);
   herald::CliDependencies dependencies{
-      .open_store = [](const std::string& path) -> herald::Result<std::unique_ptr<herald::Store>> {
-        herald::Result<std::unique_ptr<herald::SqliteStore>> store = herald::SqliteStore::Open(path);
+      .open_store = [](const std::string& path,
+                       herald::StoreOpening opening) -> herald::Result<std::unique_ptr<herald::Store>> {
+        herald::SqliteStore::Options options;
+        options.create_if_missing = opening == herald::StoreOpening::kCreateIfMissing;
+        herald::Result<std::unique_ptr<herald::SqliteStore>> store = herald::SqliteStore::Open(path, options);
         if (!store.ok()) return store.status();
         return std::unique_ptr<herald::Store>(std::move(*store));
       },

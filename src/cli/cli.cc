@@ -17,11 +17,13 @@
 #include "cli/preview.h"
 #include "config/loader.h"
 #include "config/secret.h"
+#include "config/task_file.h"
 #include "core/text.h"
 #include "engine/preflight.h"
 #include "engine/prepared_task.h"
 #include "engine/recipient_import.h"
 #include "engine/task_runner.h"
+#include "engine/task_sync.h"
 #include "merge/csv_reader.h"
 #include "mime/composer.h"
 #include "smtp/helo_name.h"
@@ -47,8 +49,8 @@ std::string ExitCodes(std::string_view success, std::initializer_list<ExitCodeMe
 std::string SendExitCodes() {
   return ExitCodes("done: every recipient handled, none failed or waiting",
                    {{kExitConfig, "the configuration, task, recipient list or store cannot be used; nothing was sent"},
-                    {kExitIncomplete, "the run finished, but some recipients failed or wait for a retry (see `herald "
-                                      "status`)"},
+                    {kExitIncomplete, "the run finished, but some recipients failed or wait for a retry, or rows of the "
+                                      "recipient list were rejected (see `herald status`)"},
                     {kExitStopped, "the run stopped early: interrupted, or a fault (store, disk); run it again to go "
                                    "on"}});
 }
@@ -84,22 +86,42 @@ Result<LoadedTask> LoadTaskAndAccounts(const std::string& task_file, const std::
   return LoadedTask{std::move(*task), std::move(*accounts)};
 }
 
-// A task named on the command line: a task file, or a task id in the store given by --store.
-struct TaskRef {
-  std::string id;
+// A task named on the command line — a task file, or a task id in the store given by --store —
+// with its store, for a command that reads or changes what is stored: the store is never created.
+struct OpenedTask {
+  std::string id;  // as stored (engine/task_sync.h, StoredTaskId)
   std::string store_file;
   std::optional<TaskConfig> config;  // when named by its task file
+  std::unique_ptr<Store> store;
 };
 
-Result<TaskRef> ResolveTask(const std::string& task, const std::string& store_override) {
+Result<OpenedTask> OpenTask(const CliDependencies& deps, const std::string& task, const std::string& store_override) {
+  OpenedTask opened;
   std::error_code ec;
   if (task.ends_with(".toml") || std::filesystem::is_regular_file(task, ec)) {
-    Result<TaskConfig> config = LoadTask(task);
-    if (!config.ok()) return config.status();
-    std::string store_file = store_override.empty() ? config->store_file : store_override;
-    return TaskRef{config->id, std::move(store_file), std::move(*config)};
+    Result<TaskConfig> loaded = LoadTask(task);
+    if (!loaded.ok()) return loaded.status();
+    if (!store_override.empty()) loaded->store_file = store_override;
+    opened.id = loaded->id;
+    opened.store_file = loaded->store_file;
+    opened.config = std::move(*loaded);
+  } else {
+    opened.id = task;
+    opened.store_file = store_override.empty() ? "herald.db" : store_override;
   }
-  return TaskRef{task, store_override.empty() ? "herald.db" : store_override, std::nullopt};
+  Result<std::unique_ptr<Store>> store = deps.open_store(opened.store_file, StoreOpening::kExistingOnly);
+  if (store.status().code() == StatusCode::kNotFound) {
+    return NotFound(fmt::format("no task \"{}\": {}; the first `herald send` of a task creates the store",
+                                opened.id, store.status().message()));
+  }
+  if (!store.ok()) return store.status();
+  opened.store = std::move(*store);
+  if (opened.config) {
+    Result<std::string> id = StoredTaskId(*opened.config, *opened.store);
+    if (!id.ok()) return id.status();
+    opened.id = *id;
+  }
+  return opened;
 }
 
 std::vector<std::string> UsedAccounts(const LoadedTask& loaded) {
@@ -110,8 +132,23 @@ std::vector<std::string> UsedAccounts(const LoadedTask& loaded) {
   return names;
 }
 
-void PrintCounts(std::FILE* out, std::string_view id, const StatusCounts& counts) {
-  fmt::print(out, "task {}: {} recipient(s)\n", id, GroupDigits(counts.total()));
+// What `herald status` says about the mailing before the counts.
+std::string MailingLines(const TaskRecord& task, const std::string& store_file) {
+  std::string lines = fmt::format("  {:<12} {}\n", "title", task.title);
+  if (task.task_file.empty()) {
+    lines += fmt::format("  {:<12} not recorded yet (stored by an older herald; its next send records it)\n",
+                         "task file");
+  } else {
+    lines += fmt::format("  {:<12} {}\n", "task file", TaskFileFromStore(task.task_file, store_file));
+  }
+  lines += fmt::format("  {:<12} {}\n", "first run", FormatLocalTime(task.submitted_at));
+  if (task.last_run_at) lines += fmt::format("  {:<12} {}\n", "last run", FormatLocalTime(*task.last_run_at));
+  return lines;
+}
+
+// `about`: lines printed after the first.
+void PrintCounts(std::FILE* out, std::string_view id, const StatusCounts& counts, std::string_view about = {}) {
+  fmt::print(out, "task {}: {} recipient(s)\n{}", id, GroupDigits(counts.total()), about);
   for (std::size_t i = 0; i < kRecipientStatusCount; ++i) {
     auto status = static_cast<RecipientStatus>(i);
     if (counts[status] == 0 && status != RecipientStatus::kSent && status != RecipientStatus::kUnsent) continue;
@@ -124,7 +161,8 @@ void PrintCounts(std::FILE* out, std::string_view id, const StatusCounts& counts
   }
 }
 
-int Send(const CliDependencies& deps, const std::string& task_file, const std::string& accounts_file, bool quiet) {
+int Send(const CliDependencies& deps, const std::string& task_file, const std::string& accounts_file, bool quiet,
+         bool accept_changes) {
   Result<LoadedTask> loaded = LoadTaskAndAccounts(task_file, accounts_file);
   if (!loaded.ok()) return Fail(loaded.status());
   std::error_code ec;
@@ -133,12 +171,15 @@ int Send(const CliDependencies& deps, const std::string& task_file, const std::s
     return Fail(IoError(fmt::format("cannot create the folder of the store {}: {}", loaded->task.store_file,
                                     ec.message())));
   }
-  Result<std::unique_ptr<Store>> store = deps.open_store(loaded->task.store_file);
+  Result<std::unique_ptr<Store>> store = deps.open_store(loaded->task.store_file, StoreOpening::kCreateIfMissing);
   if (!store.ok()) return Fail(store.status());
+  Result<std::string> stored_id = StoredTaskId(loaded->task, **store);
+  if (!stored_id.ok()) return Fail(stored_id.status());
+  loaded->task.id = *stored_id;
 
   ConsoleObserver observer(stderr, ::isatty(STDERR_FILENO) == 1, quiet);
   Result<RunReport> report = RunTask(loaded->task, loaded->accounts, **store, *deps.clock, *deps.transports, observer,
-                                     RunOptions{.handle_signals = true});
+                                     RunOptions{.handle_signals = true, .accept_changes = accept_changes});
   observer.Finish();
   if (!report.ok()) return Fail(report.status());
 
@@ -182,7 +223,8 @@ int Send(const CliDependencies& deps, const std::string& task_file, const std::s
   }
   const StatusCounts& counts = report->counts;
   if (counts[RecipientStatus::kFailed] > 0 || counts[RecipientStatus::kDeferred] > 0 ||
-      counts[RecipientStatus::kUnsent] > 0 || counts[RecipientStatus::kInFlight] > 0) {
+      counts[RecipientStatus::kUnsent] > 0 || counts[RecipientStatus::kInFlight] > 0 ||
+      counts[RecipientStatus::kRejected] > 0) {
     return kExitIncomplete;
   }
   return kExitOk;
@@ -247,7 +289,7 @@ int Check(const CliDependencies& deps, const std::string& task_file, const std::
   }
   if (bad > 20 || would_fail > 20) fmt::print("  ... (only the first 20 of each are listed)\n");
   fmt::print("  recipients: {} row(s) in {}, {} bad ({})\n", GroupDigits(rows), task.recipients.file, GroupDigits(bad),
-             task.recipients.bad_rows == BadRows::kFail ? "a bad row stops the import" : "bad rows are skipped");
+             task.recipients.bad_rows == BadRows::kFail ? "a bad row stops the import" : "bad rows are rejected");
   fmt::print("  messages: {} composed, {} would fail\n", GroupDigits(rows - bad - would_fail), GroupDigits(would_fail));
   if (bad > 0 && task.recipients.bad_rows == BadRows::kFail) ++problems;
   if (problems > 0) {
@@ -277,23 +319,22 @@ int Preview(const CliDependencies& deps, const std::string& task_file, const std
 
 int ShowStatus(const CliDependencies& deps, const std::string& task, const std::string& store_file,
                bool list_recipients) {
-  Result<TaskRef> ref = ResolveTask(task, store_file);
+  Result<OpenedTask> ref = OpenTask(deps, task, store_file);
   if (!ref.ok()) return Fail(ref.status());
-  Result<std::unique_ptr<Store>> store = deps.open_store(ref->store_file);
-  if (!store.ok()) return Fail(store.status());
-  Result<std::optional<TaskRecord>> record = (*store)->FindTask(ref->id);
+  Store* store = ref->store.get();
+  Result<std::optional<TaskRecord>> record = store->FindTask(ref->id);
   if (!record.ok()) return Fail(record.status());
   if (!record->has_value()) {
     return Fail(NotFound(fmt::format("no task \"{}\" in the store {} (it is created by its first `herald send`)",
                                      ref->id, ref->store_file)));
   }
-  Result<StatusCounts> counts = (*store)->CountByStatus(ref->id);
+  Result<StatusCounts> counts = store->CountByStatus(ref->id);
   if (!counts.ok()) return Fail(counts.status());
-  PrintCounts(stdout, ref->id, *counts);
-  Result<std::optional<TimePoint>> next = (*store)->NextAttemptAt(ref->id);
+  PrintCounts(stdout, ref->id, *counts, MailingLines(**record, ref->store_file));
+  Result<std::optional<TimePoint>> next = store->NextAttemptAt(ref->id);
   if (next.ok() && next->has_value()) fmt::print("  next retry due at {}\n", FormatLocalTime(**next));
   // Destinations of direct accounts that could not be reached: no task sends to them before then.
-  Result<std::vector<DestinationBackoff>> backoffs = (*store)->DestinationBackoffs("");
+  Result<std::vector<DestinationBackoff>> backoffs = store->DestinationBackoffs("");
   if (!backoffs.ok()) return Fail(backoffs.status(), kExitStopped);
   if (!backoffs->empty()) fmt::print("  domains not tried again before (direct delivery, every task of this store):\n");
   for (const DestinationBackoff& backoff : *backoffs) {
@@ -301,9 +342,10 @@ int ShowStatus(const CliDependencies& deps, const std::string& task, const std::
                FormatLocalTime(backoff.retry_at), backoff.account, backoff.failures, Printable(backoff.error.text, 100));
   }
   if (list_recipients) {
-    Status listed = (*store)->ForEachRecipient(ref->id, [](const RecipientRecord& r) {
+    Status listed = store->ForEachRecipient(ref->id, [](const RecipientRecord& r) {
       std::string reply = r.last_error.reply_code == 0 ? std::string() : std::to_string(r.last_error.reply_code);
       if (!r.last_error.enhanced_status.empty()) reply += " " + r.last_error.enhanced_status;
+      if (r.status == RecipientStatus::kRejected) reply = fmt::format("line {}:", r.line);
       fmt::print("  {:<11} {:<40} {} {}\n", RecipientStatusName(r.status), r.address, reply,
                  Printable(r.last_error.text, 100));
       return Status::Ok();
@@ -322,7 +364,7 @@ struct ExportOptions {
 
 // The export's delimiter: --delimiter; with --excel the locale's list separator; else the
 // recipient list's own (as the task sets it or as detected), or a comma for a task named by id.
-char ExportDelimiter(const ExportOptions& options, const TaskRef& ref) {
+char ExportDelimiter(const ExportOptions& options, const OpenedTask& ref) {
   if (!options.delimiter.empty()) return options.delimiter == "tab" ? '\t' : options.delimiter[0];
   if (options.excel) return SpreadsheetDelimiter();
   if (!ref.config) return ',';
@@ -337,11 +379,10 @@ char ExportDelimiter(const ExportOptions& options, const TaskRef& ref) {
 int ExportCsv(const CliDependencies& deps, const std::string& task, const std::string& store_file,
               const ExportOptions& options) {
   const std::string& output = options.output;
-  Result<TaskRef> ref = ResolveTask(task, store_file);
+  Result<OpenedTask> ref = OpenTask(deps, task, store_file);
   if (!ref.ok()) return Fail(ref.status());
-  Result<std::unique_ptr<Store>> store = deps.open_store(ref->store_file);
-  if (!store.ok()) return Fail(store.status());
-  Result<std::optional<TaskRecord>> record = (*store)->FindTask(ref->id);
+  Store* store = ref->store.get();
+  Result<std::optional<TaskRecord>> record = store->FindTask(ref->id);
   if (!record.ok()) return Fail(record.status());
   if (!record->has_value()) return Fail(NotFound(fmt::format("no task \"{}\" in {}", ref->id, ref->store_file)));
 
@@ -366,7 +407,8 @@ int ExportCsv(const CliDependencies& deps, const std::string& task, const std::s
   for (const std::string& column : (*record)->columns) add(column);
   line += "\r\n";
   out << line;
-  Status visited = (*store)->ForEachRecipient(ref->id, [&](const RecipientRecord& r) {
+  const std::size_t columns = (*record)->columns.size();
+  Status visited = store->ForEachRecipient(ref->id, [&](const RecipientRecord& r) {
     line.clear();
     add(r.address);
     add(RecipientStatusName(r.status));
@@ -381,7 +423,8 @@ int ExportCsv(const CliDependencies& deps, const std::string& task, const std::s
     add(FormatLocalTime(r.updated_at));
     add(r.possible_duplicate ? "yes" : "no");
     add(std::to_string(r.line));
-    for (const std::string& value : r.fields) add(value);
+    // A rejected row may have no fields (store.h): its columns are empty.
+    for (std::size_t i = 0; i < columns; ++i) add(i < r.fields.size() ? std::string_view(r.fields[i]) : "");
     line += "\r\n";
     out << line;
     return out ? Status::Ok() : IoError(fmt::format("cannot write {}", output.empty() ? "the output" : output));
@@ -392,15 +435,26 @@ int ExportCsv(const CliDependencies& deps, const std::string& task, const std::s
 }
 
 int Cancel(const CliDependencies& deps, const std::string& task, const std::string& store_file) {
-  Result<TaskRef> ref = ResolveTask(task, store_file);
+  Result<OpenedTask> ref = OpenTask(deps, task, store_file);
   if (!ref.ok()) return Fail(ref.status());
-  Result<std::unique_ptr<Store>> store = deps.open_store(ref->store_file);
-  if (!store.ok()) return Fail(store.status());
   static constexpr RecipientStatus kNotYetSent[] = {RecipientStatus::kUnsent, RecipientStatus::kDeferred};
-  Result<std::size_t> cancelled = (*store)->ChangeStatus(ref->id, kNotYetSent, RecipientStatus::kCancelled);
+  Result<std::size_t> cancelled = ref->store->ChangeStatus(ref->id, kNotYetSent, RecipientStatus::kCancelled);
   if (!cancelled.ok()) return Fail(cancelled.status());
   fmt::print("task {}: {} recipient(s) cancelled; those sent or in flight are not affected\n", ref->id,
              GroupDigits(*cancelled));
+  return kExitOk;
+}
+
+// Undoes `herald cancel`: the cancelled recipients go back to unsent (a deferred one's retry time
+// was not kept), and the next `herald send` sends them.
+int Resume(const CliDependencies& deps, const std::string& task, const std::string& store_file) {
+  Result<OpenedTask> ref = OpenTask(deps, task, store_file);
+  if (!ref.ok()) return Fail(ref.status());
+  static constexpr RecipientStatus kCancelled[] = {RecipientStatus::kCancelled};
+  Result<std::size_t> resumed = ref->store->ChangeStatus(ref->id, kCancelled, RecipientStatus::kUnsent);
+  if (!resumed.ok()) return Fail(resumed.status());
+  fmt::print("task {}: {} cancelled recipient(s) back to unsent; the next `herald send` sends them\n", ref->id,
+             GroupDigits(*resumed));
   return kExitOk;
 }
 
@@ -507,6 +561,10 @@ int RunCli(int argc, char** argv, const CliDependencies& deps) {
   send->add_option("TASK", task_file, "the task file (TOML)")->required();
   send->add_option("--accounts", accounts_file, "the accounts file (default: the task's `accounts` setting)");
   send->add_flag("-q,--quiet", quiet, "no line per sent recipient (failures are still shown)");
+  bool accept_changes = false;
+  send->add_flag("--accept-changes", accept_changes,
+                 "go on with the mailing stored under the task's id although the task file now describes another "
+                 "(recipients already sent are not sent again)");
   send->footer(SendExitCodes());
 
   CLI::App* check = app.add_subcommand("check", "Check a task, its accounts and every recipient; send nothing");
@@ -563,6 +621,10 @@ int RunCli(int argc, char** argv, const CliDependencies& deps) {
   CLI::App* cancel = app.add_subcommand("cancel", "Withdraw every recipient of a task not yet sent");
   add_task_ref(cancel);
   cancel->footer(ExitCodes("the recipients not yet sent were cancelled", {{kExitConfig, kNoTask}}));
+  CLI::App* resume =
+      app.add_subcommand("resume", "Undo `herald cancel`: the cancelled recipients are sent by the next send");
+  add_task_ref(resume);
+  resume->footer(ExitCodes("the cancelled recipients are unsent again", {{kExitConfig, kNoTask}}));
 
   std::string account_name, from, to;
   CLI::App* test_account = app.add_subcommand(
@@ -590,12 +652,13 @@ int RunCli(int argc, char** argv, const CliDependencies& deps) {
   }
 
   try {
-    if (*send) return Send(deps, task_file, accounts_file, quiet);
+    if (*send) return Send(deps, task_file, accounts_file, quiet, accept_changes);
     if (*check) return Check(deps, task_file, accounts_file);
     if (*preview) return Preview(deps, task_file, accounts_file, preview_row, preview_to, preview_output);
     if (*status) return ShowStatus(deps, task_file, store_file, list_recipients);
     if (*export_command) return ExportCsv(deps, task_file, store_file, export_options);
     if (*cancel) return Cancel(deps, task_file, store_file);
+    if (*resume) return Resume(deps, task_file, store_file);
     if (*test_account) return TestAccount(deps, accounts_file, account_name, from, to);
   } catch (const std::exception& error) {
     fmt::print(stderr, "herald: internal error: {}\n", error.what());

@@ -51,10 +51,11 @@ void ConsoleObserver::PrintLine(std::string_view line) {
 }
 
 void ConsoleObserver::OnImport(const ImportReport& report) {
-  PrintLine(fmt::format("imported {} recipient(s) from {} row(s); {} duplicate(s) dropped, {} bad row(s) skipped",
+  PrintLine(fmt::format("imported {} recipient(s) from {} row(s); {} duplicate(s) dropped, {} bad row(s) rejected "
+                        "(never sent; see `herald status --list`)",
                         GroupDigits(report.imported), GroupDigits(report.rows), GroupDigits(report.duplicates),
                         GroupDigits(report.bad)));
-  for (const BadRow& row : report.bad_rows) PrintLine(fmt::format("  skipped line {}: {}", row.line, row.reason));
+  for (const BadRow& row : report.bad_rows) PrintLine(fmt::format("  rejected line {}: {}", row.line, row.reason));
   if (report.bad > report.bad_rows.size()) {
     PrintLine(fmt::format("  ... and {} more bad row(s)", GroupDigits(report.bad - report.bad_rows.size())));
   }

@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 
 #include "config/internal/toml_reader.h"
+#include "config/task_file.h"
 #include "core/text.h"
 
 namespace herald {
@@ -883,13 +884,6 @@ Result<TaskConfig> LoadTask(const std::string& path, std::set<std::string>* sett
   TableReader root(*parsed, "", diagnostics);
   TaskConfig task;
   task.path = fs::absolute(path).lexically_normal().string();
-  task.id = root.NonEmptyString("id").value_or(fs::path(path).stem().string());
-  if (!IsTaskId(task.id)) {
-    root.Error("id", fmt::format("\"{}\" is not a task id; expected letters, digits, '-', '_' and '.' (at most 128)",
-                                 Printable(task.id)));
-  }
-  task.title = root.String("title").value_or(task.id);
-  if (HasLineBreakOrNul(task.title)) root.Error("title", "must be on one line");
   task.accounts_file = ResolvePath(task.path, root.NonEmptyString("accounts").value_or("accounts.toml"));
   // The store sits beside the accounts file by default, so that every task sending through the
   // same accounts shares their send counters (sending limits hold across tasks).
@@ -898,6 +892,15 @@ Result<TaskConfig> LoadTask(const std::string& path, std::set<std::string>* sett
   } else {
     task.store_file = ResolvePath(task.accounts_file, "herald.db");
   }
+  std::optional<std::string> id = root.NonEmptyString("id");
+  task.id_given = id.has_value();
+  task.id = id ? *id : DefaultTaskId(task.path, task.store_file);
+  if (!IsTaskId(task.id)) {
+    root.Error("id", fmt::format("\"{}\" is not a task id; expected letters, digits, '-', '_' and '.' (at most 128)",
+                                 Printable(task.id)));
+  }
+  task.title = root.String("title").value_or(task.id);
+  if (HasLineBreakOrNul(task.title)) root.Error("title", "must be on one line");
   ReadMessage(root, task);
   ReadRecipients(root, task);
   ReadSending(root, task);

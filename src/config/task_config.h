@@ -68,7 +68,8 @@ struct BackupConfig {
 
 struct TaskConfig {
   std::string path;      // the task file
-  std::string id;        // default: the task file's name without extension
+  std::string id;        // default: DefaultTaskId() (config/task_file.h), from the file's place
+  bool id_given = false; // the task file sets `id`
   std::string title;
   std::string accounts_file;
   std::string store_file;

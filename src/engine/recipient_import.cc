@@ -2,6 +2,7 @@
 
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <fstream>
 #include <memory>
 
@@ -19,6 +20,9 @@ Result<std::unique_ptr<CsvReader>> OpenRecipientList(const RecipientsConfig& con
 
 namespace {
 
+// More than any address can be (RFC 5321 §4.5.3.1.3: a path holds at most 256 octets).
+constexpr std::size_t kMaxGivenAddressBytes = 320;
+
 // Why `record` cannot be a recipient, or an empty string when it can; fills `address`.
 std::string CheckRecord(const CsvRecord& record, std::size_t address_column, const std::vector<std::string>& header,
                         Address& address) {
@@ -31,9 +35,20 @@ std::string CheckRecord(const CsvRecord& record, std::size_t address_column, con
   return {};
 }
 
-void NoteBadRow(ImportReport& report, std::size_t line, std::string reason) {
+void NoteBadRow(ImportReport& report, std::size_t line, const std::string& reason) {
   ++report.bad;
-  if (report.bad_rows.size() < ImportReport::kListedBadRows) report.bad_rows.push_back({line, std::move(reason)});
+  if (report.bad_rows.size() < ImportReport::kListedBadRows) report.bad_rows.push_back({line, reason});
+}
+
+// The address a bad record gives, for the user to recognise the row: as written when it is
+// printable text, else escaped.
+std::string GivenAddress(const CsvRecord& record, std::size_t address_column) {
+  if (address_column >= record.fields.size()) return {};
+  std::string_view cell = TrimBlanks(record.fields[address_column]);
+  const bool printable = IsValidUtf8(cell) && std::none_of(cell.begin(), cell.end(), [](char c) {
+                           return static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
+                         });
+  return printable ? std::string(cell) : Printable(cell, kMaxGivenAddressBytes);
 }
 
 }  // namespace
@@ -79,7 +94,7 @@ Result<ImportReport> ImportRecipients(const RecipientsConfig& config, std::size_
       if (!more.ok()) return more.status();
       if (!*more) break;
       std::string reason = CheckRecord(record, address_column, (*reader)->header(), address);
-      if (!reason.empty()) NoteBadRow(scan, record.line, std::move(reason));
+      if (!reason.empty()) NoteBadRow(scan, record.line, reason);
     }
     if (scan.bad > 0) {
       std::string message = fmt::format("{}: {} bad row(s) and recipients.bad_rows = \"fail\"; nothing was imported",
@@ -98,6 +113,7 @@ Result<ImportReport> ImportRecipients(const RecipientsConfig& config, std::size_
   if (!import.ok()) return import.status();
   ImportReport report;
   NewRecipient recipient;
+  RejectedRow rejected;
   while (true) {
     Result<bool> more = (*reader)->Next(record);
     if (!more.ok()) return more.status();
@@ -105,7 +121,14 @@ Result<ImportReport> ImportRecipients(const RecipientsConfig& config, std::size_
     ++report.rows;
     std::string reason = CheckRecord(record, address_column, (*reader)->header(), address);
     if (!reason.empty()) {
-      NoteBadRow(report, record.line, std::move(reason));
+      NoteBadRow(report, record.line, reason);
+      rejected.address = GivenAddress(record, address_column);
+      // A record with a problem has incomplete fields (csv_reader.h): none are kept.
+      rejected.fields.clear();
+      if (record.problem.empty()) rejected.fields.swap(record.fields);
+      rejected.line = record.line;
+      rejected.reason = std::move(reason);
+      HERALD_RETURN_IF_ERROR((*import)->Reject(rejected));
       continue;
     }
     recipient.address = address.ToString();

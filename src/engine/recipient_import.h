@@ -1,6 +1,7 @@
 // Importing a task's recipient list into the store: every CSV record checked (well-formed row,
 // one strict address grammar), duplicates dropped and counted, bad rows reported with their line
-// and skipped — or, with `bad_rows = "fail"`, the whole import refused before anything is stored.
+// and kept in the store as rejected recipients (never sent; the list's next import replaces
+// them) — or, with `bad_rows = "fail"`, the whole import refused before anything is stored.
 // Streams the file: memory does not grow with it. Start-up work; one thread.
 #pragma once
 
@@ -26,7 +27,7 @@ struct ImportReport {
   std::size_t rows = 0;        // data records read
   std::size_t imported = 0;    // recipients added to the task
   std::size_t duplicates = 0;  // records whose address the task already had
-  std::size_t bad = 0;         // records skipped as bad
+  std::size_t bad = 0;         // records that cannot be recipients, stored as rejected
   std::vector<BadRow> bad_rows;  // the first kListedBadRows of them
 
   static constexpr std::size_t kListedBadRows = 100;
@@ -41,9 +42,11 @@ Result<std::vector<std::string>> ReadRecipientColumns(const RecipientsConfig& co
 // SHA-256 of the file, hex; tells whether a recipient list changed since it was imported.
 Result<std::string> FileDigest(const std::string& path);
 
-// Adds the recipients of `config.file` to task `task_id` (which must exist in `store`).
-// `address_column` indexes the header. With BadRows::kFail, a bad row fails the import and
-// nothing is added; the error lists the first bad rows with their lines.
+// Adds the recipients of `config.file` to task `task_id` (which must exist in `store`), and its
+// bad rows as rejected recipients (RecipientImport::Reject: with the line, the reason and the
+// address as given), in place of the task's earlier rejected rows. `address_column` indexes the
+// header. With BadRows::kFail, a bad row fails the import and nothing is added; the error lists
+// the first bad rows with their lines.
 Result<ImportReport> ImportRecipients(const RecipientsConfig& config, std::size_t address_column,
                                       std::string_view task_id, Store& store);
 

@@ -4,7 +4,6 @@
 #include <csignal>
 #include <deque>
 #include <map>
-#include <random>
 #include <set>
 #include <unordered_set>
 
@@ -22,13 +21,13 @@
 #include "core/units.h"
 #include "engine/internal/connection_pool.h"
 #include "engine/internal/event.h"
-#include "engine/blacklist.h"
 #include "engine/internal/store_writer.h"
 #include "engine/pacing.h"
 #include "engine/preflight.h"
 #include "engine/prepared_task.h"
 #include "engine/retry_policy.h"
 #include "engine/router.h"
+#include "engine/task_sync.h"
 
 namespace herald {
 namespace {
@@ -43,12 +42,6 @@ constexpr std::size_t kFetchBatch = 256;
 // Recipients the dispatcher reads ahead of the workers, looking for a destination with a free
 // connection or for turbo companions of the same destination.
 constexpr std::size_t kHoldLimit = 1024;
-
-std::string RandomNonce() {
-  std::random_device device;
-  std::uniform_int_distribution<std::uint32_t> bits;
-  return fmt::format("{:08x}{:08x}", bits(device), bits(device));
-}
 
 // What a transport that broke its contract (no Outcome) counts as. A function, not a literal in
 // the coroutine (see Run::ColumnMismatch).
@@ -112,72 +105,6 @@ struct AccountRuntime {
     return &destination_waits.emplace(destination, MinimumWait(rule->minimum_wait)).first->second;
   }
 };
-
-// Brings the store up to date with the task: creates it, imports the list when new or changed.
-Result<TaskRecord> SyncTask(const TaskConfig& task, const std::vector<std::string>& columns,
-                            std::size_t address_column, Store& store, const Clock& clock, RunObserver& observer,
-                            RunReport& report) {
-  Result<std::optional<TaskRecord>> found = store.FindTask(task.id);
-  if (!found.ok()) return found.status();
-  TaskRecord record;
-  if (found->has_value()) {
-    record = std::move(**found);
-    if (record.columns != columns) {
-      auto join = [](const std::vector<std::string>& names) {
-        std::string out;
-        for (const std::string& name : names) out += (out.empty() ? "" : ", ") + name;
-        return out;
-      };
-      return Status(StatusCode::kFailedPrecondition,
-                    fmt::format("{}: the columns changed since task \"{}\" was first run (then: {}; now: {}); "
-                                "give the task a new id to send the new list",
-                                task.recipients.file, task.id, join(record.columns), join(columns)));
-    }
-  } else {
-    record = TaskRecord{task.id, task.title, columns, clock.Now(), "", RandomNonce()};
-    HERALD_RETURN_IF_ERROR(store.CreateTask(record));
-  }
-  Result<std::string> digest = FileDigest(task.recipients.file);
-  if (!digest.ok()) return digest.status();
-  if (*digest != record.source_digest) {
-    Result<ImportReport> imported = ImportRecipients(task.recipients, address_column, task.id, store);
-    if (!imported.ok()) return imported.status();
-    HERALD_RETURN_IF_ERROR(store.SetTaskSourceDigest(task.id, *digest));
-    record.source_digest = *digest;
-    observer.OnImport(*imported);
-    report.import = std::move(*imported);
-  }
-  return record;
-}
-
-// Marks the task's unsent and deferred recipients that are on a blacklist as blacklisted.
-Result<std::size_t> MarkBlacklisted(const TaskConfig& task, Store& store, const Clock& clock) {
-  if (task.recipients.blacklists.empty()) return std::size_t{0};
-  Result<Blacklist> blacklist = Blacklist::Load(task.recipients.blacklists);
-  if (!blacklist.ok()) return blacklist.status();
-  StoreBatch batch;
-  Status visited = store.ForEachRecipient(task.id, [&](const RecipientRecord& recipient) {
-    if (recipient.status != RecipientStatus::kUnsent && recipient.status != RecipientStatus::kDeferred) {
-      return Status::Ok();
-    }
-    Result<Address> address = ParseAddress(recipient.address);
-    if (address.ok() && blacklist->Matches(*address)) {
-      AttemptResult result;
-      result.recipient_id = recipient.id;
-      result.status = RecipientStatus::kBlacklisted;
-      result.error.text = "on a blacklist";
-      batch.results.push_back(std::move(result));
-    }
-    return Status::Ok();
-  });
-  HERALD_RETURN_IF_ERROR(visited);
-  std::size_t marked = batch.results.size();
-  if (marked > 0) {
-    Result<ApplyReport> applied = store.Apply(batch, clock.Now());
-    if (!applied.ok()) return applied.status();
-  }
-  return marked;
-}
 
 // One recipient on its way: the stored record and its parsed address.
 struct Pending {
@@ -1289,8 +1216,13 @@ Result<RunReport> RunTask(const TaskConfig& task, const AccountSet& accounts, St
     }
   }
 
-  Result<TaskRecord> record = SyncTask(task, columns, prepared.address_column, store, clock, observer, report);
-  if (!record.ok()) return record.status();
+  Result<SyncedTask> synced =
+      SyncTask(task, columns, prepared.address_column, store, clock, options.accept_changes);
+  if (!synced.ok()) return synced.status();
+  if (synced->import) {
+    observer.OnImport(*synced->import);
+    report.import = std::move(synced->import);
+  }
   Result<std::size_t> recovered = store.RecoverInFlight(task.id);
   if (!recovered.ok()) return recovered.status();
   report.recovered_in_flight = *recovered;
@@ -1307,7 +1239,7 @@ Result<RunReport> RunTask(const TaskConfig& task, const AccountSet& accounts, St
   if (*blacklisted > 0) observer.OnBlacklisted(*blacklisted);
 
   Router router(accounts, task.sending.accounts);
-  Run run(task, *record, prepared, runtimes, router, store, clock, sleeper, observer, io, report);
+  Run run(task, synced->record, prepared, runtimes, router, store, clock, sleeper, observer, io, report);
   HERALD_RETURN_IF_ERROR(run.Prepare());
   asio::signal_set signals(io);
   int stop_requests = 0;

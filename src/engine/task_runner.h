@@ -83,6 +83,9 @@ struct RunOptions {
   bool handle_signals = false;  // stop cleanly on SIGINT / SIGTERM
   // How to wait for a time (minimum waits, pauses, limits, the pending delay); null: really wait.
   Sleeper* sleeper = nullptr;
+  // Go on with the mailing stored under the task's id even when the task file now describes
+  // another mailing (task_sync.h); otherwise such a run is refused before anything is sent.
+  bool accept_changes = false;
 };
 
 // Recipients that wait for an account that failed as a whole in this run (AUTH refused, TLS

@@ -10,6 +10,7 @@
 #include "store/internal/field_codec.h"
 #include "store/internal/schema.h"
 #include "store/internal/send_limits.h"
+#include "store/internal/store_file.h"
 #include "store/internal/sqlite.h"
 
 namespace herald {
@@ -64,6 +65,14 @@ constexpr std::string_view kExportSql =
     "SELECT id, address, fields, line, status, attempts, next_attempt_at, last_code, last_enhanced, last_text, "
     "account, updated_at, possible_duplicate FROM recipients NOT INDEXED "
     "WHERE task = ?1 AND id > ?2 ORDER BY id LIMIT ?3";
+
+// The task queries select the columns ReadTask() reads, in its order.
+constexpr std::string_view kFindTaskSql =
+    "SELECT id, title, columns, submitted_at, source_digest, nonce, task_file, fingerprint, last_run_at "
+    "FROM tasks WHERE id = ?1";
+constexpr std::string_view kListTasksSql =
+    "SELECT id, title, columns, submitted_at, source_digest, nonce, task_file, fingerprint, last_run_at "
+    "FROM tasks ORDER BY key";
 
 // Inserts unless the task has a recipient with the same dedup key (see the schema's comment);
 // sqlite3_changes() then says which. ?7 is DedupHash(?2).
@@ -144,7 +153,8 @@ Status ReadRecipient(const Statement& row, const std::string& file, RecipientRec
   return Status::Ok();
 }
 
-// Reads the current row of a query selecting id, title, columns, submitted_at, source_digest, nonce.
+// Reads the current row of a query selecting id, title, columns, submitted_at, source_digest, nonce,
+// task_file, fingerprint, last_run_at.
 Status ReadTask(const Statement& row, const std::string& file, TaskRecord& out) {
   out.id = row.ColumnText(0);
   out.title = row.ColumnText(1);
@@ -154,6 +164,10 @@ Status ReadTask(const Statement& row, const std::string& file, TaskRecord& out) 
   out.submitted_at = FromUnixMillis(row.ColumnInt(3));
   out.source_digest = row.ColumnText(4);
   out.nonce = row.ColumnText(5);
+  out.task_file = row.ColumnText(6);
+  out.fingerprint = row.ColumnText(7);
+  const std::optional<std::int64_t> last_run = row.ColumnOptionalInt(8);
+  out.last_run_at = last_run ? std::optional<TimePoint>(FromUnixMillis(*last_run)) : std::nullopt;
   return Status::Ok();
 }
 
@@ -167,6 +181,7 @@ bool IsResultStatus(RecipientStatus status) {
       return true;
     case RecipientStatus::kInFlight:
     case RecipientStatus::kCancelled:
+    case RecipientStatus::kRejected:
       return false;
   }
   return false;
@@ -190,8 +205,7 @@ class SqliteRecipientImport final : public RecipientImport {
         what_("importing recipients into task " + Quote(task_id_)) {}
 
   Result<bool> Add(const NewRecipient& recipient) override {
-    if (!failure_.ok()) return failure_;
-    if (finished_) return Status(StatusCode::kFailedPrecondition, "adding a recipient to a finished import");
+    HERALD_RETURN_IF_ERROR(CheckOpen());
     if (recipient.fields.size() != column_count_) {
       return InvalidArgument("recipient on line " + std::to_string(recipient.line) + " has " +
                              std::to_string(recipient.fields.size()) + " fields, but task " + Quote(task_id_) +
@@ -200,11 +214,7 @@ class SqliteRecipientImport final : public RecipientImport {
     if (recipient.dedup_key.empty()) {
       return InvalidArgument("recipient on line " + std::to_string(recipient.line) + " has an empty dedup key");
     }
-    if (!transaction_) {
-      Result<Transaction> transaction = Transaction::Begin(*connection_, what_);
-      if (!transaction.ok()) return Fail(transaction.status());
-      transaction_.emplace(std::move(*transaction));
-    }
+    if (Status status = BeginBatch(); !status.ok()) return Fail(status);
     EncodeStrings(recipient.fields, encoded_);
     insert_->BindInt(1, task_key_);
     insert_->BindText(2, recipient.dedup_key);
@@ -215,21 +225,75 @@ class SqliteRecipientImport final : public RecipientImport {
     insert_->BindInt(7, store_internal::DedupHash(recipient.dedup_key));
     if (Status status = insert_->Run(); !status.ok()) return Fail(status);
     const bool added = connection_->Changes() == 1;
-    if (++rows_in_batch_ >= batch_rows_) {
-      if (Status status = CommitBatch(); !status.ok()) return Fail(status);
-      std::this_thread::sleep_for(kImportPauseBetweenBatches);
-    }
+    HERALD_RETURN_IF_ERROR(EndRow());
     return added;
+  }
+
+  Status Reject(const RejectedRow& row) override {
+    HERALD_RETURN_IF_ERROR(CheckOpen());
+    if (!row.fields.empty() && row.fields.size() != column_count_) {
+      return InvalidArgument("rejected row on line " + std::to_string(row.line) + " has " +
+                             std::to_string(row.fields.size()) + " fields, but task " + Quote(task_id_) + " has " +
+                             std::to_string(column_count_) + " columns");
+    }
+    if (Status status = BeginBatch(); !status.ok()) return Fail(status);
+    EncodeStrings(row.fields, encoded_);
+    Result<ScopedStatement> insert = connection_->Cached(
+        "INSERT INTO recipients (task, dedup_key, dedup_hash, address, fields, line, status, last_text, updated_at) "
+        "VALUES (?1, '', 0, ?2, ?3, ?4, 7, ?5, ?6)",
+        what_);
+    if (!insert.ok()) return Fail(insert.status());
+    (*insert)->BindInt(1, task_key_);
+    (*insert)->BindText(2, row.address);
+    (*insert)->BindBlob(3, encoded_);
+    (*insert)->BindInt(4, static_cast<std::int64_t>(row.line));
+    (*insert)->BindText(5, row.reason);
+    (*insert)->BindInt(6, now_ms_);
+    if (Status status = (*insert)->Run(); !status.ok()) return Fail(status);
+    return EndRow();
   }
 
   Status Finish() override {
     if (!failure_.ok()) return failure_;
     finished_ = true;
+    // An import without rows still replaces the earlier rejected rows.
+    if (Status status = BeginBatch(); !status.ok()) return Fail(status);
     if (Status status = CommitBatch(); !status.ok()) return Fail(status);
     return Status::Ok();
   }
 
  private:
+  Status CheckOpen() const {
+    if (!failure_.ok()) return failure_;
+    if (finished_) return Status(StatusCode::kFailedPrecondition, "adding a row to a finished import");
+    return Status::Ok();
+  }
+
+  // Opens the batch's transaction unless it is open; the import's first also deletes the rows
+  // rejected by the task's earlier imports.
+  Status BeginBatch() {
+    if (transaction_) return Status::Ok();
+    Result<Transaction> transaction = Transaction::Begin(*connection_, what_);
+    if (!transaction.ok()) return transaction.status();
+    transaction_.emplace(std::move(*transaction));
+    if (rejected_replaced_) return Status::Ok();
+    Result<ScopedStatement> remove =
+        connection_->Cached("DELETE FROM recipients WHERE task = ?1 AND status = 7", what_);
+    if (!remove.ok()) return remove.status();
+    (*remove)->BindInt(1, task_key_);
+    HERALD_RETURN_IF_ERROR((*remove)->Run());
+    rejected_replaced_ = true;
+    return Status::Ok();
+  }
+
+  // Commits the batch when it is full.
+  Status EndRow() {
+    if (++rows_in_batch_ < batch_rows_) return Status::Ok();
+    if (Status status = CommitBatch(); !status.ok()) return Fail(status);
+    std::this_thread::sleep_for(kImportPauseBetweenBatches);
+    return Status::Ok();
+  }
+
   Status CommitBatch() {
     rows_in_batch_ = 0;
     if (!transaction_) return Status::Ok();
@@ -255,6 +319,7 @@ class SqliteRecipientImport final : public RecipientImport {
   std::optional<Transaction> transaction_;
   std::size_t rows_in_batch_ = 0;
   std::string encoded_;
+  bool rejected_replaced_ = false;
   bool finished_ = false;
   Status failure_;
 };
@@ -266,20 +331,34 @@ class SqliteRecipientImport final : public RecipientImport {
 Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path) { return Open(path, Options()); }
 
 Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path, const Options& options) {
-  Result<std::unique_ptr<Connection>> opened = Connection::Open(path, options.busy_timeout);
+  if (path.empty()) return InvalidArgument("the store file name is empty");
+  const bool in_memory = path == ":memory:";
+  if (!in_memory) {
+    HERALD_RETURN_IF_ERROR(store_internal::PrepareStoreFile(path, options.create_if_missing, options.busy_timeout));
+  }
+  Result<std::unique_ptr<Connection>> opened = Connection::Open(path, options.busy_timeout, /*create=*/in_memory);
   if (!opened.ok()) return opened.status();
   Connection& connection = **opened;
 
   // The first read of the file, where a non-SQLite or foreign file is reported before anything
   // in it is changed.
-  HERALD_RETURN_IF_ERROR(store_internal::CheckSchema(connection));
+  Result<int> version = store_internal::CheckSchema(connection);
+  if (!version.ok()) return version.status();
+  if (*version == 0 && !options.create_if_missing && !in_memory) {
+    return NotFound("store file '" + path + "' is an empty SQLite database, not yet a herald store");
+  }
   // WAL: readers never block the writer nor each other, so several processes can share the file.
-  Result<std::string> mode = connection.QueryText("PRAGMA journal_mode = WAL", "switching to WAL mode");
-  if (!mode.ok()) return mode.status();
-  const bool in_memory = path == ":memory:";
-  if (*mode != "wal" && !(in_memory && *mode == "memory")) {
+  // (A store herald created is in WAL mode already; this is for files in another mode.)
+  std::string mode;
+  HERALD_RETURN_IF_ERROR(connection.RetryWhileBusy("switching to WAL mode", [&]() -> Status {
+    Result<std::string> switched = connection.QueryText("PRAGMA journal_mode = WAL", "switching to WAL mode");
+    if (!switched.ok()) return switched.status();
+    mode = std::move(*switched);
+    return Status::Ok();
+  }));
+  if (mode != "wal" && !(in_memory && mode == "memory")) {
     return Status(StatusCode::kFailedPrecondition,
-                  "store file '" + path + "' cannot be used in WAL mode (journal mode stays '" + *mode +
+                  "store file '" + path + "' cannot be used in WAL mode (journal mode stays '" + mode +
                       "'); put it on a local file system");
   }
   // synchronous=NORMAL in WAL mode: a commit is written to the WAL file (in the operating system's
@@ -329,8 +408,7 @@ Result<std::int64_t> SqliteStore::TaskKey(std::string_view task_id, std::string_
 
 Result<std::optional<TaskRecord>> SqliteStore::FindTask(std::string_view task_id) {
   Result<ScopedStatement> query =
-      connection_->Cached("SELECT id, title, columns, submitted_at, source_digest, nonce FROM tasks WHERE id = ?1",
-                          "finding a task");
+      connection_->Cached(kFindTaskSql, "finding a task");
   if (!query.ok()) return query.status();
   (*query)->BindText(1, task_id);
   Result<bool> row = (*query)->Step();
@@ -343,7 +421,7 @@ Result<std::optional<TaskRecord>> SqliteStore::FindTask(std::string_view task_id
 
 Result<std::vector<TaskRecord>> SqliteStore::ListTasks() {
   Result<ScopedStatement> query = connection_->Cached(
-      "SELECT id, title, columns, submitted_at, source_digest, nonce FROM tasks ORDER BY key", "listing tasks");
+      kListTasksSql, "listing tasks");
   if (!query.ok()) return query.status();
   std::vector<TaskRecord> tasks;
   while (true) {
@@ -363,7 +441,8 @@ Status SqliteStore::CreateTask(const TaskRecord& task) {
   Result<Transaction> transaction = Transaction::Begin(*connection_, what);
   if (!transaction.ok()) return transaction.status();
   Result<ScopedStatement> insert = connection_->Cached(
-      "INSERT INTO tasks (id, title, columns, submitted_at, source_digest, nonce) VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
+      "INSERT INTO tasks (id, title, columns, submitted_at, source_digest, nonce, task_file, fingerprint, last_run_at) "
+      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) "
       "ON CONFLICT (id) DO NOTHING",
       what);
   if (!insert.ok()) return insert.status();
@@ -373,6 +452,9 @@ Status SqliteStore::CreateTask(const TaskRecord& task) {
   (*insert)->BindInt(4, ToUnixMillis(task.submitted_at));
   (*insert)->BindText(5, task.source_digest);
   (*insert)->BindText(6, task.nonce);
+  (*insert)->BindText(7, task.task_file);
+  (*insert)->BindText(8, task.fingerprint);
+  (*insert)->BindOptionalInt(9, OptionalMillis(task.last_run_at));
   HERALD_RETURN_IF_ERROR((*insert)->Run());
   if (connection_->Changes() == 0) {
     return Status(StatusCode::kAlreadyExists, "task " + Quote(task.id) + " already exists in " + FileName());
@@ -388,6 +470,23 @@ Status SqliteStore::SetTaskSourceDigest(std::string_view task_id, std::string_vi
   if (!update.ok()) return update.status();
   (*update)->BindText(1, task_id);
   (*update)->BindText(2, digest);
+  HERALD_RETURN_IF_ERROR((*update)->Run());
+  if (connection_->Changes() == 0) return NotFound("no task " + Quote(task_id) + " in " + FileName());
+  return transaction->Commit();
+}
+
+Status SqliteStore::RecordTaskRun(std::string_view task_id, const TaskRun& run) {
+  const std::string what = "recording a run of task " + Quote(task_id);
+  Result<Transaction> transaction = Transaction::Begin(*connection_, what);
+  if (!transaction.ok()) return transaction.status();
+  Result<ScopedStatement> update = connection_->Cached(
+      "UPDATE tasks SET title = ?2, task_file = ?3, fingerprint = ?4, last_run_at = ?5 WHERE id = ?1", what);
+  if (!update.ok()) return update.status();
+  (*update)->BindText(1, task_id);
+  (*update)->BindText(2, run.title);
+  (*update)->BindText(3, run.task_file);
+  (*update)->BindText(4, run.fingerprint);
+  (*update)->BindInt(5, ToUnixMillis(run.at));
   HERALD_RETURN_IF_ERROR((*update)->Run());
   if (connection_->Changes() == 0) return NotFound("no task " + Quote(task_id) + " in " + FileName());
   return transaction->Commit();
@@ -694,8 +793,14 @@ Result<std::size_t> SqliteStore::ChangeStatus(std::string_view task_id, std::spa
     return InvalidArgument("recipients cannot be set to " + std::string(RecipientStatusName(to)) +
                            " in bulk");
   }
+  if (to == RecipientStatus::kRejected) {
+    return InvalidArgument("recipients cannot be set to rejected in bulk: only an import rejects a row");
+  }
   for (const RecipientStatus status : from) {
     if (!IsValidStatus(status)) return InvalidArgument("unknown recipient status in a bulk change");
+    if (status == RecipientStatus::kRejected) {
+      return InvalidArgument("rejected recipients cannot be changed in bulk: a rejected row is never sent");
+    }
   }
   const std::string what = "changing recipients of task " + Quote(task_id) + " to " +
                            std::string(RecipientStatusName(to));

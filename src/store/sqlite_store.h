@@ -45,13 +45,22 @@ class SqliteStore final : public Store {
     // Recipients per import transaction: bigger batches import faster and hold the write lock
     // longer. At least 1.
     std::size_t import_batch_rows = 10'000;
+    // Whether Open creates a store that does not exist. False for what only reads or changes a
+    // store (`herald status`, `cancel`, ...): those never leave a store behind.
+    bool create_if_missing = true;
   };
 
-  // Opens the store at `path`, creating the file if it does not exist and migrating an older
-  // schema; ":memory:" gives a private in-memory store (for tests).
-  // Errors: kIo when the file cannot be opened or created; kFailedPrecondition when it is damaged,
-  // not a herald store, or from a newer herald (the message names the file and both versions);
-  // kUnavailable when a migration waits longer than the busy timeout for another process.
+  // Opens the store at `path`, migrating an older schema; ":memory:" gives a private in-memory
+  // store (for tests). A store that does not exist is created, whole, when
+  // Options::create_if_missing says so (internal/store_file.h): any number of processes may open
+  // a new store at the same moment, one creates it and all use it. An empty (0-byte) file is
+  // never taken for a new store.
+  // Errors: kNotFound when there is no store and Options::create_if_missing is false (no file,
+  // or an SQLite database without anything in it); kIo when the file cannot be opened or
+  // created; kFailedPrecondition when it is empty (0 bytes), damaged, not a herald store, or
+  // from a newer herald (the message names the file and both versions); kUnavailable when
+  // another process holds it (creating, switching to WAL, migrating) longer than the busy
+  // timeout.
   static Result<std::unique_ptr<SqliteStore>> Open(const std::string& path);
   static Result<std::unique_ptr<SqliteStore>> Open(const std::string& path, const Options& options);
 
@@ -63,6 +72,7 @@ class SqliteStore final : public Store {
   Result<std::vector<TaskRecord>> ListTasks() override;
   Status CreateTask(const TaskRecord& task) override;
   Status SetTaskSourceDigest(std::string_view task_id, std::string_view digest) override;
+  Status RecordTaskRun(std::string_view task_id, const TaskRun& run) override;
   // Rows are written in transactions of Options::import_batch_rows. After an error from the
   // store, the import is over: its unfinished batch is rolled back (earlier batches stay) and
   // further calls return that error. Invalid input (field count different from the task's

@@ -6,7 +6,7 @@ namespace herald {
 namespace {
 
 constexpr std::array<std::string_view, kRecipientStatusCount> kStatusNames = {
-    "unsent", "in-flight", "sent", "failed", "deferred", "blacklisted", "cancelled",
+    "unsent", "in-flight", "sent", "failed", "deferred", "blacklisted", "cancelled", "rejected",
 };
 
 }  // namespace

@@ -34,10 +34,11 @@ enum class RecipientStatus : int {
   kDeferred = 4,     // a temporary failure; tried again at next_attempt_at
   kBlacklisted = 5,  // matched a blacklist before the run; never sent
   kCancelled = 6,    // withdrawn by `herald cancel` before it was sent
+  kRejected = 7,     // a row of the recipient list that cannot be a recipient (why: last_error); never sent
 };
-inline constexpr std::size_t kRecipientStatusCount = 7;
+inline constexpr std::size_t kRecipientStatusCount = 8;
 
-// "unsent", "in-flight", "sent", "failed", "deferred", "blacklisted", "cancelled".
+// "unsent", "in-flight", "sent", "failed", "deferred", "blacklisted", "cancelled", "rejected".
 std::string_view RecipientStatusName(RecipientStatus status);
 std::optional<RecipientStatus> ParseRecipientStatus(std::string_view name);
 
@@ -45,9 +46,22 @@ struct TaskRecord {
   std::string id;                    // the task's id, unique in the store
   std::string title;
   std::vector<std::string> columns;  // the recipient list's header; order of RecipientRecord::fields
-  TimePoint submitted_at;            // when the task was first stored; the pending delay counts from here
+  TimePoint submitted_at;            // when the task was first stored (its first run); the pending delay counts from it
   std::string source_digest;         // digest of the recipient file last imported
   std::string nonce;                 // random per task; makes Message-IDs unique across tasks
+  // What the task's mailing is, as of its last run (RecordTaskRun). Empty, and last_run_at
+  // none, for a task stored by a herald that did not record them, until its next run.
+  std::string task_file;             // the task file, as its runs name it (the engine chooses the form)
+  std::string fingerprint;           // what makes the mailing (sender, subject, bodies, ...), opaque to the store
+  std::optional<TimePoint> last_run_at;
+};
+
+// What a run records about its task (Store::RecordTaskRun).
+struct TaskRun {
+  std::string title;
+  std::string task_file;
+  std::string fingerprint;
+  TimePoint at;  // when the run started
 };
 
 // The last error of a recipient, as precise as the server gave it.
@@ -63,7 +77,7 @@ struct DeliveryError {
 struct RecipientRecord {
   std::int64_t id = 0;                  // unique in the store, increasing in import order
   std::string address;                  // normalised (Address::ToString())
-  std::vector<std::string> fields;      // one value per TaskRecord::columns
+  std::vector<std::string> fields;      // one value per TaskRecord::columns (none: see RejectedRow::fields)
   std::size_t line = 0;                 // line in the recipient file it came from
   RecipientStatus status = RecipientStatus::kUnsent;
   int attempts = 0;                     // times it was put in flight
@@ -80,6 +94,14 @@ struct NewRecipient {
   std::string dedup_key;  // Address::DedupKey(); one recipient per key and task
   std::vector<std::string> fields;
   std::size_t line = 0;
+};
+
+// A row of the recipient list that cannot be a recipient (RecipientImport::Reject).
+struct RejectedRow {
+  std::string address;              // the address as the row gives it (printable); empty when it has none
+  std::vector<std::string> fields;  // one value per TaskRecord::columns, or none when the row's cells are unusable
+  std::size_t line = 0;
+  std::string reason;               // why; becomes the recipient's last error
 };
 
 // The outcome of one attempt for one recipient, written by the engine.
@@ -203,12 +225,19 @@ struct StatusCounts {
 };
 
 // Adds recipients to one task in batched transactions. Used by one thread.
+//
+// An import is of the whole recipient list: its rejected rows replace those of the task's
+// earlier imports, which its first write deletes (Finish() does, for an import without rows).
 class RecipientImport {
  public:
   virtual ~RecipientImport() = default;
   // Adds a recipient as kUnsent. Returns false when the task already has one with the same
   // dedup key (within this import or from an earlier one): a duplicate, nothing is written.
   virtual Result<bool> Add(const NewRecipient& recipient) = 0;
+  // Adds a row that cannot be a recipient as kRejected, with `row.reason` as its last error
+  // text. It is never due, never a duplicate of anything and no duplicate of it.
+  // Errors: kInvalidArgument when `row.fields` is neither empty nor one per column.
+  virtual Status Reject(const RejectedRow& row) = 0;
   // Commits everything added. Without Finish(), rows of the unfinished batch are rolled back.
   virtual Status Finish() = 0;
 };
@@ -223,6 +252,9 @@ class Store {
   // Errors: kAlreadyExists when the id is taken.
   virtual Status CreateTask(const TaskRecord& task) = 0;
   virtual Status SetTaskSourceDigest(std::string_view task_id, std::string_view digest) = 0;
+  // Records a run of the task: its title, task_file and fingerprint become `run`'s, and
+  // last_run_at `run.at`. Errors: kNotFound for an unknown task.
+  virtual Status RecordTaskRun(std::string_view task_id, const TaskRun& run) = 0;
   virtual Result<std::unique_ptr<RecipientImport>> BeginImport(std::string_view task_id) = 0;
 
   // --- delivery
@@ -255,7 +287,8 @@ class Store {
   // --- bulk changes; each returns how many recipients changed
   // Every recipient of the task whose status is in `from` gets status `to` (last error kept).
   // `to` cannot be kInFlight (only Apply puts recipients in flight) or kDeferred (it needs a
-  // time): kInvalidArgument.
+  // time), and kRejected is neither in `from` nor `to` (only an import rejects, and a rejected
+  // row is never sent): kInvalidArgument.
   virtual Result<std::size_t> ChangeStatus(std::string_view task_id, std::span<const RecipientStatus> from,
                                            RecipientStatus to) = 0;
 

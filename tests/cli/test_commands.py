@@ -16,7 +16,7 @@ import unittest
 
 HERALD = None
 EXAMPLE = None
-COMMANDS = ["send", "check", "preview", "status", "export", "cancel", "test-account"]
+COMMANDS = ["send", "check", "preview", "status", "export", "cancel", "resume", "test-account"]
 
 
 def run(*args, env=None, cwd=None):

@@ -63,6 +63,40 @@ void RawExec(const std::string& path, const std::string& sql) {
   sqlite3_close(db);
 }
 
+// A hex literal of the field_codec encoding of `values`, for raw SQL.
+std::string EncodedLiteral(const std::vector<std::string>& values) {
+  std::string blob;
+  store_internal::EncodeStrings(values, blob);
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out = "x'";
+  for (unsigned char c : blob) {
+    out += kDigits[c >> 4];
+    out += kDigits[c & 15];
+  }
+  return out + "'";
+}
+
+// The rows of a query on the file as another program sees them, "a|b|c" each.
+std::vector<std::string> RawRows(const std::string& path, const std::string& sql) {
+  std::vector<std::string> rows;
+  sqlite3* db = nullptr;
+  EXPECT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  char* error = nullptr;
+  const int rc = sqlite3_exec(
+      db, sql.c_str(),
+      [](void* out, int n, char** values, char**) {
+        std::string row;
+        for (int i = 0; i < n; ++i) row += (i > 0 ? "|" : "") + std::string(values[i] != nullptr ? values[i] : "NULL");
+        static_cast<std::vector<std::string>*>(out)->push_back(std::move(row));
+        return 0;
+      },
+      &rows, &error);
+  EXPECT_EQ(rc, SQLITE_OK) << sql << ": " << (error != nullptr ? error : "");
+  sqlite3_free(error);
+  sqlite3_close(db);
+  return rows;
+}
+
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
@@ -254,6 +288,9 @@ TEST_P(SqliteStoreTest, CreatesFindsAndListsTasks) {
   EXPECT_EQ(got.submitted_at, first.submitted_at);
   EXPECT_EQ(got.source_digest, first.source_digest);
   EXPECT_EQ(got.nonce, first.nonce);
+  EXPECT_EQ(got.task_file, first.task_file);
+  EXPECT_EQ(got.fingerprint, first.fingerprint);
+  EXPECT_EQ(got.last_run_at, first.last_run_at);
 
   Result<std::optional<TaskRecord>> missing = store_->FindTask("winter");
   ASSERT_TRUE(missing.ok()) << missing.status().ToString();
@@ -266,6 +303,25 @@ TEST_P(SqliteStoreTest, CreatesFindsAndListsTasks) {
   EXPECT_EQ((*all)[1].id, "autumn");
   EXPECT_EQ((*all)[1].submitted_at, second.submitted_at);
   EXPECT_TRUE((*all)[1].columns.empty());
+  EXPECT_TRUE((*all)[1].task_file.empty());
+  EXPECT_FALSE((*all)[1].last_run_at.has_value());
+}
+
+TEST_P(SqliteStoreTest, RecordsEachRunOfATask) {
+  ASSERT_TRUE(store_->CreateTask(MakeTask("spring")).ok());
+  ASSERT_TRUE(store_->CreateTask(MakeTask("autumn")).ok());
+  const TaskRun run{"Spring 2027", "mailings/spring/task.toml", "from=1f2e subject=3d4c", clock_.Now() + hours(2)};
+  ASSERT_TRUE(store_->RecordTaskRun("spring", run).ok());
+  const TaskRecord got = **store_->FindTask("spring");
+  EXPECT_EQ(got.title, run.title);
+  EXPECT_EQ(got.task_file, run.task_file);
+  EXPECT_EQ(got.fingerprint, run.fingerprint);
+  EXPECT_EQ(got.last_run_at, run.at);
+  EXPECT_EQ(got.submitted_at, MakeTask("spring").submitted_at);  // the first run stays
+  const TaskRecord other = **store_->FindTask("autumn");
+  EXPECT_EQ(other.title, MakeTask("autumn").title);
+  EXPECT_FALSE(other.last_run_at.has_value());
+  EXPECT_EQ(store_->RecordTaskRun("winter", run).code(), StatusCode::kNotFound);
 }
 
 TEST_P(SqliteStoreTest, RefusesADuplicateTaskIdAndKeepsTheFirst) {
@@ -397,6 +453,84 @@ TEST_P(SqliteStoreTest, ImportRefusesInvalidRecipientsAndGoesOn) {
   ASSERT_TRUE((*import)->Finish().ok());
   EXPECT_EQ((*import)->Add(MakeRecipient("d@example.com", 10)).status().code(), StatusCode::kFailedPrecondition);
   EXPECT_EQ(Counts().total(), 1u);
+}
+
+TEST_P(SqliteStoreTest, RejectedRowsAreKeptNeverSentAndReplacedByTheNextImport) {
+  ASSERT_TRUE(store_->CreateTask(MakeTask("t")).ok());
+  ASSERT_TRUE(store_->CreateTask(MakeTask("other")).ok());
+  auto import = [&](const std::string& task_id, const std::vector<NewRecipient>& good,
+                    const std::vector<RejectedRow>& rejected) {
+    Result<std::unique_ptr<RecipientImport>> started = store_->BeginImport(task_id);
+    ASSERT_TRUE(started.ok()) << started.status().ToString();
+    for (const NewRecipient& r : good) ASSERT_TRUE((*started)->Add(r).ok());
+    for (const RejectedRow& row : rejected) {
+      Status status = (*started)->Reject(row);
+      ASSERT_TRUE(status.ok()) << status.ToString();
+    }
+    ASSERT_TRUE((*started)->Finish().ok());
+  };
+  const RejectedRow bad_address{"ann@", {"ann@", "Ann"}, 3, "column \"email\": no domain"};
+  const RejectedRow short_row{"", {}, 4, "expected 2 fields as in the header row, got 1"};
+  import("t", MakeRecipients(2), {bad_address, short_row});
+  import("other", {}, {RejectedRow{"x@", {}, 9, "other's"}});
+
+  std::vector<RecipientRecord> all = All("t");
+  ASSERT_EQ(all.size(), 4u);
+  EXPECT_EQ(all[2].status, RecipientStatus::kRejected);
+  EXPECT_EQ(all[2].address, "ann@");
+  EXPECT_EQ(all[2].fields, bad_address.fields);
+  EXPECT_EQ(all[2].line, 3u);
+  EXPECT_EQ(all[2].last_error, (DeliveryError{0, "", bad_address.reason}));
+  EXPECT_EQ(all[2].attempts, 0);
+  EXPECT_EQ(all[3].status, RecipientStatus::kRejected);
+  EXPECT_TRUE(all[3].fields.empty());
+  EXPECT_EQ(all[3].last_error.text, short_row.reason);
+  EXPECT_EQ(Counts()[RecipientStatus::kRejected], 2u);
+
+  // Never due, never put in flight, never changed in bulk.
+  Result<std::vector<RecipientRecord>> due = store_->FetchDue("t", clock_.Now() + hours(100), 0, 10);
+  ASSERT_TRUE(due.ok());
+  EXPECT_EQ(due->size(), 2u);
+  StoreBatch batch;
+  batch.in_flight = Entries({all[2].id});
+  Result<ApplyReport> report = store_->Apply(batch, clock_.Now());
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  ASSERT_EQ(report->refused.size(), 1u);
+  EXPECT_EQ(report->refused[0].reason, RefusedInFlight::Reason::kNotDue);
+  const RecipientStatus rejected[] = {RecipientStatus::kRejected};
+  const RecipientStatus unsent[] = {RecipientStatus::kUnsent};
+  EXPECT_EQ(store_->ChangeStatus("t", rejected, RecipientStatus::kUnsent).status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->ChangeStatus("t", unsent, RecipientStatus::kRejected).status().code(),
+            StatusCode::kInvalidArgument);
+  batch = {};
+  batch.results = {{all[2].id, RecipientStatus::kRejected, std::nullopt, {}, ""}};
+  EXPECT_EQ(store_->Apply(batch, clock_.Now()).status().code(), StatusCode::kInvalidArgument);
+
+  // A row with the address of a rejected one is no duplicate, nor the other way round.
+  NewRecipient fixed = MakeRecipient("ann@example.com", 3);
+  // The next import (the list changed) replaces the rejected rows: the fixed row is a recipient,
+  // a new bad row is rejected. The other task's are left alone.
+  import("t", {fixed}, {RejectedRow{"bob@@example.com", {}, 7, "two @"}});
+  all = All("t");
+  ASSERT_EQ(all.size(), 4u);
+  EXPECT_EQ(all[2].address, "ann@example.com");
+  EXPECT_EQ(all[2].status, RecipientStatus::kUnsent);
+  EXPECT_EQ(all[3].status, RecipientStatus::kRejected);
+  EXPECT_EQ(all[3].line, 7u);
+  EXPECT_EQ(Counts("other")[RecipientStatus::kRejected], 1u);
+  // An import without a bad row (or any row) leaves none.
+  import("t", {}, {});
+  EXPECT_EQ(Counts()[RecipientStatus::kRejected], 0u);
+  EXPECT_EQ(Counts().total(), 3u);
+
+  // Fields other than none or one per column are refused, and the import goes on.
+  Result<std::unique_ptr<RecipientImport>> started = store_->BeginImport("t");
+  ASSERT_TRUE(started.ok());
+  EXPECT_EQ((*started)->Reject(RejectedRow{"a@", {"a@"}, 2, "x"}).code(), StatusCode::kInvalidArgument);
+  EXPECT_TRUE((*started)->Reject(RejectedRow{"a@", {}, 2, "x"}).ok());
+  EXPECT_TRUE((*started)->Finish().ok());
+  EXPECT_EQ(Counts()[RecipientStatus::kRejected], 1u);
 }
 
 TEST_P(SqliteStoreTest, ImportWithoutFinishKeepsOnlyCommittedBatches) {
@@ -743,7 +877,7 @@ TEST_P(SqliteStoreTest, ChangeStatusMovesOnlyTheGivenStatuses) {
   EXPECT_EQ(counts[RecipientStatus::kSent], 1u);
   EXPECT_EQ(Counts("other")[RecipientStatus::kUnsent], 2u);
 
-  for (RecipientStatus to : {RecipientStatus::kInFlight, RecipientStatus::kDeferred}) {
+  for (RecipientStatus to : {RecipientStatus::kInFlight, RecipientStatus::kDeferred, RecipientStatus::kRejected}) {
     EXPECT_EQ(store_->ChangeStatus("t", pending, to).status().code(), StatusCode::kInvalidArgument)
         << RecipientStatusName(to);
   }
@@ -767,7 +901,7 @@ TEST_P(SqliteStoreTest, CountByStatusCountsEveryStatus) {
   ASSERT_TRUE(store_->ChangeStatus("t", unsent, RecipientStatus::kCancelled).ok());
 
   const StatusCounts counts = Counts();
-  const std::uint64_t want[kRecipientStatusCount] = {0, 1, 2, 1, 1, 1, 3};
+  const std::uint64_t want[kRecipientStatusCount] = {0, 1, 2, 1, 1, 1, 3, 0};
   for (std::size_t i = 0; i < kRecipientStatusCount; ++i) {
     EXPECT_EQ(counts.by_status[i], want[i]) << RecipientStatusName(static_cast<RecipientStatus>(i));
   }
@@ -1426,6 +1560,165 @@ TEST_F(SqliteStoreFileTest, ProcessesRacingForTheLastSlotsNeverExceedTheLimit) {
   }
 }
 
+// Processes released together open the store at `path` and each creates a task of its own.
+// Returns how many failed (a child's error goes to its standard error).
+int OpenAtTheSameMoment(const std::string& path, int processes, const Clock& clock) {
+  int release[2];
+  if (pipe(release) != 0) return processes;
+  std::vector<pid_t> children;
+  for (int p = 0; p < processes; ++p) {
+    const pid_t child = fork();
+    if (child < 0) break;
+    if (child == 0) {
+      close(release[1]);
+      char go = 0;
+      if (read(release[0], &go, 1) != 0) _exit(9);
+      SqliteStore::Options options;
+      options.clock = &clock;
+      Result<std::unique_ptr<SqliteStore>> store = SqliteStore::Open(path, options);
+      if (!store.ok()) {
+        std::cerr << "process " << p << ": " << store.status().ToString() << "\n";
+        _exit(2);
+      }
+      Status created = (*store)->CreateTask(MakeTask("t" + std::to_string(p)));
+      if (!created.ok()) {
+        std::cerr << "process " << p << ": " << created.ToString() << "\n";
+        _exit(3);
+      }
+      _exit(0);
+    }
+    children.push_back(child);
+  }
+  close(release[0]);
+  close(release[1]);  // end of file: every child starts now
+  int failed = processes - static_cast<int>(children.size());
+  for (const pid_t child : children) {
+    int wait_status = 0;
+    if (waitpid(child, &wait_status, 0) != child || !WIFEXITED(wait_status) || WEXITSTATUS(wait_status) != 0) {
+      ++failed;
+    }
+  }
+  return failed;
+}
+
+TEST_F(SqliteStoreFileTest, ProcessesCreatingANewStoreAtTheSameMomentAllGetIt) {
+  // Round after round, processes open a store that does not exist yet: one creates it, the
+  // others use it.
+  constexpr int kRounds = 20;
+  constexpr int kProcesses = 4;
+  for (int round = 0; round < kRounds; ++round) {
+    const std::string path = dir_.File("new-" + std::to_string(round) + ".db");
+    EXPECT_EQ(OpenAtTheSameMoment(path, kProcesses, clock_), 0) << "round " << round;
+    Result<std::unique_ptr<SqliteStore>> store = SqliteStore::Open(path);
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    Result<std::vector<TaskRecord>> tasks = (*store)->ListTasks();
+    ASSERT_TRUE(tasks.ok()) << tasks.status().ToString();
+    EXPECT_EQ(tasks->size(), static_cast<std::size_t>(kProcesses)) << "round " << round;
+  }
+}
+
+TEST_F(SqliteStoreFileTest, ProcessesSwitchingAStoreToWalAtTheSameMomentAllGetIt) {
+  // A store in rollback-journal mode (as another tool may leave it), opened by several processes
+  // at once: each wants to switch it to WAL, for which SQLite lets only one wait.
+  constexpr int kRounds = 20;
+  constexpr int kProcesses = 4;
+  for (int round = 0; round < kRounds; ++round) {
+    const std::string path = dir_.File("old-" + std::to_string(round) + ".db");
+    ASSERT_TRUE(SqliteStore::Open(path).ok());
+    RawExec(path, "PRAGMA journal_mode = DELETE");
+    EXPECT_EQ(OpenAtTheSameMoment(path, kProcesses, clock_), 0) << "round " << round;
+    EXPECT_EQ(RawRows(path, "SELECT count(*) FROM tasks"), std::vector<std::string>{std::to_string(kProcesses)});
+    EXPECT_EQ(RawRows(path, "PRAGMA journal_mode"), std::vector<std::string>{"wal"});
+  }
+}
+
+TEST_F(SqliteStoreFileTest, OpeningWaitsForAReaderOfAStoreInAnotherJournalMode) {
+  // A store in rollback-journal mode (as another tool may leave it) that another process is
+  // reading: switching it to WAL needs that reader gone, and SQLite does not wait for it itself.
+  ASSERT_TRUE(Open().ok());
+  RawExec(path_, "PRAGMA journal_mode = DELETE");
+  sqlite3* reader = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &reader), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(reader, "BEGIN; SELECT count(*) FROM tasks", nullptr, nullptr, nullptr), SQLITE_OK);
+  std::thread finish_reading([reader] {
+    std::this_thread::sleep_for(milliseconds(300));
+    sqlite3_exec(reader, "COMMIT", nullptr, nullptr, nullptr);
+  });
+  const auto start = std::chrono::steady_clock::now();
+  Result<std::unique_ptr<SqliteStore>> store = Open();
+  const auto waited = std::chrono::steady_clock::now() - start;
+  finish_reading.join();
+  sqlite3_close(reader);
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  EXPECT_GE(waited, milliseconds(250));
+  EXPECT_EQ(RawRows(path_, "PRAGMA journal_mode"), std::vector<std::string>{"wal"});
+
+  // Held past the busy timeout, the error says how long it waited.
+  store->reset();
+  RawExec(path_, "PRAGMA journal_mode = DELETE");
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &reader), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(reader, "BEGIN; SELECT count(*) FROM tasks", nullptr, nullptr, nullptr), SQLITE_OK);
+  store = Open(milliseconds(400));
+  sqlite3_exec(reader, "COMMIT", nullptr, nullptr, nullptr);
+  sqlite3_close(reader);
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), StatusCode::kUnavailable) << store.status().ToString();
+  EXPECT_NE(store.status().message().find("still locked after 4"), std::string::npos) << store.status().message();
+}
+
+TEST_F(SqliteStoreFileTest, CreatingAStoreLeavesNothingButTheStore) {
+  ASSERT_TRUE(Open().ok());
+  std::vector<std::string> files;
+  for (const fs::directory_entry& entry : fs::directory_iterator(fs::path(path_).parent_path())) {
+    files.push_back(entry.path().filename().string());
+  }
+  EXPECT_EQ(files, std::vector<std::string>{"herald.db"});
+  EXPECT_EQ(RawRows(path_, "PRAGMA journal_mode"), std::vector<std::string>{"wal"});
+  EXPECT_EQ(RawRows(path_, "PRAGMA user_version"),
+            std::vector<std::string>{std::to_string(store_internal::SchemaVersion())});
+}
+
+TEST_F(SqliteStoreFileTest, WithoutCreateIfMissingNoStoreIsMade) {
+  SqliteStore::Options options;
+  options.create_if_missing = false;
+  Result<std::unique_ptr<SqliteStore>> store = SqliteStore::Open(path_, options);
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), StatusCode::kNotFound) << store.status().ToString();
+  EXPECT_NE(store.status().message().find("'" + path_ + "' does not exist"), std::string::npos)
+      << store.status().message();
+  EXPECT_FALSE(fs::exists(path_));
+
+  // An SQLite database with nothing in it is not a store either, and stays as it was.
+  RawExec(path_, "PRAGMA user_version = 0");
+  const std::string before = ReadFile(path_);
+  store = SqliteStore::Open(path_, options);
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), StatusCode::kNotFound) << store.status().ToString();
+  EXPECT_NE(store.status().message().find("not yet a herald store"), std::string::npos) << store.status().message();
+  EXPECT_TRUE(ReadFile(path_) == before);
+
+  // A store that exists opens.
+  fs::remove(path_);
+  ASSERT_TRUE(Open().ok());
+  store = SqliteStore::Open(path_, options);
+  EXPECT_TRUE(store.ok()) << store.status().ToString();
+}
+
+TEST_F(SqliteStoreFileTest, AnEmptyFileIsNeverTakenForANewStore) {
+  std::ofstream(path_, std::ios::binary).close();
+  for (const bool create : {true, false}) {
+    SqliteStore::Options options;
+    options.create_if_missing = create;
+    Result<std::unique_ptr<SqliteStore>> store = SqliteStore::Open(path_, options);
+    ASSERT_FALSE(store.ok());
+    EXPECT_EQ(store.status().code(), StatusCode::kFailedPrecondition) << store.status().ToString();
+    for (const std::string& part : {"'" + path_ + "' is empty (0 bytes)", std::string("delete it")}) {
+      EXPECT_NE(store.status().message().find(part), std::string::npos) << store.status().message();
+    }
+    EXPECT_EQ(fs::file_size(path_), 0u);
+  }
+}
+
 TEST_F(SqliteStoreFileTest, ALimitWindowSpansARestart) {
   const TimePoint t0 = clock_.Now();
   const std::vector<SendingLimit> limits = {Limit("200/hour")};
@@ -1452,40 +1745,6 @@ TEST_F(SqliteStoreFileTest, ALimitWindowSpansARestart) {
   EXPECT_EQ(send(100, t0 + hours(1)), 0u);
   // T's minute has left the hour; T+30min's 50 are still in it.
   EXPECT_EQ(send(200, t0 + hours(1) + seconds(59) + milliseconds(999)), 150u);
-}
-
-// A hex literal of the field_codec encoding of `values`, for raw SQL.
-std::string EncodedLiteral(const std::vector<std::string>& values) {
-  std::string blob;
-  store_internal::EncodeStrings(values, blob);
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out = "x'";
-  for (unsigned char c : blob) {
-    out += kDigits[c >> 4];
-    out += kDigits[c & 15];
-  }
-  return out + "'";
-}
-
-// The rows of a query on the file as another program sees them, "a|b|c" each.
-std::vector<std::string> RawRows(const std::string& path, const std::string& sql) {
-  std::vector<std::string> rows;
-  sqlite3* db = nullptr;
-  EXPECT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-  char* error = nullptr;
-  const int rc = sqlite3_exec(
-      db, sql.c_str(),
-      [](void* out, int n, char** values, char**) {
-        std::string row;
-        for (int i = 0; i < n; ++i) row += (i > 0 ? "|" : "") + std::string(values[i] != nullptr ? values[i] : "NULL");
-        static_cast<std::vector<std::string>*>(out)->push_back(std::move(row));
-        return 0;
-      },
-      &rows, &error);
-  EXPECT_EQ(rc, SQLITE_OK) << sql << ": " << (error != nullptr ? error : "");
-  sqlite3_free(error);
-  sqlite3_close(db);
-  return rows;
 }
 
 TEST_F(SqliteStoreFileTest, MigratesAVersion1StoreKeepingItsCounts) {
@@ -1518,7 +1777,8 @@ TEST_F(SqliteStoreFileTest, MigratesAVersion1StoreKeepingItsCounts) {
 
   Result<std::unique_ptr<SqliteStore>> store = Open();
   ASSERT_TRUE(store.ok()) << store.status().ToString();
-  EXPECT_EQ(RawRows(path_, "PRAGMA user_version"), std::vector<std::string>{std::to_string(store_internal::SchemaVersion())});
+  EXPECT_EQ(RawRows(path_, "PRAGMA user_version"),
+            std::vector<std::string>{std::to_string(store_internal::SchemaVersion())});
   auto row = [](const char* account, std::int64_t bucket, int messages) {
     return std::string(account) + "|" + std::to_string(bucket) + "|" + std::to_string(messages);
   };
@@ -1566,6 +1826,67 @@ TEST_F(SqliteStoreFileTest, MigratesAVersion1StoreKeepingItsCounts) {
         << c.limits[0].ToString() << ": got " << ToUnixMillis(*report->refused[0].retry_at) << ", want "
         << ToUnixMillis(*c.want_retry_at);
   }
+}
+
+TEST_F(SqliteStoreFileTest, MigratesAVersion3StoreKeepingEveryRecipientAndTask) {
+  // A store as herald with schema version 3 left it: a task and recipients in several states.
+  std::string script;
+  for (int v = 0; v < 3; ++v) script += store_internal::MigrationScript(v);
+  RawExec(path_, script + "PRAGMA user_version = 3; PRAGMA application_id = " +
+                     std::to_string(store_internal::kApplicationId) + ";");
+  RawExec(path_, "INSERT INTO tasks (key, id, title, columns, submitted_at, source_digest, nonce) VALUES (1, 't', "
+                 "'Old task', " + EncodedLiteral({"email"}) + ", 1000, 'd1', 'n')");
+  // id, address, then status, attempts, next_attempt_at, last reply, account, updated_at, possible_duplicate.
+  auto insert = [&](int id, const std::string& address, const std::string& rest) {
+    RawExec(path_, "INSERT INTO recipients (id, task, dedup_key, dedup_hash, address, fields, line, status, attempts, "
+                   "next_attempt_at, last_code, last_enhanced, last_text, account, updated_at, possible_duplicate) "
+                   "VALUES (" + std::to_string(id) + ", 1, '" + address + "', " +
+                   std::to_string(store_internal::DedupHash(address)) + ", '" + address + "', " +
+                   EncodedLiteral({address}) + ", " + std::to_string(id) + ", " + rest + ")");
+  };
+  insert(5, "a@example.com", "2, 1, NULL, 250, '2.0.0', 'ok', 'relay', 2000, 1");
+  insert(9, "b@example.com", "4, 2, 7000, 451, '4.7.1', 'later', 'relay', 3000, 0");
+  insert(12, "c@example.com", "0, 0, NULL, 0, '', '', '', 4000, 0");
+  const std::string recipients_sql =
+      "SELECT id, task, dedup_key, dedup_hash, address, fields, line, status, attempts, next_attempt_at, "
+      "last_code, last_enhanced, last_text, account, updated_at, possible_duplicate FROM recipients ORDER BY id";
+  const std::vector<std::string> before = RawRows(path_, recipients_sql);
+
+  Result<std::unique_ptr<SqliteStore>> store = Open();
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  EXPECT_EQ(RawRows(path_, "PRAGMA user_version"),
+            std::vector<std::string>{std::to_string(store_internal::SchemaVersion())});
+  EXPECT_EQ(RawRows(path_, recipients_sql), before);
+  EXPECT_EQ(RawRows(path_, "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'recipients' "
+                            "ORDER BY name"),
+            (std::vector<std::string>{"recipients_by_status", "recipients_dedup", "recipients_deferred",
+                                      "recipients_possible_duplicates"}));
+  const TaskRecord task = **(*store)->FindTask("t");
+  EXPECT_EQ(task.title, "Old task");
+  EXPECT_EQ(task.source_digest, "d1");
+  EXPECT_TRUE(task.task_file.empty());
+  EXPECT_TRUE(task.fingerprint.empty());
+  EXPECT_FALSE(task.last_run_at.has_value());
+
+  // The store works as before, and takes rejected rows; a new recipient gets a new id.
+  Result<std::vector<RecipientRecord>> due = (*store)->FetchDue("t", FromUnixMillis(7000), 0, 10);
+  ASSERT_TRUE(due.ok()) << due.status().ToString();
+  EXPECT_EQ(Ids(*due), (std::vector<std::int64_t>{9, 12}));
+  Result<std::unique_ptr<RecipientImport>> import = (*store)->BeginImport("t");
+  ASSERT_TRUE(import.ok()) << import.status().ToString();
+  NewRecipient again = MakeRecipient("a@example.com", 2);
+  again.fields = {"a@example.com"};
+  Result<bool> added = (*import)->Add(again);
+  ASSERT_TRUE(added.ok()) << added.status().ToString();
+  EXPECT_FALSE(*added);  // still a duplicate
+  ASSERT_TRUE((*import)->Reject(RejectedRow{"d@", {}, 5, "no domain"}).ok());
+  ASSERT_TRUE((*import)->Finish().ok());
+  import->reset();
+  const std::vector<RecipientRecord> all = AllOf(**store, "t");
+  ASSERT_EQ(all.size(), 4u);
+  EXPECT_GT(all[3].id, 12);
+  EXPECT_EQ(all[3].status, RecipientStatus::kRejected);
+  EXPECT_EQ((*(*store)->CountByStatus("t")).possible_duplicates, 1u);
 }
 
 TEST_F(SqliteStoreFileTest, ApplyWithLimitsStaysCheap) {
@@ -1919,7 +2240,8 @@ TEST_F(SqliteStoreFileTest, AStoreLockedByAnotherProcessIsUnavailable) {
   const auto waited = std::chrono::steady_clock::now() - start;
   EXPECT_EQ(status.code(), StatusCode::kUnavailable) << status.ToString();
   EXPECT_NE(status.message().find("'" + path_ + "'"), std::string::npos) << status.message();
-  EXPECT_NE(status.message().find("in use by another process"), std::string::npos) << status.message();
+  EXPECT_NE(status.message().find("in use by another process (still locked after 2"), std::string::npos)
+      << status.message();
   EXPECT_GE(waited, milliseconds(150));
 
   StoreBatch batch;

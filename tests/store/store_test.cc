@@ -14,7 +14,7 @@ TEST(RecipientStatusTest, NamesRoundTrip) {
       {RecipientStatus::kUnsent, "unsent"},       {RecipientStatus::kInFlight, "in-flight"},
       {RecipientStatus::kSent, "sent"},           {RecipientStatus::kFailed, "failed"},
       {RecipientStatus::kDeferred, "deferred"},   {RecipientStatus::kBlacklisted, "blacklisted"},
-      {RecipientStatus::kCancelled, "cancelled"},
+      {RecipientStatus::kCancelled, "cancelled"}, {RecipientStatus::kRejected, "rejected"},
   };
   static_assert(std::size(cases) == kRecipientStatusCount);
   for (const Case& c : cases) {
@@ -35,9 +35,9 @@ TEST(RecipientStatusTest, ParseRejectsOtherNames) {
 TEST(StatusCountsTest, TotalSumsEveryStatus) {
   StatusCounts counts;
   EXPECT_EQ(counts.total(), 0u);
-  counts.by_status = {1, 2, 3, 4, 5, 6, 7};
+  counts.by_status = {1, 2, 3, 4, 5, 6, 7, 8};
   counts.possible_duplicates = 100;  // a subset of the others, not added
-  EXPECT_EQ(counts.total(), 28u);
+  EXPECT_EQ(counts.total(), 36u);
   EXPECT_EQ(counts[RecipientStatus::kSent], 3u);
   EXPECT_EQ(counts[RecipientStatus::kCancelled], 7u);
 }

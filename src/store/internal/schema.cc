@@ -1,6 +1,7 @@
 #include "store/internal/schema.h"
 
 #include <array>
+#include <memory>
 #include <cassert>
 #include <string>
 #include <string_view>
@@ -9,7 +10,7 @@ namespace herald::store_internal {
 namespace {
 
 // Never edit a migration that has shipped: add a new one.
-constexpr std::array<std::string_view, 3> kMigrations = {
+constexpr std::array<std::string_view, 4> kMigrations = {
     // 0 -> 1: tasks, recipients, send counters.
     //
     // Tasks get an integer key that recipients refer to, so the recipient indexes carry 8 bytes
@@ -114,11 +115,76 @@ CREATE TABLE destination_backoff (
   PRIMARY KEY (account, destination)
 ) WITHOUT ROWID;
 )sql",
+
+    // 3 -> 4: rows of a recipient list that cannot be recipients are kept as recipients with
+    // status 7 (rejected), so the recipients table is rebuilt for its CHECK (SQLite cannot alter
+    // one): same columns, same ids, same indexes. Their dedup_key is '' (a real key never is),
+    // so they never count as duplicates. (Copying the rows takes about 10 s per million
+    // recipients, once; the old table's pages are reused.) And what identifies a task's mailing
+    // (store.h, TaskRecord): the task file it last ran from, the fingerprint of its content, its
+    // last run; empty for the tasks stored before, until their next run.
+    R"sql(
+CREATE TABLE recipients_v4 (
+  id INTEGER PRIMARY KEY,
+  task INTEGER NOT NULL REFERENCES tasks(key),
+  dedup_key TEXT NOT NULL,
+  dedup_hash INTEGER NOT NULL,
+  address TEXT NOT NULL,
+  fields BLOB NOT NULL,
+  line INTEGER NOT NULL,
+  status INTEGER NOT NULL CHECK (status BETWEEN 0 AND 7),
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at INTEGER,
+  last_code INTEGER NOT NULL DEFAULT 0,
+  last_enhanced TEXT NOT NULL DEFAULT '',
+  last_text TEXT NOT NULL DEFAULT '',
+  account TEXT NOT NULL DEFAULT '',
+  updated_at INTEGER NOT NULL,
+  possible_duplicate INTEGER NOT NULL DEFAULT 0
+);
+INSERT INTO recipients_v4 (id, task, dedup_key, dedup_hash, address, fields, line, status, attempts, next_attempt_at,
+                           last_code, last_enhanced, last_text, account, updated_at, possible_duplicate)
+  SELECT id, task, dedup_key, dedup_hash, address, fields, line, status, attempts, next_attempt_at,
+         last_code, last_enhanced, last_text, account, updated_at, possible_duplicate
+  FROM recipients ORDER BY id;
+DROP TABLE recipients;
+ALTER TABLE recipients_v4 RENAME TO recipients;
+CREATE INDEX recipients_dedup ON recipients (task, dedup_hash);
+CREATE INDEX recipients_by_status ON recipients (task, status);
+CREATE INDEX recipients_deferred ON recipients (task, next_attempt_at) WHERE status = 4;
+CREATE INDEX recipients_possible_duplicates ON recipients (task) WHERE possible_duplicate = 1;
+
+ALTER TABLE tasks ADD COLUMN task_file TEXT NOT NULL DEFAULT '';
+ALTER TABLE tasks ADD COLUMN fingerprint TEXT NOT NULL DEFAULT '';
+ALTER TABLE tasks ADD COLUMN last_run_at INTEGER;
+)sql",
 };
 
 std::string FileName(const Connection& connection) { return "store file '" + connection.path() + "'"; }
 
-Status CheckIdentity(Connection& connection, std::int64_t application_id, std::int64_t version) {
+// What identifies the file, read in one statement so that all of it comes from one snapshot: a
+// process creating or migrating the store at the same moment is seen before or after, never half.
+struct Identity {
+  std::int64_t application_id = 0;
+  std::int64_t version = 0;
+  std::int64_t objects = 0;  // tables, indexes, ... in sqlite_master
+};
+
+Result<Identity> ReadIdentity(Connection& connection) {
+  Result<std::unique_ptr<Statement>> query = connection.Prepare(
+      "SELECT (SELECT application_id FROM pragma_application_id), (SELECT user_version FROM pragma_user_version), "
+      "(SELECT count(*) FROM sqlite_master)",
+      "reading the store's kind and schema version");
+  if (!query.ok()) return query.status();
+  Result<bool> row = (*query)->Step();
+  if (!row.ok()) return row.status();
+  if (!*row) return Internal(FileName(connection) + ": reading the store's kind and schema version: no row");
+  return Identity{(*query)->ColumnInt(0), (*query)->ColumnInt(1), (*query)->ColumnInt(2)};
+}
+
+Status CheckIdentity(Connection& connection, const Identity& identity) {
+  const std::int64_t application_id = identity.application_id;
+  const std::int64_t version = identity.version;
   if (application_id != 0 && application_id != kApplicationId) {
     return Status(StatusCode::kFailedPrecondition,
                   FileName(connection) + " is an SQLite database of another application (application_id " +
@@ -139,15 +205,10 @@ Status CheckIdentity(Connection& connection, std::int64_t application_id, std::i
                   FileName(connection) + " is an SQLite database that is not a herald store (user_version " +
                       std::to_string(version) + " without herald's application_id)");
   }
-  if (version == 0) {
-    Result<std::int64_t> objects =
-        connection.QueryInt("SELECT count(*) FROM sqlite_master", "checking that the database is empty");
-    if (!objects.ok()) return objects.status();
-    if (*objects != 0) {
-      return Status(StatusCode::kFailedPrecondition,
-                    FileName(connection) + " is an SQLite database that is not a herald store (it holds " +
-                        std::to_string(*objects) + " tables or indexes of its own)");
-    }
+  if (version == 0 && identity.objects != 0) {
+    return Status(StatusCode::kFailedPrecondition,
+                  FileName(connection) + " is an SQLite database that is not a herald store (it holds " +
+                      std::to_string(identity.objects) + " tables or indexes of its own)");
   }
   return Status::Ok();
 }
@@ -161,28 +222,26 @@ std::string_view MigrationScript(int from_version) {
   return kMigrations[static_cast<std::size_t>(from_version)];
 }
 
-Status CheckSchema(Connection& connection) {
-  Result<std::int64_t> application_id = connection.QueryInt("PRAGMA application_id", "reading the store's kind");
-  if (!application_id.ok()) return application_id.status();
-  Result<std::int64_t> version = connection.QueryInt("PRAGMA user_version", "reading the schema version");
-  if (!version.ok()) return version.status();
-  return CheckIdentity(connection, *application_id, *version);
+Result<int> CheckSchema(Connection& connection) {
+  Result<Identity> identity = ReadIdentity(connection);
+  if (!identity.ok()) return identity.status();
+  HERALD_RETURN_IF_ERROR(CheckIdentity(connection, *identity));
+  return static_cast<int>(identity->version);
 }
 
 Status MigrateSchema(Connection& connection) {
   // Reading the header first keeps the common case (an up-to-date store) free of the write lock.
-  Result<std::int64_t> version = connection.QueryInt("PRAGMA user_version", "reading the schema version");
+  Result<int> version = CheckSchema(connection);
   if (!version.ok()) return version.status();
   if (*version == SchemaVersion()) return Status::Ok();
 
   Result<Transaction> transaction = Transaction::Begin(connection, "migrating the schema");
   if (!transaction.ok()) return transaction.status();
   // Another process may have migrated (or worse) between the check and the write lock.
-  HERALD_RETURN_IF_ERROR(CheckSchema(connection));
-  version = connection.QueryInt("PRAGMA user_version", "reading the schema version");
+  version = CheckSchema(connection);
   if (!version.ok()) return version.status();
   if (*version == SchemaVersion()) return Status::Ok();
-  for (std::int64_t v = *version; v < SchemaVersion(); ++v) {
+  for (int v = *version; v < SchemaVersion(); ++v) {
     HERALD_RETURN_IF_ERROR(connection.Exec(kMigrations[static_cast<std::size_t>(v)],
                                            "migrating the schema to version " + std::to_string(v + 1)));
   }

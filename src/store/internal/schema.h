@@ -22,11 +22,13 @@ std::string_view MigrationScript(int from_version);
 inline constexpr std::int32_t kApplicationId = 0x48524C44;
 
 // Checks, without writing anything, that the file is a herald store of a version this build knows
-// or an empty database. Run it before anything that changes the file (such as switching it to WAL).
+// or an empty database, and returns its schema version (0: empty). Everything is read in one
+// statement, so a process creating or migrating the store at the same moment is seen before or
+// after, never halfway. Run it before anything that changes the file (such as switching it to WAL).
 // Errors: kFailedPrecondition for a store from a newer herald (naming the file and both versions)
 // or an SQLite database that is not a herald store; SQLite errors as Connection::Error (a file
 // that is not an SQLite database is reported here).
-Status CheckSchema(Connection& connection);
+Result<int> CheckSchema(Connection& connection);
 
 // Migrates a store that passed CheckSchema() to SchemaVersion() in one transaction, safe against
 // other processes opening the same file at the same time. Takes the write lock only when there is

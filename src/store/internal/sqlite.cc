@@ -69,6 +69,7 @@ Result<bool> Statement::Step() {
     const int rc = std::exchange(bind_error_, 0);
     return connection_->Error(rc, what_);
   }
+  connection_->StartStatement();
   const int rc = sqlite3_step(stmt_);
   if (rc == SQLITE_ROW) return true;
   if (rc == SQLITE_DONE) return false;
@@ -127,10 +128,11 @@ ScopedStatement::~ScopedStatement() {
 
 // --- Connection
 
-Result<std::unique_ptr<Connection>> Connection::Open(const std::string& path, Duration busy_timeout) {
+Result<std::unique_ptr<Connection>> Connection::Open(const std::string& path, Duration busy_timeout, bool create) {
   if (path.empty()) return InvalidArgument("the store file name is empty");
   sqlite3* db = nullptr;
-  int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+  int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
+  if (create) flags |= SQLITE_OPEN_CREATE;
 #ifdef SQLITE_OPEN_EXRESCODE
   flags |= SQLITE_OPEN_EXRESCODE;
 #endif
@@ -156,6 +158,7 @@ int Connection::OnBusy(void* connection, int count) {
   auto* self = static_cast<Connection*>(connection);
   const auto now = std::chrono::steady_clock::now();
   if (count == 0) self->busy_since_ = now;
+  self->busy_waited_ = std::chrono::duration_cast<Duration>(now - self->busy_since_);
   if (now - self->busy_since_ >= self->busy_timeout_) return 0;
   std::this_thread::sleep_for(std::chrono::milliseconds(1));
   return 1;
@@ -172,6 +175,7 @@ Connection::~Connection() {
 
 Status Connection::Exec(std::string_view sql, std::string_view what) {
   const std::string text(sql);
+  StartStatement();
   char* error = nullptr;
   const int rc = sqlite3_exec(db_, text.c_str(), nullptr, nullptr, &error);
   sqlite3_free(error);  // the same message is available from sqlite3_errmsg()
@@ -240,9 +244,7 @@ Status Connection::Error(int rc, std::string_view what) const {
   switch (rc & 0xff) {
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
-      return Status(StatusCode::kUnavailable,
-                    context + " is in use by another process (still locked after " +
-                        FormatDuration(busy_timeout_) + ") while " + std::string(what) + ": " + detail);
+      return Busy(what, busy_waited_, detail);
     case SQLITE_CORRUPT:
     case SQLITE_NOTADB:
     case SQLITE_FORMAT:
@@ -282,6 +284,25 @@ Status Connection::Error(int rc, std::string_view what) const {
       return Status(StatusCode::kCancelled, std::move(message));
     default:
       return Internal(std::move(message));
+  }
+}
+
+Status Connection::Busy(std::string_view what, Duration waited, std::string_view detail) const {
+  std::string message = Quoted(path_) + " is in use by another process (";
+  message += waited >= std::chrono::milliseconds(1) ? "still locked after " + FormatDuration(waited) : "locked";
+  message += ") while " + std::string(what);
+  if (!detail.empty()) message += ": " + std::string(detail);
+  return Status(StatusCode::kUnavailable, std::move(message));
+}
+
+Status Connection::RetryWhileBusy(std::string_view what, const std::function<Status()>& step) {
+  const auto start = std::chrono::steady_clock::now();
+  while (true) {
+    Status status = step();
+    if (status.code() != StatusCode::kUnavailable) return status;
+    const auto waited = std::chrono::steady_clock::now() - start;
+    if (waited >= busy_timeout_) return Busy(what, std::chrono::duration_cast<Duration>(waited), "");
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
 }
 

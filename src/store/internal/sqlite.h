@@ -82,11 +82,11 @@ class ScopedStatement {
 
 class Connection {
  public:
-  // Opens (creating if needed) the SQLite database at `path`; ":memory:" gives a private in-memory
-  // database. When another connection holds the lock, statements retry for up to `busy_timeout`;
-  // the caller sets pragmas and the schema.
-  // Errors: kIo when the file cannot be opened or created.
-  static Result<std::unique_ptr<Connection>> Open(const std::string& path, Duration busy_timeout);
+  // Opens the SQLite database at `path` — creating the file when `create` is set and it does not
+  // exist; ":memory:" gives a private in-memory database. When another connection holds the
+  // lock, statements retry for up to `busy_timeout`; the caller sets pragmas and the schema.
+  // Errors: kIo when the file cannot be opened or created (or, without `create`, does not exist).
+  static Result<std::unique_ptr<Connection>> Open(const std::string& path, Duration busy_timeout, bool create);
 
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
@@ -112,18 +112,30 @@ class Connection {
   bool InTransaction() const;
 
   // The Status for SQLite result code `rc` (not ok), with the file name, `what` and SQLite's
-  // message. Busy/locked becomes kUnavailable saying another process holds the store.
+  // message. Busy/locked becomes kUnavailable saying another process holds the store, and how
+  // long the statement waited for it.
   Status Error(int rc, std::string_view what) const;
 
+  // Runs `step` again while it fails with kUnavailable, for up to the busy timeout in all: for
+  // work where SQLite returns "busy" at once instead of waiting (its deadlock avoidance), such
+  // as switching a file to WAL mode while another process does the same. The error, when the
+  // time is up, says how long it waited in all.
+  Status RetryWhileBusy(std::string_view what, const std::function<Status()>& step);
+
  private:
+  friend class Statement;
   Connection(sqlite3* db, std::string path, Duration busy_timeout);
   // SQLite's busy handler: retries every millisecond until the busy timeout.
   static int OnBusy(void* connection, int count);
+  // Forgets the wait of the previous statement (see busy_waited_).
+  void StartStatement() { busy_waited_ = Duration(0); }
+  Status Busy(std::string_view what, Duration waited, std::string_view detail) const;
 
   sqlite3* db_;
   std::string path_;
   Duration busy_timeout_;
   std::chrono::steady_clock::time_point busy_since_;
+  Duration busy_waited_{0};  // how long the current statement has waited for a lock
   std::map<std::string, std::unique_ptr<Statement>, std::less<>> cache_;
 };
 
