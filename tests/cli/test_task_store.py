@@ -168,7 +168,7 @@ class MailingIdentityTest(FolderTest):
         self.assertRegex(status.stdout, r"title\s+spring news\n")
         self.assertRegex(status.stdout, r"task file\s+%s\n" % re.escape(spring))
         self.assertRegex(status.stdout, r"first run\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\d[+-]\d\d:\d\d\n")
-        self.assertRegex(status.stdout, r"last run\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\n")
+        self.assertRegex(status.stdout, r"last run\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\d[+-]\d\d:\d\d\n")
 
         # Edited for the next mailing: refused, naming the stored one, and nothing is sent.
         self.write_task("spring", "Summer", ["ann@example.com", "bob@example.com", "dan@example.com"])
