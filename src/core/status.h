@@ -100,3 +100,19 @@ class [[nodiscard]] Result {
     ::herald::Status herald_status_ = (expr); \
     if (!herald_status_.ok()) return herald_status_; \
   } while (false)
+
+// Evaluates `expr` (a Result<T>); returns its error from the enclosing function when it has one,
+// else declares `lhs` with the value moved out of it:
+//   HERALD_ASSIGN_OR_RETURN(TaskConfig task, LoadTask(path));
+//   HERALD_ASSIGN_OR_RETURN(auto accounts, LoadAccounts(task.accounts_file));
+// HERALD_CO_ASSIGN_OR_RETURN is the same for coroutines (co_return).
+#define HERALD_ASSIGN_OR_RETURN(lhs, expr) \
+  HERALD_ASSIGN_OR_RETURN_IMPL(HERALD_CONCAT_(herald_result_, __LINE__), lhs, expr, return)
+#define HERALD_CO_ASSIGN_OR_RETURN(lhs, expr) \
+  HERALD_ASSIGN_OR_RETURN_IMPL(HERALD_CONCAT_(herald_result_, __LINE__), lhs, expr, co_return)
+#define HERALD_ASSIGN_OR_RETURN_IMPL(result, lhs, expr, return_keyword) \
+  auto result = (expr);                                                 \
+  if (!result.ok()) return_keyword result.status();                     \
+  lhs = std::move(*result)
+#define HERALD_CONCAT_(a, b) HERALD_CONCAT_INNER_(a, b)
+#define HERALD_CONCAT_INNER_(a, b) a##b
