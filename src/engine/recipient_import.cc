@@ -15,7 +15,7 @@ namespace herald {
 namespace {
 
 Result<std::unique_ptr<CsvReader>> OpenList(const RecipientsConfig& config) {
-  return CsvReader::Open(config.file, CsvOptions{.delimiter = config.delimiter});
+  return CsvReader::Open(config.file, CsvOptions{.delimiter = config.delimiter, .encoding = config.encoding});
 }
 
 // Why `record` cannot be a recipient, or an empty string when it can; fills `address`.
