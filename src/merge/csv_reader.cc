@@ -147,9 +147,11 @@ Result<bool> CsvReader::State::Fill() {
       if (!decoded.empty() || raw.empty()) break;
       HERALD_RETURN_IF_ERROR(ReadBlock(raw));
     }
-    if (buf.size() < end + decoded.size()) buf.resize(end + decoded.size());
-    std::memcpy(buf.data() + end, decoded.data(), decoded.size());
     got = decoded.size();
+    if (got > 0) {
+      if (buf.size() < end + got) buf.resize(end + got);
+      std::memcpy(buf.data() + end, decoded.data(), got);
+    }
   }
   if (got == 0) {
     eof = true;
