@@ -80,6 +80,9 @@ struct CsvReader::State {
   std::unique_ptr<CharsetDecoder> decoder;
   // Read as UTF-8 by auto mode although some of its bytes are not: the rows holding them are bad.
   bool damaged_utf8 = false;
+  // The census found the whole input well-formed UTF-8, so the values cut from it at ASCII
+  // delimiters are too: no record needs checking again.
+  bool checked_utf8 = false;
   std::string first_block;  // read by ChooseEncoding, parsed first
   std::string raw;          // a block of input before decoding
   std::string decoded;      // its UTF-8
@@ -205,6 +208,7 @@ Status CsvReader::State::ChooseEncoding() {
       charset = "UTF-8";
       encoding = "UTF-8";
       damaged_utf8 = census.invalid > 0;
+      checked_utf8 = *whole && census.invalid == 0;
     } else {
       charset = wanted.fallback;
       encoding = fmt::format("{} ({} is not UTF-8; recipients.fallback_encoding)", charset, scope);
@@ -505,7 +509,7 @@ Result<CsvReader::State::Parsed> CsvReader::State::ParseRecord(CsvRecord& record
     record.problem = fmt::format("expected {} fields as in the header row, got {} (fields are separated by {})",
                                  expected_fields, fields, DelimiterName(delimiter));
   }
-  if (record.problem.empty()) CheckUtf8(record);
+  if (record.problem.empty() && !checked_utf8) CheckUtf8(record);
   return Parsed::kRecord;
 }
 

@@ -10,7 +10,8 @@
 // otherwise the whole input is scanned once (a fast UTF-8 census, then the stream is sought back)
 // and read as UTF-8 if it is UTF-8 (Utf8Census::LooksLikeUtf8), else in the fallback code page.
 // A stream that cannot seek is decided on its first 64 KiB. UTF-8 is parsed as it is read, with
-// no conversion; other encodings are converted block by block.
+// no conversion; other encodings are converted block by block. Values are checked for UTF-8 once:
+// by the census when it found the whole file well-formed, else record by record.
 //
 // How the reader treats what RFC 4180 leaves open or forbids:
 // - Record ends: CRLF, LF and a lone CR (old Mac exports) each end a record and count as one
