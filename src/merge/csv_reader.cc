@@ -166,7 +166,8 @@ Result<bool> CsvReader::State::Fill() {
 
 Result<bool> CsvReader::State::CountWholeInput(std::istream::pos_type start, Utf8Census& census) {
   if (start == std::istream::pos_type(-1)) {
-    census.Add(first_block, /*last=*/true);
+    // A character cut by the end of the block is not counted.
+    census.Add(first_block, /*last=*/first_block.size() < kBlockBytes);
     return false;
   }
   std::string block = first_block;

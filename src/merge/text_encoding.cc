@@ -369,8 +369,9 @@ Result<DecodedText> DecodeTextFile(std::string_view bytes, const TextEncoding& e
   decoded.how = std::move(how);
   if (IsUtf8Name(charset)) {
     if (std::size_t bad = FindInvalidUtf8(bytes); bad != std::string_view::npos) {
-      return InvalidArgument(fmt::format("{} is not UTF-8 (invalid byte {} at offset {}); save it as UTF-8 or set {}.encoding",
-                                         file, HexByte(bytes[bad]), bad, setting));
+      return InvalidArgument(fmt::format(
+          "{} is not UTF-8 (invalid byte {} at offset {}); save it as UTF-8 or set {}.encoding", file,
+          HexByte(bytes[bad]), bad, setting));
     }
     decoded.text = std::string(bytes);
   } else {
@@ -387,7 +388,9 @@ Result<DecodedText> DecodeTextFile(std::string_view bytes, const TextEncoding& e
   if (html) {
     // herald sends UTF-8: a <meta> naming another charset would contradict the part's header.
     std::optional<HtmlCharsetDeclaration> declared = FindHtmlCharset(decoded.text);
-    if (declared && !IsUtf8Name(declared->charset)) decoded.text.replace(declared->offset, declared->charset.size(), "utf-8");
+    if (declared && !IsUtf8Name(declared->charset)) {
+      decoded.text.replace(declared->offset, declared->charset.size(), "utf-8");
+    }
   }
   return decoded;
 }

@@ -160,7 +160,9 @@ void AppendPlaceholderMark(std::size_t number, std::string& out) {
 }
 
 std::size_t PlaceholderMarkNumber(std::string_view text, std::size_t i) {
-  const auto byte = [&](std::size_t k) { return static_cast<char32_t>(static_cast<unsigned char>(text[i + k]) & 0x3F); };
+  const auto byte = [&](std::size_t k) {
+    return static_cast<char32_t>(static_cast<unsigned char>(text[i + k]) & 0x3F);
+  };
   const char32_t mark = (char32_t{3} << 18) | (byte(1) << 12) | (byte(2) << 6) | byte(3);
   return mark - kFirstPlaceholderMark;
 }

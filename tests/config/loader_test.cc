@@ -449,7 +449,8 @@ TEST_F(LoadTaskTest, RecipientListEncoding) {
   Result<TaskConfig> got = Load(std::string(kMinimal) + "encoding = \"utf-16le\"\n");
   ASSERT_TRUE(got.ok()) << got.status().message();
   EXPECT_EQ(got->recipients.encoding.name, "utf-16le");
-  Result<TaskConfig> fallback = Load(std::string(kMinimal) + "encoding = \"auto\"\nfallback_encoding = \"ISO-8859-2\"\n");
+  Result<TaskConfig> fallback =
+      Load(std::string(kMinimal) + "encoding = \"auto\"\nfallback_encoding = \"ISO-8859-2\"\n");
   ASSERT_TRUE(fallback.ok()) << fallback.status().message();
   EXPECT_EQ(fallback->recipients.encoding.name, "auto");
   EXPECT_EQ(fallback->recipients.encoding.fallback, "ISO-8859-2");

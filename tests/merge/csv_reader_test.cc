@@ -683,7 +683,9 @@ TEST(CsvEncodingTest, TheWholeFileDecidesNotTheFirstRows) {
 // Serves its text in one piece and cannot seek, like a pipe.
 class PipeBuf : public std::streambuf {
  public:
-  explicit PipeBuf(std::string text) : text_(std::move(text)) { setg(text_.data(), text_.data(), text_.data() + text_.size()); }
+  explicit PipeBuf(std::string text) : text_(std::move(text)) {
+    setg(text_.data(), text_.data(), text_.data() + text_.size());
+  }
 
  private:
   std::string text_;

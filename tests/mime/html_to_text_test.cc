@@ -55,7 +55,8 @@ TEST(HtmlToTextTest, WritesReadablePlainText) {
        "<body><p>Shown</p><script>alert(1)</script><div style=\"display: none\">preview</div>"
        "<p hidden>secret</p><!-- comment --></body></html>",
        "Shown\n"},
-      {"broken HTML", "<p>Unclosed <b>bold <i>and</p><p>next &copy; 2026 <unknown>x</unknown>", "Unclosed bold and\n\nnext © 2026 x\n"},
+      {"broken HTML", "<p>Unclosed <b>bold <i>and</p><p>next &copy; 2026 <unknown>x</unknown>",
+       "Unclosed bold and\n\nnext © 2026 x\n"},
       {"whitespace only", "<p> </p>\n\n<div>&nbsp;</div>", ""},
       {"empty", "", ""},
       {"plain text", "just text", "just text\n"},

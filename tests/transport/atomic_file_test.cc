@@ -150,7 +150,8 @@ TEST_P(AtomicFileTest, TheConfiguredFolderMayItselfBeALink) {
   // The user's own setting (a share mounted elsewhere, reached through a link): followed.
   const std::string linked = dir_.Path("backup-link");
   fs::create_directory_symlink(outside_, linked);
-  Result<std::string> written = WriteMessageFile(linked, "November", "a.eml", message_, IfExists::kAddNumber, GetParam());
+  Result<std::string> written =
+      WriteMessageFile(linked, "November", "a.eml", message_, IfExists::kAddNumber, GetParam());
   ASSERT_TRUE(written.ok()) << written.status().ToString();
   EXPECT_EQ(*written, linked + "/November/a.eml");
   EXPECT_EQ(Slurp(outside_ + "/November/a.eml"), "Subject: x\r\n\r\nbody\r\n");

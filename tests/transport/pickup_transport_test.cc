@@ -75,8 +75,9 @@ TEST(PickupTransportTest, ThePickupFolderMayBeALink) {
   ConnectResult connected = RunAwaitable(transport.Connect(""));
   ASSERT_NE(connected.connection, nullptr) << connected.failure.text;
   Envelope envelope{"news@example.com", {"a@example.com"}, false};
-  std::vector<Outcome> outcomes = RunAwaitable(
-      connected.connection->Send(envelope, Message("Subject: x\r\n\r\n", std::make_shared<const std::string>("y"), "")));
+  auto body = std::make_shared<const std::string>("y");
+  std::vector<Outcome> outcomes =
+      RunAwaitable(connected.connection->Send(envelope, Message("Subject: x\r\n\r\n", body, "")));
   ASSERT_EQ(outcomes.size(), 1u);
   EXPECT_TRUE(outcomes[0].delivered()) << outcomes[0].text;
   EXPECT_EQ(Files(dir.Path("spool/pickup")).size(), 1u);

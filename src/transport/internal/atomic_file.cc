@@ -21,6 +21,10 @@ namespace {
 // Cleared the first time openat2 answers ENOSYS (a kernel before 5.6, or a sandbox that hides it).
 std::atomic<bool> g_kernel_has_openat2{true};
 
+// openat2 is missing: ENOSYS, or EPERM from a seccomp filter that refuses system calls it does
+// not know (older container runtimes); opening a folder for reading never fails with EPERM.
+bool LacksOpenat2(int error) { return error == ENOSYS || error == EPERM; }
+
 class Fd {
  public:
   explicit Fd(int fd = -1) : fd_(fd) {}
@@ -128,7 +132,7 @@ Result<Fd> OpenSubfolders(int root, std::string_view subfolders, Resolution reso
     for (const std::string& component : components) joined += (joined.empty() ? "" : "/") + component;
     Fd whole(OpenFolderBeneath(root, joined, resolution));
     if (whole.get() >= 0) return whole;
-    no_openat2 = errno == ENOSYS;
+    no_openat2 = LacksOpenat2(errno);
     if (no_openat2) return IoError(fmt::format("cannot open folder {}: the kernel has no openat2", shown));
   }
   Fd current(::fcntl(root, F_DUPFD_CLOEXEC, 0));
@@ -145,7 +149,7 @@ Result<Fd> OpenSubfolders(int root, std::string_view subfolders, Resolution reso
     }
     if (next.get() < 0) {
       const int error = errno;
-      no_openat2 = error == ENOSYS;
+      no_openat2 = resolution == Resolution::kOpenat2 && LacksOpenat2(error);
       if (no_openat2) return IoError(fmt::format("cannot open folder {}: the kernel has no openat2", path));
       if (IsSymbolicLink(current.get(), component.c_str())) return Outside(path, "a symbolic link", folder);
       if (error == ENOTDIR) return Outside(path, "not a folder", folder);

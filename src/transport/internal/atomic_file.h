@@ -9,7 +9,8 @@
 // the user wrote it, links included: it is the user's own configuration (a backup folder on a
 // mounted share is often reached through one); only what lies below it is never a link. Where the
 // kernel has openat2 (Linux 5.6), paths are opened with RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS; on
-// older kernels (ENOSYS) one component at a time with O_NOFOLLOW | O_DIRECTORY. Missing folders
+// older kernels (ENOSYS, or EPERM from a sandbox's seccomp filter) one component at a time with
+// O_NOFOLLOW | O_DIRECTORY. Missing folders
 // are created with mkdirat in the folder opened last; the temporary file is created with O_EXCL
 // | O_NOFOLLOW in it and renamed within it, so nothing is looked up again by name from the top.
 //
@@ -31,7 +32,7 @@ enum class IfExists {
 
 // How paths below the folder are resolved; every way follows no link.
 enum class Resolution {
-  kAuto,           // openat2 until the kernel says it has none (ENOSYS), then the component walk
+  kAuto,           // openat2 until the kernel says it has none (ENOSYS, EPERM), then the component walk
   kOpenat2,        // openat2 with RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS (fails on a kernel without it)
   kComponentWalk,  // openat with O_NOFOLLOW | O_DIRECTORY, one component at a time
 };
