@@ -699,6 +699,15 @@ TEST(CsvEncodingTest, AStreamThatCannotSeekIsDecidedOnItsFirstBlock) {
             "windows-1252 (the first 64 KiB of the input is not UTF-8; recipients.fallback_encoding)");
   ReadResult got = ReadReader(**reader);
   ExpectRecords(got.records, {{2, {"a@x", "Müller"}}}, "pipe");
+
+  // A UTF-8 letter cut by the end of the first block does not count against UTF-8.
+  PipeBuf cut("email,name\nf@x," + std::string(65535 - 15, 'f') + "\xC3\xBC\nz@x,Zo\xC3\xAB\n");
+  Result<std::unique_ptr<CsvReader>> utf8 = CsvReader::Open(std::make_unique<std::istream>(&cut), "pipe");
+  ASSERT_TRUE(utf8.ok()) << utf8.status().ToString();
+  EXPECT_EQ((*utf8)->encoding(), "UTF-8");
+  ReadResult letters = ReadReader(**utf8);
+  ASSERT_EQ(letters.records.size(), 2u);
+  ExpectRecords({letters.records[1]}, {{3, {"z@x", "Zoë"}}}, "cut pipe");
 }
 
 TEST_F(CsvFileTest, Windows1252FileAcrossManyBlocks) {
