@@ -12,7 +12,7 @@ set -euo pipefail
 build_packages=(
   g++ cmake ninja-build ccache pkg-config
   libasio-dev libssl-dev libsqlite3-dev libtomlplusplus-dev libcli11-dev
-  libfmt-dev libspdlog-dev libidn2-dev nlohmann-json3-dev libunbound-dev
+  libfmt-dev libspdlog-dev libidn2-dev nlohmann-json3-dev libunbound-dev libxml2-dev
 )
 # Real mail servers for the integration tests (tests/servers/ starts its own instances with their
 # own configuration in temporary folders; the system-wide services stay unconfigured and stopped),

@@ -236,6 +236,13 @@ int Check(const CliDependencies& deps, const std::string& task_file, const std::
   const TaskConfig& task = loaded->task;
   int problems = 0;
   fmt::print("task {} ({})\n", task.id, task.path);
+  const MessageConfig& bodies = task.message;
+  if (!bodies.text_body_encoding.empty()) {
+    fmt::print("  text body: {} (read as {})\n", bodies.text_body_origin, bodies.text_body_encoding);
+  }
+  if (!bodies.html_body_encoding.empty()) {
+    fmt::print("  HTML body: {} (read as {})\n", bodies.html_body_origin, bodies.html_body_encoding);
+  }
 
   for (const std::string& name : UsedAccounts(*loaded)) {
     const AccountConfig& account = *loaded->accounts.Find(name);
@@ -259,8 +266,7 @@ int Check(const CliDependencies& deps, const std::string& task_file, const std::
 
   // Every row is read and every message composed (nothing is stored or sent), so a bad cell is
   // found now rather than at recipient 10,000.
-  Result<std::unique_ptr<CsvReader>> reader =
-      CsvReader::Open(task.recipients.file, CsvOptions{.delimiter = task.recipients.delimiter});
+  Result<std::unique_ptr<CsvReader>> reader = OpenRecipientList(task.recipients);
   if (!reader.ok()) return Fail(reader.status());
   std::size_t rows = 0, bad = 0, would_fail = 0;
   CsvRecord record;
@@ -288,7 +294,8 @@ int Check(const CliDependencies& deps, const std::string& task_file, const std::
     }
   }
   if (bad > 20 || would_fail > 20) fmt::print("  ... (only the first 20 of each are listed)\n");
-  fmt::print("  recipients: {} row(s) in {}, {} bad ({})\n", GroupDigits(rows), task.recipients.file, GroupDigits(bad),
+  fmt::print("  recipients: {} row(s) in {} (read as {}), {} bad ({})\n", GroupDigits(rows), task.recipients.file,
+             (*reader)->encoding(), GroupDigits(bad),
              task.recipients.bad_rows == BadRows::kFail ? "a bad row stops the import" : "bad rows are rejected");
   fmt::print("  messages: {} composed, {} would fail\n", GroupDigits(rows - bad - would_fail), GroupDigits(would_fail));
   if (bad > 0 && task.recipients.bad_rows == BadRows::kFail) ++problems;

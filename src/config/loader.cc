@@ -601,23 +601,41 @@ void CheckSecondaries(const std::vector<AccountConfig>& accounts, const std::vec
   }
 }
 
-Result<std::string> ReadTextFile(const std::string& path) {
+// `encoding` and `fallback_encoding` of a table (merge/text_encoding.h).
+TextEncoding ReadEncoding(TableReader& table) {
+  TextEncoding encoding;
+  if (std::optional<std::string> name = table.NonEmptyString("encoding"); name && *name != kAutoEncoding) {
+    if (Status known = CheckCharset(*name); known.ok()) {
+      encoding.name = *name;
+    } else {
+      table.Error("encoding", fmt::format("expected \"auto\" or a character set: {}", known.message()));
+    }
+  }
+  if (std::optional<std::string> name = table.NonEmptyString("fallback_encoding")) {
+    if (Status known = CheckCharset(*name); known.ok()) {
+      encoding.fallback = *name;
+    } else {
+      table.Error("fallback_encoding", known.message());
+    }
+    if (encoding.name != kAutoEncoding) {
+      table.Error("fallback_encoding", "is used only with encoding = \"auto\"");
+    }
+  }
+  return encoding;
+}
+
+Result<DecodedText> ReadTextFile(const std::string& path, const TextEncoding& encoding, bool html) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return NotFound(fmt::format("cannot open {}", path));
   std::stringstream buffer;
   buffer << in.rdbuf();
   if (in.bad()) return IoError(fmt::format("read error in {}", path));
-  std::string text = buffer.str();
-  if (text.rfind("\xEF\xBB\xBF", 0) == 0) text.erase(0, 3);
-  if (std::size_t bad = FindInvalidUtf8(text); bad != std::string::npos) {
-    return InvalidArgument(fmt::format("{} is not UTF-8 (invalid byte at offset {}); save it as UTF-8", path, bad));
-  }
-  return text;
+  return DecodeTextFile(buffer.str(), encoding, html, path, "message");
 }
 
-// Reads a body given inline (`<key>`) or as a file (`<key>_file`).
-void ReadBody(TableReader& table, std::string_view key, const std::string& file, std::string& body,
-              std::string& origin) {
+// Reads a body given inline (`<key>`) or as a file (`<key>_file`, in `encoding`).
+void ReadBody(TableReader& table, std::string_view key, const std::string& file, const TextEncoding& encoding,
+              std::string& body, std::string& origin, std::string& how_read) {
   std::string file_key = fmt::format("{}_file", key);
   std::optional<std::string> inline_text = table.String(key);
   std::optional<std::string> body_file = table.NonEmptyString(file_key);
@@ -634,12 +652,13 @@ void ReadBody(TableReader& table, std::string_view key, const std::string& file,
     origin = table.KeyPath(key);
   } else if (body_file) {
     std::string path = ResolvePath(file, *body_file);
-    Result<std::string> text = ReadTextFile(path);
+    Result<DecodedText> text = ReadTextFile(path, encoding, key == "html");
     if (!text.ok()) {
       table.Error(file_key, text.status().message());
       return;
     }
-    body = std::move(*text);
+    body = std::move(text->text);
+    how_read = std::move(text->how);
     origin = path;
   }
 }
@@ -694,8 +713,9 @@ void ReadMessage(TableReader& root, TaskConfig& task) {
   } else if (!message.Has("subject")) {
     message.Error("subject", "is required");
   }
-  ReadBody(message, "text", task.path, config.text_body, config.text_body_origin);
-  ReadBody(message, "html", task.path, config.html_body, config.html_body_origin);
+  const TextEncoding encoding = ReadEncoding(message);
+  ReadBody(message, "text", task.path, encoding, config.text_body, config.text_body_origin, config.text_body_encoding);
+  ReadBody(message, "html", task.path, encoding, config.html_body, config.html_body_origin, config.html_body_encoding);
   if (config.text_body.empty() && config.html_body.empty() && !message.Has("text") && !message.Has("text_file") &&
       !message.Has("html") && !message.Has("html_file")) {
     message.Error("text", "a body is required: text, text_file, html or html_file");
@@ -774,6 +794,7 @@ void ReadRecipients(TableReader& root, TaskConfig& task) {
                          .Choice<char>("delimiter",
                                        {{"auto", '\0'}, {",", ','}, {";", ';'}, {"tab", '\t'}, {"\t", '\t'}})
                          .value_or('\0');
+  config.encoding = ReadEncoding(recipients);
   config.bad_rows =
       recipients.Choice<BadRows>("bad_rows", {{"skip", BadRows::kSkip}, {"fail", BadRows::kFail}})
           .value_or(BadRows::kSkip);

@@ -13,6 +13,7 @@
 
 #include "address/address.h"
 #include "core/clock.h"
+#include "merge/text_encoding.h"
 #include "mime/composer.h"
 
 namespace herald {
@@ -25,8 +26,10 @@ struct MessageConfig {
   std::string subject;              // template
   std::string text_body;            // template; empty: no text part
   std::string text_body_origin;     // "body.txt" or "task.toml:text", for template errors
+  std::string text_body_encoding;   // how text_file was read ("UTF-8"; TextEncoding); empty for text
   std::string html_body;            // template; empty: no HTML part
   std::string html_body_origin;
+  std::string html_body_encoding;
   std::vector<AttachmentSpec> attachments;
   std::vector<std::pair<std::string, std::string>> headers;  // name, value template
   Sensitivity sensitivity = Sensitivity::kNormal;
@@ -38,6 +41,7 @@ struct RecipientsConfig {
   std::string file;
   std::string address_column = "email";  // compared case-insensitively
   char delimiter = '\0';                  // '\0': detect
+  TextEncoding encoding;                  // of the file (and its fallback code page)
   BadRows bad_rows = BadRows::kSkip;
   std::vector<std::string> blacklists;    // files of addresses, *@domain and domains
 };

@@ -15,7 +15,7 @@
 namespace herald {
 
 Result<std::unique_ptr<CsvReader>> OpenRecipientList(const RecipientsConfig& config) {
-  return CsvReader::Open(config.file, CsvOptions{.delimiter = config.delimiter});
+  return CsvReader::Open(config.file, CsvOptions{.delimiter = config.delimiter, .encoding = config.encoding});
 }
 
 namespace {

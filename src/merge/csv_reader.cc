@@ -49,6 +49,13 @@ struct CsvReader::State {
   State(std::unique_ptr<std::istream> input_stream, std::string input_name, CsvOptions csv_options)
       : input(std::move(input_stream)), name(std::move(input_name)), options(csv_options) {}
 
+  // Reads the first block and decides how the input is decoded (see csv_reader.h).
+  Status ChooseEncoding();
+  // Counts the UTF-8 of the whole input into `census`, then seeks back to where parsing starts.
+  // Returns false when the stream cannot seek (the census then holds only the first block).
+  Result<bool> CountWholeInput(std::istream::pos_type start, Utf8Census& census);
+  // Reads up to kBlockBytes of the input into `out` (resized to what was read).
+  Status ReadBlock(std::string& out);
   Status ReadHeader();
   Result<char> DetectDelimiter();
   void SetDelimiter(char d);
@@ -62,14 +69,24 @@ struct CsvReader::State {
   char ByteBefore(std::size_t index) const { return index > 0 ? buf[index - 1] : byte_before_buf; }
   std::uint64_t Offset() const { return consumed + pos; }
   void CheckUtf8(CsvRecord& record) const;
-  Status ReadError() const {
-    return IoError(fmt::format("{}: read error after byte {}", name, Offset()));
-  }
+  Status ReadError() const { return IoError(fmt::format("{}: read error after byte {}", name, bytes_read)); }
 
   std::unique_ptr<std::istream> input;
   std::string name;
   CsvOptions options;
   char delimiter = ',';
+  std::string encoding;  // how the file is read, for messages
+  // Null: the input is UTF-8 and parsed as it is read. Otherwise it is decoded into `buf`.
+  std::unique_ptr<CharsetDecoder> decoder;
+  // Read as UTF-8 by auto mode although some of its bytes are not: the rows holding them are bad.
+  bool damaged_utf8 = false;
+  // The census found the whole input well-formed UTF-8, so the values cut from it at ASCII
+  // delimiters are too: no record needs checking again.
+  bool checked_utf8 = false;
+  std::string first_block;  // read by ChooseEncoding, parsed first
+  std::string raw;          // a block of input before decoding
+  std::string decoded;      // its UTF-8
+  std::uint64_t bytes_read = 0;
   std::vector<std::string> header;
   // Fields a data record must have; kNoLimit while reading the header (any number is kept).
   std::size_t expected_fields = kNoLimit;
@@ -87,6 +104,16 @@ struct CsvReader::State {
   std::array<bool, 256> quoted_special{};    // bytes that end a run of a quoted field
 };
 
+Status CsvReader::State::ReadBlock(std::string& out) {
+  out.resize(kBlockBytes);
+  input->read(out.data(), static_cast<std::streamsize>(kBlockBytes));
+  const auto got = static_cast<std::size_t>(input->gcount());
+  out.resize(got);
+  bytes_read += got;
+  if (input->bad()) return ReadError();
+  return Status::Ok();
+}
+
 Result<bool> CsvReader::State::Fill() {
   if (eof) return false;
   if (pos > 0) {
@@ -96,16 +123,103 @@ Result<bool> CsvReader::State::Fill() {
     end -= pos;
     pos = 0;
   }
-  if (buf.size() < end + kBlockBytes) buf.resize(end + kBlockBytes);
-  input->read(buf.data() + end, static_cast<std::streamsize>(kBlockBytes));
-  const auto got = static_cast<std::size_t>(input->gcount());
-  if (input->bad()) return ReadError();
+  std::size_t got = 0;
+  if (!first_block.empty()) {
+    std::swap(raw, first_block);
+    first_block.clear();
+    if (decoder == nullptr) {
+      if (buf.size() < end + raw.size()) buf.resize(end + raw.size());
+      std::memcpy(buf.data() + end, raw.data(), raw.size());
+      got = raw.size();
+    }
+  } else if (decoder == nullptr) {
+    // UTF-8: straight into the buffer.
+    if (buf.size() < end + kBlockBytes) buf.resize(end + kBlockBytes);
+    input->read(buf.data() + end, static_cast<std::streamsize>(kBlockBytes));
+    got = static_cast<std::size_t>(input->gcount());
+    bytes_read += got;
+    if (input->bad()) return ReadError();
+  } else {
+    HERALD_RETURN_IF_ERROR(ReadBlock(raw));
+  }
+  if (decoder != nullptr) {
+    // Until a block gives at least one character, or the input ends.
+    decoded.clear();
+    for (;;) {
+      decoder->Decode(raw, /*last=*/raw.empty(), decoded);
+      if (!decoded.empty() || raw.empty()) break;
+      HERALD_RETURN_IF_ERROR(ReadBlock(raw));
+    }
+    got = decoded.size();
+    if (got > 0) {
+      if (buf.size() < end + got) buf.resize(end + got);
+      std::memcpy(buf.data() + end, decoded.data(), got);
+    }
+  }
   if (got == 0) {
     eof = true;
     return false;
   }
   end += got;
   return true;
+}
+
+Result<bool> CsvReader::State::CountWholeInput(std::istream::pos_type start, Utf8Census& census) {
+  if (start == std::istream::pos_type(-1)) {
+    // A character cut by the end of the block is not counted.
+    census.Add(first_block, /*last=*/first_block.size() < kBlockBytes);
+    return false;
+  }
+  std::string block = first_block;
+  std::string next;
+  bool last = first_block.size() < kBlockBytes;
+  for (;;) {
+    const std::size_t counted = census.Add(block, last);
+    if (last) break;
+    HERALD_RETURN_IF_ERROR(ReadBlock(next));
+    last = next.size() < kBlockBytes;
+    block.erase(0, counted);  // a sequence cut at the end of the block goes on in the next
+    block += next;
+  }
+  input->clear();
+  input->seekg(start + static_cast<std::streamoff>(first_block.size()));
+  if (input->fail()) return IoError(fmt::format("{}: cannot go back to the start after reading it once", name));
+  bytes_read = first_block.size();
+  return true;
+}
+
+Status CsvReader::State::ChooseEncoding() {
+  const std::istream::pos_type start = input->tellg();
+  input->clear();  // tellg() of a stream that cannot seek sets failbit
+  HERALD_RETURN_IF_ERROR(ReadBlock(first_block));
+  const TextEncoding& wanted = options.encoding;
+  std::string charset;
+  if (wanted.name != kAutoEncoding) {
+    charset = wanted.name;
+    encoding = fmt::format("{} (recipients.encoding)", charset);
+  } else if (std::optional<std::string_view> marked = CharsetOfByteOrderMark(first_block)) {
+    charset = *marked;
+    encoding = fmt::format("{} (byte-order mark)", charset);
+  } else {
+    Utf8Census census;
+    Result<bool> whole = CountWholeInput(start, census);
+    if (!whole.ok()) return whole.status();
+    const std::string_view scope = *whole ? "the file" : "the first 64 KiB of the input";
+    if (census.LooksLikeUtf8()) {
+      charset = "UTF-8";
+      encoding = "UTF-8";
+      damaged_utf8 = census.invalid > 0;
+      checked_utf8 = *whole && census.invalid == 0;
+    } else {
+      charset = wanted.fallback;
+      encoding = fmt::format("{} ({} is not UTF-8; recipients.fallback_encoding)", charset, scope);
+    }
+  }
+  if (IsUtf8Name(charset)) return Status::Ok();
+  Result<std::unique_ptr<CharsetDecoder>> opened = CharsetDecoder::Open(charset);
+  if (!opened.ok()) return opened.status().WithContext(fmt::format("{}: {}", name, encoding));
+  decoder = std::move(*opened);
+  return Status::Ok();
 }
 
 void CsvReader::State::SetDelimiter(char d) {
@@ -168,10 +282,12 @@ Status CsvReader::State::ReadHeader() {
   }
   const std::string_view start(buf.data() + pos, end - pos);
   if (start.starts_with("\xEF\xBB\xBF")) {
-    pos += 3;  // UTF-8 byte-order mark, as Excel writes "CSV UTF-8"
+    pos += 3;  // a byte-order mark: Excel's "CSV UTF-8", or decoded from UTF-16
   } else if (start.starts_with("\xFF\xFE") || start.starts_with("\xFE\xFF")) {
     return InvalidArgument(fmt::format(
-        "{}: the file is UTF-16 (it starts with a UTF-16 byte-order mark); save it as CSV in UTF-8", name));
+        "{}: the file is UTF-16 (it starts with a UTF-16 byte-order mark) but is read as {}; set "
+        "recipients.encoding to \"auto\" or \"utf-16\"",
+        name, encoding));
   }
   if (pos == end) {
     return InvalidArgument(fmt::format(
@@ -394,7 +510,7 @@ Result<CsvReader::State::Parsed> CsvReader::State::ParseRecord(CsvRecord& record
     record.problem = fmt::format("expected {} fields as in the header row, got {} (fields are separated by {})",
                                  expected_fields, fields, DelimiterName(delimiter));
   }
-  if (record.problem.empty()) CheckUtf8(record);
+  if (record.problem.empty() && !checked_utf8) CheckUtf8(record);
   return Parsed::kRecord;
 }
 
@@ -407,10 +523,22 @@ void CsvReader::State::CheckUtf8(CsvRecord& record) const {
         expected_fields == kNoLimit
             ? fmt::format("the name of column {}", i + 1)
             : fmt::format("field {}{}", i + 1, i < header.size() ? fmt::format(" (\"{}\")", Printable(header[i])) : "");
-    record.problem = fmt::format(
-        "{} is not valid UTF-8 at byte {} of the value (\"{}\"); save the file as CSV in UTF-8 "
-        "(this looks like ISO-8859-1 or Windows-1252)",
-        what, bad + 1, Printable(value, 60));
+    if (decoder != nullptr) {
+      record.problem = fmt::format(
+          "{} holds a byte that is not a character of {} (shown as \\xFF at byte {} of the value: \"{}\"); set "
+          "recipients.encoding to the file's encoding",
+          what, encoding, bad + 1, Printable(value, 60));
+    } else if (damaged_utf8) {
+      record.problem = fmt::format(
+          "{} is not valid UTF-8 at byte {} of the value (\"{}\"), though the rest of the file is UTF-8; repair "
+          "this row, or set recipients.encoding if the file is in another encoding",
+          what, bad + 1, Printable(value, 60));
+    } else {
+      record.problem = fmt::format(
+          "{} is not valid UTF-8 at byte {} of the value (\"{}\"); the file is read as {}: set "
+          "recipients.encoding to the file's encoding, such as \"windows-1252\"",
+          what, bad + 1, Printable(value, 60), encoding);
+    }
     return;
   }
 }
@@ -450,7 +578,14 @@ Result<std::unique_ptr<CsvReader>> CsvReader::Open(std::unique_ptr<std::istream>
   if (options.max_record_bytes == 0) {
     return InvalidArgument(fmt::format("{}: max_record_bytes must be at least 1", name));
   }
+  if (options.encoding.name != kAutoEncoding) {
+    HERALD_RETURN_IF_ERROR(CheckCharset(options.encoding.name).WithContext(fmt::format("{}: encoding", name)));
+  } else {
+    HERALD_RETURN_IF_ERROR(
+        CheckCharset(options.encoding.fallback).WithContext(fmt::format("{}: fallback encoding", name)));
+  }
   auto state = std::make_unique<State>(std::move(input), std::move(name), options);
+  HERALD_RETURN_IF_ERROR(state->ChooseEncoding());
   HERALD_RETURN_IF_ERROR(state->ReadHeader());
   return std::unique_ptr<CsvReader>(new CsvReader(std::move(state)));
 }
@@ -458,6 +593,7 @@ Result<std::unique_ptr<CsvReader>> CsvReader::Open(std::unique_ptr<std::istream>
 const std::vector<std::string>& CsvReader::header() const { return state_->header; }
 char CsvReader::delimiter() const { return state_->delimiter; }
 const std::string& CsvReader::name() const { return state_->name; }
+const std::string& CsvReader::encoding() const { return state_->encoding; }
 
 Result<bool> CsvReader::Next(CsvRecord& record) {
   State& state = *state_;

@@ -65,6 +65,12 @@ Result<Template> Template::Compile(std::string_view text, const FieldSet& fields
   return compiled;
 }
 
+Template Template::FromSegments(std::vector<Segment> segments) {
+  Template made;
+  made.segments_ = std::move(segments);
+  return made;
+}
+
 void Template::Render(FieldValues values, Escaping escaping, std::string& out) const {
   for (const Segment& segment : segments_) {
     out += segment.literal;

@@ -38,6 +38,10 @@ class Template {
   // Compiles `text`. `origin` names the template in errors ("subject", "body.html").
   // Errors: unclosed "{%", empty name, unknown name — each with "origin:line:column".
   static Result<Template> Compile(std::string_view text, const FieldSet& fields, std::string_view origin);
+  // A template made from another one's segments (the text body derived from an HTML body), whose
+  // literals are not parsed for placeholders again. Precondition: the last segment has
+  // field == kNoField, and every field is one of the FieldSet the template is rendered with.
+  static Template FromSegments(std::vector<Segment> segments);
 
   // Appends the rendered text to `out`. Precondition: values.size() == the FieldSet's size().
   void Render(FieldValues values, Escaping escaping, std::string& out) const;

@@ -11,6 +11,7 @@
 #include "core/text.h"
 #include "mime/internal/base64.h"
 #include "mime/internal/header_writer.h"
+#include "mime/internal/html_to_text.h"
 #include "mime/internal/media_types.h"
 #include "mime/internal/quoted_printable.h"
 
@@ -136,6 +137,81 @@ Result<Body> PrepareBody(const Template& text, std::string origin, Escaping esca
     body.segments.push_back(std::move(prepared));
   }
   return body;
+}
+
+// While the text part is made from an HTML template, each distinct placeholder stands in the HTML
+// as one character of Unicode's private use plane 15 (U+F0000 + its number): text to the HTML
+// parser wherever it is, in a paragraph or in an href, and never split or changed by it.
+constexpr char32_t kFirstPlaceholderMark = 0xF0000;
+constexpr std::size_t kMaxPlaceholderMarks = 0xFFFFD - kFirstPlaceholderMark + 1;
+
+// Plane 15 in UTF-8: F3, then B0 to BF, then two continuation bytes.
+bool IsPlaceholderMarkAt(std::string_view text, std::size_t i) {
+  return i + 3 < text.size() && static_cast<unsigned char>(text[i]) == 0xF3 &&
+         (static_cast<unsigned char>(text[i + 1]) & 0xF0) == 0xB0;
+}
+
+void AppendPlaceholderMark(std::size_t number, std::string& out) {
+  const char32_t mark = kFirstPlaceholderMark + static_cast<char32_t>(number);
+  out += static_cast<char>(0xF0 | (mark >> 18));
+  out += static_cast<char>(0x80 | ((mark >> 12) & 0x3F));
+  out += static_cast<char>(0x80 | ((mark >> 6) & 0x3F));
+  out += static_cast<char>(0x80 | (mark & 0x3F));
+}
+
+std::size_t PlaceholderMarkNumber(std::string_view text, std::size_t i) {
+  const auto byte = [&](std::size_t k) {
+    return static_cast<char32_t>(static_cast<unsigned char>(text[i + k]) & 0x3F);
+  };
+  const char32_t mark = (char32_t{3} << 18) | (byte(1) << 12) | (byte(2) << 6) | byte(3);
+  return mark - kFirstPlaceholderMark;
+}
+
+// The text body of a task that gives only an HTML body: the HTML template with its placeholders
+// marked is written as text once, and the marks become placeholders again, with their defaults
+// as written (the text part does not escape them).
+Result<Template> TextBodyFromHtml(const Template& html) {
+  std::vector<Template::Segment> placeholders;  // distinct field and default, by mark number
+  std::string marked;
+  for (const Template::Segment& segment : html.segments()) {
+    for (std::size_t i = 0; i < segment.literal.size(); ++i) {
+      if (IsPlaceholderMarkAt(segment.literal, i)) {
+        return InvalidArgument(fmt::format(
+            "html body: holds U+{:X}, a character of Unicode's private use plane 15, which herald uses to make the "
+            "text part of an HTML body; give a text body too (text or text_file)",
+            static_cast<std::uint32_t>(kFirstPlaceholderMark + PlaceholderMarkNumber(segment.literal, i))));
+      }
+    }
+    marked += segment.literal;
+    if (segment.field == Template::kNoField) continue;
+    std::size_t number = 0;
+    while (number < placeholders.size() && (placeholders[number].field != segment.field ||
+                                            placeholders[number].default_value != segment.default_value)) {
+      ++number;
+    }
+    if (number == placeholders.size()) {
+      if (number == kMaxPlaceholderMarks) {
+        return InvalidArgument("html body: too many different placeholders to make its text part; give a text body");
+      }
+      placeholders.push_back(Template::Segment{{}, segment.field, segment.default_value});
+    }
+    AppendPlaceholderMark(number, marked);
+  }
+  const std::string text = mime_internal::HtmlToText(marked);
+  std::vector<Template::Segment> segments(1);
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    // A mark beyond the placeholders' can only come from a numeric character reference: text.
+    if (IsPlaceholderMarkAt(text, i) && PlaceholderMarkNumber(text, i) < placeholders.size()) {
+      const Template::Segment& placeholder = placeholders[PlaceholderMarkNumber(text, i)];
+      segments.back().field = placeholder.field;
+      segments.back().default_value = placeholder.default_value;
+      segments.emplace_back();
+      i += 3;
+      continue;
+    }
+    segments.back().literal += text[i];
+  }
+  return Template::FromSegments(std::move(segments));
 }
 
 // Appends the quoted-printable body; returns the encoder's final column.
@@ -345,7 +421,13 @@ Result<std::shared_ptr<const MessageComposer>> MessageComposer::Create(ComposerS
   }
 
   // Bodies.
-  if (spec.text_body) {
+  if (!spec.text_body) {
+    Result<Template> made = TextBodyFromHtml(*spec.html_body);
+    if (!made.ok()) return made.status();
+    Result<Body> body = PrepareBody(*made, "text body (made from the HTML body)", Escaping::kNone, names);
+    if (!body.ok()) return body.status();
+    m.text = std::move(*body);
+  } else {
     Result<Body> body = PrepareBody(*spec.text_body, "text body", Escaping::kNone, names);
     if (!body.ok()) return body.status();
     m.text = std::move(*body);

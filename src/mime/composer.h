@@ -11,6 +11,9 @@
 // other control characters except tab, and invalid UTF-8, and encodes (RFC 2047) and folds the
 // rest; leading and trailing blanks of header values are not written. Bodies are UTF-8,
 // quoted-printable, with line breaks normalised to CRLF and no line starting with "." or "F".
+// A task with an HTML body alone gets a text part too, made once by Create() from the HTML
+// template (mime/internal/html_to_text.h) and rendered per recipient like a text template: values
+// go into it as they are, not HTML-escaped.
 // Multipart boundaries are derived from the task's content, so the same task and recipient
 // always compose the same bytes.
 #pragma once
@@ -51,7 +54,7 @@ struct ComposerSpec {
   std::optional<Mailbox> reply_to;
   std::optional<Template> to_name;    // display name of To; none: the bare address
   Template subject;                   // may not use {%subject%}
-  std::optional<Template> text_body;  // at least one of text_body and html_body
+  std::optional<Template> text_body;  // at least one of text_body and html_body; none: made from the HTML
   std::optional<Template> html_body;  // values are HTML-escaped here
   std::vector<AttachmentSpec> attachments;
   std::vector<HeaderSpec> extra_headers;
@@ -87,7 +90,8 @@ class MessageComposer {
   // 50 characters) or one herald writes itself (Date, From, Reply-To, To, Subject, Message-ID,
   // MIME-Version, Sensitivity, Content-*) or never sends (Bcc, Return-Path); header template
   // text or defaults the header writer would reject; a body template that is not UTF-8; no body
-  // at all; {%subject%} used in the subject.
+  // at all; {%subject%} used in the subject; an HTML body alone that holds characters of Unicode's
+  // private use plane 15 (which stand for placeholders while its text part is made).
   //
   // A message/rfc822 attachment (.eml) that is 7bit goes as 7bit with CRLF line ends (RFC 2046
   // §5.2.1 forbids base64 there); any other is sent as application/octet-stream.

@@ -71,15 +71,15 @@ std::string BackupWriter::RelativePath(FieldValues values) const {
 
 Result<std::string> BackupWriter::Save(FieldValues values, const MessageData& message) const {
   std::filesystem::path relative(RelativePath(values));
-  std::filesystem::path folder = std::filesystem::path(folder_) / relative.parent_path();
+  // The configured folder as the user wrote it (links followed); below it, atomic_file.h's rules.
   std::error_code ec;
-  std::filesystem::create_directories(folder, ec);
+  std::filesystem::create_directories(folder_, ec);
   if (ec) {
     return Status(ec == std::errc::no_space_on_device ? StatusCode::kResourceExhausted : StatusCode::kIo,
-                  fmt::format("cannot create the backup folder {}: {}", folder.string(), ec.message()));
+                  fmt::format("cannot create the backup folder {}: {}", folder_, ec.message()));
   }
-  return transport_internal::WriteMessageFile(folder.string(), relative.filename().string(), message,
-                                              transport_internal::IfExists::kAddNumber);
+  return transport_internal::WriteMessageFile(folder_, relative.parent_path().string(), relative.filename().string(),
+                                              message, transport_internal::IfExists::kAddNumber);
 }
 
 }  // namespace herald

@@ -3,7 +3,9 @@
 // from the recipient list are sanitised so that no CSV value can leave the backup folder: path
 // separators inside values are replaced, "." and ".." components dropped, control characters and
 // characters Windows forbids replaced. Two messages that render the same name get "-2", "-3"...
-// Thread-safe (const after construction).
+// Below the folder no symbolic link is followed (transport/internal/atomic_file.h): a link planted
+// at "<folder>/<task title>" fails the backup instead of redirecting it; the folder itself may be
+// a link. Thread-safe (const after construction).
 #pragma once
 
 #include <string>
@@ -24,7 +26,7 @@ class BackupWriter {
   std::string RelativePath(FieldValues values) const;
 
   // Saves `message`; returns the path written. Errors name the path (kResourceExhausted when the
-  // disk is full).
+  // disk is full, kPermissionDenied for a symbolic link below the folder).
   Result<std::string> Save(FieldValues values, const MessageData& message) const;
 
  private:

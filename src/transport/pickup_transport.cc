@@ -37,7 +37,7 @@ class PickupConnection final : public Connection {
                            std::chrono::system_clock::now().time_since_epoch())
                            .count();
     std::string name = fmt::format("{}-{}-{}.eml", now_ms, ::getpid(), sequence++);
-    Result<std::string> written = WriteMessageFile(folder_, name, *message, IfExists::kReplace);
+    Result<std::string> written = WriteMessageFile(folder_, "", name, *message, IfExists::kReplace);
     Outcome outcome;
     if (written.ok()) {
       outcome.stage = Stage::kWrite;

@@ -1,7 +1,8 @@
 // PickupTransport: the `pickup` account kind. Each message becomes one .eml file in a folder —
 // an Exchange or IIS pickup folder, or any folder a user wants to inspect. The file appears
 // atomically (see internal/atomic_file.h) and the recipient counts as sent once it is there.
-// File names are unique: "<time>-<process>-<sequence>.eml".
+// File names are unique: "<time>-<process>-<sequence>.eml". The folder may itself be a symbolic
+// link; a file is created in it without following one.
 #pragma once
 
 #include <string>

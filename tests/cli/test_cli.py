@@ -1,6 +1,6 @@
 """End-to-end tests of the `herald` command: the example mailing through a pickup folder, every
-message checked by Python's email parser; resuming after `kill -9` and after Ctrl-C; status,
-export, check and exit codes.
+message checked by Python's email parser; recipient lists and bodies in the encodings Excel and
+editors save; resuming after `kill -9` and after Ctrl-C; status, export, check and exit codes.
 
 Usage: test_cli.py HERALD_BINARY EXAMPLE_DIR  (run by ctest with Debian's /usr/bin/python3)
 """
@@ -268,6 +268,74 @@ class LargeTaskTest(unittest.TestCase):
         recipients = [recipient_of(os.path.join(self.pickup, f)) for f in pickup_files(self.pickup)]
         self.assertEqual(sorted(recipients), sorted(set(recipients)), "a clean stop duplicates nothing")
         self.assertEqual(len(recipients), self.COUNT)
+
+
+class FilesFromOtherProgramsTest(unittest.TestCase):
+    """Recipient lists as Excel saves them outside the English-speaking world, and an HTML body in a
+    Central European code page with no text body: read, sent, and every message parsed."""
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="herald-encodings-")
+        self.write("accounts.toml", '[[account]]\nname = "pickup"\nkind = "pickup"\nfolder = "out/pickup"\n')
+        html = ('<html><head><meta http-equiv="Content-Type" content="text/html; charset=windows-1250">'
+                '<title>Zpravodaj</title></head><body><h1>Dobrý den, {%Vorname%}!</h1>'
+                '<p>Šťastný nový rok přeje Dvořák &amp; syn.</p>'
+                '<p><a href="https://example.org/u?id={%E-Mail%}">Odhlásit</a></p></body></html>')
+        with open(os.path.join(self.dir, "body.html"), "wb") as f:
+            f.write(html.encode("cp1250"))
+        self.write("task.toml", 'title = "Novoroční zpravodaj"\n[message]\nfrom = "news@example.org"\n'
+                                'to_name = "{%Vorname%} {%Nachname%}"\nsubject = "Zpravodaj"\n'
+                                'html_file = "body.html"\n[recipients]\nfile = "list.csv"\n'
+                                'address_column = "E-Mail"\n')
+        self.rows = [("juergen@example.de", "Jürgen", "Müller"), ("zoe@example.fr", "Zoë", "Besançon"),
+                     ("plain@example.com", "Anna", "Smith")]
+
+    def tearDown(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def write(self, name, text):
+        with open(os.path.join(self.dir, name), "w", encoding="utf-8") as f:
+            f.write(text)
+
+    def send_and_check(self, list_bytes, read_as):
+        with open(os.path.join(self.dir, "list.csv"), "wb") as f:
+            f.write(list_bytes)
+        task = os.path.join(self.dir, "task.toml")
+        check = run("check", task)
+        self.assertEqual(check.returncode, 0, check.stdout + check.stderr)
+        self.assertIn(f"(read as {read_as}), 0 bad", check.stdout)
+        self.assertIn("(read as windows-1250 (declared by the file's <meta>))", check.stdout)
+        sent = run("send", task)
+        self.assertEqual(sent.returncode, 0, sent.stdout + sent.stderr)
+        pickup = os.path.join(self.dir, "out", "pickup")
+        self.assertEqual(len(pickup_files(pickup)), len(self.rows))
+        names = {}
+        for name in pickup_files(pickup):
+            with open(os.path.join(pickup, name), "rb") as f:
+                message = email.message_from_binary_file(f, policy=email.policy.strict)
+            for part in message.walk():
+                self.assertEqual(part.defects, [], f"{name}: {part.defects}")
+            self.assertEqual(message.get_content_type(), "multipart/alternative")
+            to = message["To"].addresses[0]
+            names[to.addr_spec] = to.display_name
+            text = message.get_body(("plain",)).get_content()
+            first = to.display_name.split(" ")[0]
+            self.assertEqual(text.replace("\r\n", "\n"),
+                             f"Dobrý den, {first}!\n\nŠťastný nový rok přeje Dvořák & syn.\n\n"
+                             f"Odhlásit (https://example.org/u?id={to.addr_spec})\n")
+            html = message.get_body(("html",)).get_content()
+            self.assertIn('charset=utf-8">', html)
+            self.assertIn("Šťastný nový rok", html)
+        self.assertEqual(names, {a: f"{f} {l}" for a, f, l in self.rows})
+
+    def test_windows_1252_list_from_excel_in_western_europe(self):
+        text = "E-Mail;Vorname;Nachname\r\n" + "".join(";".join(r) + "\r\n" for r in self.rows)
+        self.send_and_check(text.encode("cp1252"),
+                            "windows-1252 (the file is not UTF-8; recipients.fallback_encoding)")
+
+    def test_unicode_text_list_from_excel(self):
+        text = "E-Mail\tVorname\tNachname\r\n" + "".join("\t".join(r) + "\r\n" for r in self.rows)
+        self.send_and_check(b"\xff\xfe" + text.encode("utf-16-le"), "UTF-16LE (byte-order mark)")
 
 
 class CommandLineTest(unittest.TestCase):

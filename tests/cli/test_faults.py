@@ -1,11 +1,13 @@
 """Storage faults, end to end through the `herald` command: a full disk under the pickup folder,
 the backup folder and the store (each a small tmpfs made by the test), the store locked by another
-process, a store that is damaged or from a newer version. In every case herald stops taking new
+process, a store that is damaged or from a newer version, a symbolic link planted in the backup
+folder. In every case herald stops taking new
 work, says what happened naming the file, keeps every result it has, and the next run after the
 fault is gone finishes the task: no recipient lost, none marked sent without its message, and
 every message written twice is one herald counts as a possible duplicate.
 
-Usage: test_faults.py HERALD_BINARY EXAMPLE_DIR  (run by ctest as root: it mounts tmpfs)
+Usage: test_faults.py HERALD_BINARY EXAMPLE_DIR  (run by ctest as root: it mounts tmpfs; the
+link test runs as any user)
 """
 
 import csv
@@ -69,8 +71,9 @@ def parse(path):
     return message
 
 
-@unittest.skipUnless(os.geteuid() == 0, "mounting a tmpfs needs root (CI runs as root)")
-class StorageFaultTest(unittest.TestCase):
+class FaultTestCase(unittest.TestCase):
+    """The example mailing in a temporary folder, and what every fault test checks."""
+
     def setUp(self):
         self.dir = tempfile.mkdtemp(prefix="herald-faults-")
         self.example = os.path.join(self.dir, "newsletter")
@@ -147,6 +150,35 @@ class StorageFaultTest(unittest.TestCase):
         reported = sum(1 for r in rows if r["possible_duplicate"] == "yes")
         self.assertLessEqual(duplicates, reported, "every message written twice is reported")
 
+
+class LinkInTheBackupFolderTest(FaultTestCase):
+    def test_a_link_planted_at_the_task_title_stops_the_run_and_nothing_is_written_through_it(self):
+        # Someone who can write in the backup folder makes <backup>/<task title> a link elsewhere;
+        # herald (often root) must not write the backups into the link's target.
+        self.configure()
+        backup = os.path.join(self.example, "out", "backup")
+        elsewhere = os.path.join(self.dir, "elsewhere")
+        os.makedirs(backup)
+        os.makedirs(elsewhere)
+        link = os.path.join(backup, "Autumn newsletter 2026")
+        os.symlink(elsewhere, link)
+        result = run("send", self.task)
+        self.assertEqual(result.returncode, EXIT_STOPPED, result.stdout + result.stderr)
+        self.assertIn(link + ": a symbolic link", result.stderr)
+        self.assertEqual(os.listdir(elsewhere), [], "nothing written through the link")
+        sent_before = len(self.check_nothing_falsely_sent())
+        self.assertLess(sent_before, self.recipients, "the run stopped early")
+
+        os.unlink(link)
+        self.finish_and_check()
+        # The messages sent before the stop have no backup (as after a full disk); the rest have.
+        backups = os.listdir(os.path.join(backup, "Autumn newsletter 2026"))
+        self.assertEqual(len(backups), self.recipients - sent_before)
+        self.assertEqual(os.listdir(elsewhere), [])
+
+
+@unittest.skipUnless(os.geteuid() == 0, "mounting a tmpfs needs root (CI runs as root)")
+class StorageFaultTest(FaultTestCase):
     def test_full_pickup_folder_stops_the_run_and_the_next_run_sends_the_rest(self):
         disk = self.small_disk("pickup", "48k")
         self.configure(pickup=disk.path)

@@ -552,12 +552,50 @@ TEST_F(LoadTaskTest, UnknownKeysSuggestTheSettingMeant) {
   for (const Case& c : cases) EXPECT_THAT(LoadError(c.toml), HasSubstr(c.want)) << c.toml;
 }
 
-TEST_F(LoadTaskTest, BodyFileMustBeUtf8) {
-  dir_.Write("latin1.txt", "Gr\xFC\xDF" "e");
-  std::string message = LoadError(
-      "[message]\nfrom = \"a@example.com\"\nsubject = \"x\"\ntext_file = \"latin1.txt\"\n"
-      "[recipients]\nfile = \"recipients.csv\"\n");
-  EXPECT_THAT(message, HasSubstr("latin1.txt is not UTF-8 (invalid byte at offset 2)"));
+TEST_F(LoadTaskTest, BodyFilesInOtherEncodings) {
+  dir_.Write("latin1.txt", "Gr\xFC\xDF" "e {%firstname%}\n");
+  dir_.Write("body.html", "<html><head><meta charset=\"iso-8859-2\"></head><body><p>\xA3ukasz</p></body></html>");
+  const std::string message =
+      "[message]\nfrom = \"a@example.com\"\nsubject = \"x\"\ntext_file = \"latin1.txt\"\nhtml_file = \"body.html\"\n";
+  const std::string recipients = "[recipients]\nfile = \"recipients.csv\"\n";
+  Result<TaskConfig> got = Load(message + recipients);
+  ASSERT_TRUE(got.ok()) << got.status().message();
+  EXPECT_EQ(got->message.text_body, "Grüße {%firstname%}\n");
+  EXPECT_EQ(got->message.text_body_encoding, "windows-1252 (the file is not UTF-8; message.fallback_encoding)");
+  EXPECT_EQ(got->message.html_body, "<html><head><meta charset=\"utf-8\"></head><body><p>Łukasz</p></body></html>");
+  EXPECT_EQ(got->message.html_body_encoding, "iso-8859-2 (declared by the file's <meta>)");
+
+  Result<TaskConfig> central = Load(message + "fallback_encoding = \"windows-1250\"\n" + recipients);
+  ASSERT_TRUE(central.ok()) << central.status().message();
+  EXPECT_EQ(central->message.text_body, "Grüße {%firstname%}\n");  // ü and ß are the same in Windows-1250
+
+  EXPECT_THAT(LoadError(message + "encoding = \"utf-8\"\n" + recipients),
+              HasSubstr("message.text_file: " + dir_.Path("latin1.txt") +
+                        " is not UTF-8 (invalid byte 0xFC at offset 2); save it as UTF-8 or set message.encoding"));
+  EXPECT_THAT(LoadError(message + "encoding = \"windows-1252\"\nfallback_encoding = \"windows-1250\"\n" + recipients),
+              HasSubstr("message.fallback_encoding: is used only with encoding = \"auto\""));
+}
+
+TEST_F(LoadTaskTest, RecipientListEncoding) {
+  Result<TaskConfig> got = Load(std::string(kMinimal) + "encoding = \"utf-16le\"\n");
+  ASSERT_TRUE(got.ok()) << got.status().message();
+  EXPECT_EQ(got->recipients.encoding.name, "utf-16le");
+  Result<TaskConfig> fallback =
+      Load(std::string(kMinimal) + "encoding = \"auto\"\nfallback_encoding = \"ISO-8859-2\"\n");
+  ASSERT_TRUE(fallback.ok()) << fallback.status().message();
+  EXPECT_EQ(fallback->recipients.encoding.name, "auto");
+  EXPECT_EQ(fallback->recipients.encoding.fallback, "ISO-8859-2");
+  Result<TaskConfig> defaults = Load(kMinimal);
+  ASSERT_TRUE(defaults.ok());
+  EXPECT_EQ(defaults->recipients.encoding.name, "auto");
+  EXPECT_EQ(defaults->recipients.encoding.fallback, "windows-1252");
+
+  const std::string unknown = LoadError(std::string(kMinimal) + "encoding = \"latin-99\"\n");
+  EXPECT_THAT(unknown, HasSubstr("november.toml:8:12: recipients.encoding: expected \"auto\" or a character set: "
+                                 "\"latin-99\" is not a character set this system can read; common names: utf-8,"));
+  EXPECT_THAT(unknown, HasSubstr("windows-1250 (Central Europe)"));
+  EXPECT_THAT(LoadError(std::string(kMinimal) + "fallback_encoding = \"cp1252//TRANSLIT\"\n"),
+              HasSubstr("recipients.fallback_encoding: \"cp1252//TRANSLIT\" is not a character set"));
 }
 
 TEST_F(LoadTaskTest, ChecksAccountNames) {

@@ -175,6 +175,7 @@ TEST(CsvReaderTest, ReportsBadRecordsAndGoesOn) {
     std::string input;
     std::vector<WantRecord> records;
     std::size_t max_record_bytes = 1 << 20;
+    std::string encoding = "auto";
   };
   const Case cases[] = {
       {"short row", "a,b,c\n1,2\n4,5,6\n",
@@ -182,10 +183,23 @@ TEST(CsvReaderTest, ReportsBadRecordsAndGoesOn) {
       {"long row", "a,b\n1,2,3,4\n5,6\n", {{2, {}, "expected 2 fields as in the header row, got 4"}, {3, {"5", "6"}}}},
       {"semicolons in a comma file", "a,b\n1;2\n3,4\n",
        {{2, {}, "got 1 (fields are separated by comma)"}, {3, {"3", "4"}}}},
-      {"ISO-8859-1 value", "email,name\na@x,M\xFCller\nb@x,Bo\n",
-       {{2, {}, "field 2 (\"name\") is not valid UTF-8 at byte 2 of the value (\"M\\xFCller\")"}, {3, {"b@x", "Bo"}}}},
+      {"ISO-8859-1 value in a file read as UTF-8", "email,name\na@x,M\xFCller\nb@x,Bo\n",
+       {{2, {}, "field 2 (\"name\") is not valid UTF-8 at byte 2 of the value (\"M\\xFCller\"); the file is read as "
+                "utf-8 (recipients.encoding): set recipients.encoding to the file's encoding"},
+        {3, {"b@x", "Bo"}}},
+       1 << 20, "utf-8"},
       {"truncated UTF-8 sequence", "email,name\na@x,Gr\xC3\n",
-       {{2, {}, "field 2 (\"name\") is not valid UTF-8 at byte 3"}}},
+       {{2, {}, "field 2 (\"name\") is not valid UTF-8 at byte 3"}}, 1 << 20, "utf-8"},
+      {"a damaged row in a UTF-8 file", "email,name\na@x,J\xC3\xBCrgen\nb@x,M\xFCller\nc@x,Zo\xC3\xAB\n",
+       {{2, {"a@x", "J\xC3\xBCrgen"}},
+        {3, {}, "field 2 (\"name\") is not valid UTF-8 at byte 2 of the value (\"M\\xFCller\"), though the rest of "
+                "the file is UTF-8"},
+        {4, {"c@x", "Zo\xC3\xAB"}}}},
+      {"a byte Windows-1252 does not define", "email,name\na@x,M\xFCller\nb@x,x\x81y\nc@x,Bo\n",
+       {{2, {"a@x", "M\xC3\xBCller"}},
+        {3, {}, "field 2 (\"name\") holds a byte that is not a character of windows-1252 (the file is not UTF-8; "
+                "recipients.fallback_encoding) (shown as \\xFF at byte 2 of the value: \"x\\xFFy\")"},
+        {4, {"c@x", "Bo"}}}},
       {"text after the closing quote", "a,b\n\"ab\"c,d\n1,2\n",
        {{2, {}, "field 1: unexpected 'c' after the closing quote on line 2"}, {3, {"1", "2"}}}},
       {"undoubled quote inside quotes", "a,b\nx,\"say \"hi\" now\"\n1,2\n",
@@ -215,6 +229,7 @@ TEST(CsvReaderTest, ReportsBadRecordsAndGoesOn) {
   for (const Case& c : cases) {
     CsvOptions options;
     options.max_record_bytes = c.max_record_bytes;
+    options.encoding.name = c.encoding;
     ReadResult got = ReadAll(c.input, options);
     ASSERT_TRUE(got.status.ok()) << c.name << ": " << got.status.ToString();
     ExpectRecords(got.records, c.records, c.name);
@@ -241,11 +256,19 @@ TEST(CsvReaderTest, RejectsBadHeadersAndOptions) {
       {"Email,name,EMAIL\n", "list.csv:1: header row: columns 1 (\"Email\") and 3 (\"EMAIL\") have the same name"},
       {"email,name, Name \n", "columns 2 (\"name\") and 3 (\"Name\") have the same name"},
       {"email,na\xFCme\n",
-       "list.csv:1: header row: the name of column 2 is not valid UTF-8 at byte 3 of the value (\"na\\xFCme\")"},
+       "list.csv:1: header row: the name of column 2 is not valid UTF-8 at byte 3 of the value (\"na\\xFCme\")",
+       CsvOptions{.encoding = {.name = "utf-8"}}},
       {"\"first\nname\",email\n", "list.csv:1: header row: the name of column 1 (\"first\\nname\") holds a line break"},
       {"email,\"name\n", "list.csv:1: header row: field 2: the quoted field opened on line 1 is not closed"},
       {"email,\"na\"me\n", "list.csv:1: header row: field 2: unexpected 'm' after the closing quote"},
-      {std::string("\xFF\xFE" "e\0m\0", 6), "list.csv: the file is UTF-16"},
+      {std::string("\xFF\xFE" "e\0m\0", 6),
+       "list.csv: the file is UTF-16 (it starts with a UTF-16 byte-order mark) but is read as utf-8 "
+       "(recipients.encoding); set recipients.encoding to \"auto\" or \"utf-16\"",
+       CsvOptions{.encoding = {.name = "utf-8"}}},
+      {"a,b\n", "list.csv: encoding: \"latin-99\" is not a character set this system can read; common names: utf-8,",
+       CsvOptions{.encoding = {.name = "latin-99"}}},
+      {"a,b\n", "list.csv: fallback encoding: \"utf-8//IGNORE\" is not a character set",
+       CsvOptions{.encoding = {.fallback = "utf-8//IGNORE"}}},
       {"abcdef\n", "list.csv:1: header row: the record is larger than 4 bytes", CsvOptions{'\0', 4}},
       {"a|b\n", "list.csv: delimiter '|' is not supported; use comma, semicolon or tab", CsvOptions{'|'}},
       {"a,b\n", "list.csv: max_record_bytes must be at least 1", CsvOptions{',', 0}},
@@ -471,6 +494,235 @@ TEST(CsvReaderTest, ReusesTheCallersStrings) {
   EXPECT_EQ(Join(record.fields), "[b@x|Bo]");
   EXPECT_EQ(record.fields[0].data(), email) << "the first value's storage was not reused";
   EXPECT_EQ(record.fields[1].data(), name) << "the second value's storage was not reused";
+}
+
+
+// Records of `input` read with `encoding`; the reader's account of the encoding in `how`.
+ReadResult ReadEncoded(std::string input, TextEncoding encoding, std::string* how = nullptr) {
+  CsvOptions options;
+  options.encoding = std::move(encoding);
+  Result<std::unique_ptr<CsvReader>> reader =
+      CsvReader::Open(std::make_unique<std::istringstream>(std::move(input)), "list.csv", options);
+  if (!reader.ok()) return ReadResult{reader.status()};
+  if (how != nullptr) *how = (*reader)->encoding();
+  return ReadReader(**reader);
+}
+
+// UTF-16 with a byte-order mark, as Excel saves "Unicode text". Written here from the code points
+// rather than with iconv, so the reader is not checked against the library it uses.
+std::string Utf16WithBom(std::string_view utf8, bool big_endian) {
+  std::string out;
+  auto unit = [&](unsigned value) {
+    const char high = static_cast<char>(value >> 8);
+    const char low = static_cast<char>(value & 0xFF);
+    out += big_endian ? high : low;
+    out += big_endian ? low : high;
+  };
+  unit(0xFEFF);
+  for (std::size_t i = 0; i < utf8.size();) {
+    const unsigned char c = static_cast<unsigned char>(utf8[i]);
+    const std::size_t length = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+    unsigned code = length == 1 ? c : c & (0xFF >> (length + 1));
+    for (std::size_t k = 1; k < length; ++k) code = (code << 6) | (static_cast<unsigned char>(utf8[i + k]) & 0x3F);
+    i += length;
+    if (code < 0x10000) {
+      unit(code);
+    } else {
+      unit(0xD800 + ((code - 0x10000) >> 10));
+      unit(0xDC00 + ((code - 0x10000) & 0x3FF));
+    }
+  }
+  return out;
+}
+
+TEST(CsvEncodingTest, Windows1252FromExcelInWesternEurope) {
+  // Excel in a German, French or Spanish locale: "CSV (Trennzeichen-getrennt)", semicolons, CRLF.
+  const std::string input =
+      "E-Mail;Vorname;Nachname;Ort;Notiz\r\n"
+      "juergen@example.de;J\xFCrgen;M\xFCller;K\xF6ln;\x84Gr\xFC\xDF" "e\x93 \x80 5\r\n"
+      "zoe@example.fr;Zo\xEB;Fran\xE7ois;Besan\xE7on;na\xEFve \x96 caf\xE9\r\n"
+      "inigo@example.es;\xCD\xF1igo;Pe\xF1" "a;M\xE1laga;\x85\r\n"
+      "plain@example.com;Anna;Smith;Bern;\r\n";
+  const std::vector<WantRecord> want = {
+      {2, {"juergen@example.de", "Jürgen", "Müller", "Köln", "„Grüße“ € 5"}},
+      {3, {"zoe@example.fr", "Zoë", "François", "Besançon", "naïve – café"}},
+      {4, {"inigo@example.es", "Íñigo", "Peña", "Málaga", "…"}},
+      {5, {"plain@example.com", "Anna", "Smith", "Bern", ""}},
+  };
+  std::string how;
+  ReadResult detected = ReadEncoded(input, TextEncoding{}, &how);
+  ASSERT_TRUE(detected.status.ok()) << detected.status.ToString();
+  EXPECT_EQ(Join(detected.header), "[E-Mail|Vorname|Nachname|Ort|Notiz]");
+  ExpectRecords(detected.records, want, "auto");
+  EXPECT_EQ(how, "windows-1252 (the file is not UTF-8; recipients.fallback_encoding)");
+
+  ReadResult named = ReadEncoded(input, TextEncoding{.name = "windows-1252"}, &how);
+  ASSERT_TRUE(named.status.ok()) << named.status.ToString();
+  ExpectRecords(named.records, want, "windows-1252");
+  EXPECT_EQ(how, "windows-1252 (recipients.encoding)");
+}
+
+TEST(CsvEncodingTest, CentralEuropeanCodePages) {
+  const std::vector<WantRecord> want = {
+      {2, {"a@example.pl", "Łukasz", "Kraków"}},
+      {3, {"b@example.cz", "Šťastný", "Žižkov"}},
+      {4, {"c@example.cz", "Dvořák", "Brno"}},
+      {5, {"d@example.hu", "Erdős", "Budapest"}},
+  };
+  const std::string header = "email,name,city\n";
+  const std::string iso_8859_2 = header +
+                                 "a@example.pl,\xA3ukasz,Krak\xF3w\n"
+                                 "b@example.cz,\xA9\xBB" "astn\xFD,\xAEi\xBEkov\n"
+                                 "c@example.cz,Dvo\xF8\xE1k,Brno\n"
+                                 "d@example.hu,Erd\xF5s,Budapest\n";
+  const std::string windows_1250 = header +
+                                   "a@example.pl,\xA3ukasz,Krak\xF3w\n"
+                                   "b@example.cz,\x8A\x9D" "astn\xFD,\x8Ei\x9Ekov\n"
+                                   "c@example.cz,Dvo\xF8\xE1k,Brno\n"
+                                   "d@example.hu,Erd\xF5s,Budapest\n";
+  ReadResult named = ReadEncoded(iso_8859_2, TextEncoding{.name = "ISO-8859-2"});
+  ASSERT_TRUE(named.status.ok()) << named.status.ToString();
+  ExpectRecords(named.records, want, "iso-8859-2 by name");
+
+  std::string how;
+  ReadResult fallback = ReadEncoded(windows_1250, TextEncoding{.fallback = "windows-1250"}, &how);
+  ASSERT_TRUE(fallback.status.ok()) << fallback.status.ToString();
+  ExpectRecords(fallback.records, want, "windows-1250 as the fallback");
+  EXPECT_EQ(how, "windows-1250 (the file is not UTF-8; recipients.fallback_encoding)");
+}
+
+TEST(CsvEncodingTest, Utf16WithByteOrderMarkAsExcelUnicodeText) {
+  // Excel's "Unicode text": UTF-16 LE with a byte-order mark, tab-separated, CRLF.
+  const std::string text =
+      "email\tVorname\tStadt\r\n"
+      "zoe@example.fr\tZoë\tBesançon\r\n"
+      "olga@example.ru\tОльга\t\"Москва, центр\"\r\n"
+      "taro@example.jp\t日本 太郎\t東京\r\n"
+      "smile@example.com\t😀 Emoji\tBern\r\n";
+  const std::vector<WantRecord> want = {
+      {2, {"zoe@example.fr", "Zoë", "Besançon"}},
+      {3, {"olga@example.ru", "Ольга", "Москва, центр"}},
+      {4, {"taro@example.jp", "日本 太郎", "東京"}},
+      {5, {"smile@example.com", "😀 Emoji", "Bern"}},
+  };
+  for (bool big_endian : {false, true}) {
+    SCOPED_TRACE(big_endian ? "UTF-16 BE" : "UTF-16 LE");
+    std::string how;
+    ReadResult got = ReadEncoded(Utf16WithBom(text, big_endian), TextEncoding{}, &how);
+    ASSERT_TRUE(got.status.ok()) << got.status.ToString();
+    EXPECT_EQ(got.delimiter, '\t');
+    EXPECT_EQ(Join(got.header), "[email|Vorname|Stadt]");
+    ExpectRecords(got.records, want, how);
+    EXPECT_EQ(how, big_endian ? "UTF-16BE (byte-order mark)" : "UTF-16LE (byte-order mark)");
+  }
+}
+
+TEST(CsvEncodingTest, Utf16CharacterSplitBetweenTwoBlocks) {
+  // The emoji's two surrogates lie on both sides of the first 64 KiB block: 2 bytes of mark, 24 of
+  // header, 8 + 2 * 32744 + 4 of filler row and 8 of "a@x\t" put it at byte 65534.
+  const std::string text =
+      "email\tname\r\nf@x\t" + std::string(32744, 'f') + "\r\na@x\t😀 x\r\nb@x\tZoë\r\n";
+  const std::string input = Utf16WithBom(text, /*big_endian=*/false);
+  ASSERT_EQ(input.substr(65534, 4), std::string("\x3D\xD8\x00\xDE", 4)) << "the emoji is not where the test wants it";
+  ReadResult got = ReadEncoded(input, TextEncoding{});
+  ASSERT_TRUE(got.status.ok()) << got.status.ToString();
+  ASSERT_EQ(got.records.size(), 3u);
+  ExpectRecords({got.records[1], got.records[2]}, {{3, {"a@x", "😀 x"}}, {4, {"b@x", "Zoë"}}}, "split");
+}
+
+TEST(CsvEncodingTest, Utf16ThatIsNotWellFormed) {
+  // An unpaired surrogate spoils its row only; a lone byte at the end spoils the last row.
+  std::string input = Utf16WithBom("email,name\na@x,", false) + std::string("\x00\xD8", 2) +
+                      Utf16WithBom("x\nb@x,Bo\nc@x,C", false).substr(2) + "!";
+  std::string how;
+  ReadResult got = ReadEncoded(input, TextEncoding{}, &how);
+  ASSERT_TRUE(got.status.ok()) << got.status.ToString();
+  ExpectRecords(got.records,
+                {{2, {}, "field 2 (\"name\") holds a byte that is not a character of UTF-16LE (byte-order mark)"},
+                 {3, {"b@x", "Bo"}},
+                 {4, {}, "field 2 (\"name\") holds a byte that is not a character of UTF-16LE"}},
+                how);
+}
+
+TEST(CsvEncodingTest, Utf8WithByteOrderMarkStaysUtf8) {
+  // The mark decides: a stray Latin-1 byte spoils its row, not the reading of the others.
+  std::string how;
+  ReadResult got =
+      ReadEncoded("\xEF\xBB\xBF" "email;name\r\na@x;Jürgen\r\nb@x;M\xFCller\r\nc@x;日本\r\n", TextEncoding{}, &how);
+  ASSERT_TRUE(got.status.ok()) << got.status.ToString();
+  EXPECT_EQ(Join(got.header), "[email|name]");
+  ExpectRecords(got.records,
+                {{2, {"a@x", "Jürgen"}}, {3, {}, "is not valid UTF-8 at byte 2"}, {4, {"c@x", "日本"}}}, how);
+  EXPECT_EQ(how, "UTF-8 (byte-order mark)");
+}
+
+TEST(CsvEncodingTest, TheWholeFileDecidesNotTheFirstRows) {
+  // 100 KiB of ASCII rows, then one Windows-1252 name: the file is read as Windows-1252 from the
+  // start, so the late row is a good one.
+  std::string input = "email,name\n";
+  int rows = 0;
+  while (input.size() < 100 * 1024) input += "r" + std::to_string(rows++) + "@x,Anna\n";
+  input += "last@x,M\xFCller\n";
+  std::string how;
+  ReadResult got = ReadEncoded(input, TextEncoding{}, &how);
+  ASSERT_TRUE(got.status.ok()) << got.status.ToString();
+  ASSERT_EQ(got.records.size(), static_cast<std::size_t>(rows + 1));
+  ExpectRecords({got.records.back()}, {{static_cast<std::size_t>(rows + 2), {"last@x", "Müller"}}}, how);
+  EXPECT_EQ(how, "windows-1252 (the file is not UTF-8; recipients.fallback_encoding)");
+
+  // ASCII with one UTF-8 letter cut by the end of the first block: still UTF-8.
+  std::string utf8 = "email,name\nf@x," + std::string(65535 - 15, 'f') + "\xC3\xBC\nz@x,Zo\xC3\xAB\n";
+  ASSERT_EQ(utf8.substr(65535, 2), "\xC3\xBC");
+  ReadResult cut = ReadEncoded(utf8, TextEncoding{}, &how);
+  ASSERT_TRUE(cut.status.ok()) << cut.status.ToString();
+  EXPECT_EQ(how, "UTF-8");
+  ASSERT_EQ(cut.records.size(), 2u);
+  ExpectRecords({cut.records[1]}, {{3, {"z@x", "Zoë"}}}, "cut");
+}
+
+// Serves its text in one piece and cannot seek, like a pipe.
+class PipeBuf : public std::streambuf {
+ public:
+  explicit PipeBuf(std::string text) : text_(std::move(text)) {
+    setg(text_.data(), text_.data(), text_.data() + text_.size());
+  }
+
+ private:
+  std::string text_;
+};
+
+TEST(CsvEncodingTest, AStreamThatCannotSeekIsDecidedOnItsFirstBlock) {
+  PipeBuf pipe("email,name\na@x,M\xFCller\n");
+  Result<std::unique_ptr<CsvReader>> reader = CsvReader::Open(std::make_unique<std::istream>(&pipe), "pipe");
+  ASSERT_TRUE(reader.ok()) << reader.status().ToString();
+  EXPECT_EQ((*reader)->encoding(),
+            "windows-1252 (the first 64 KiB of the input is not UTF-8; recipients.fallback_encoding)");
+  ReadResult got = ReadReader(**reader);
+  ExpectRecords(got.records, {{2, {"a@x", "Müller"}}}, "pipe");
+
+  // A UTF-8 letter cut by the end of the first block does not count against UTF-8.
+  PipeBuf cut("email,name\nf@x," + std::string(65535 - 15, 'f') + "\xC3\xBC\nz@x,Zo\xC3\xAB\n");
+  Result<std::unique_ptr<CsvReader>> utf8 = CsvReader::Open(std::make_unique<std::istream>(&cut), "pipe");
+  ASSERT_TRUE(utf8.ok()) << utf8.status().ToString();
+  EXPECT_EQ((*utf8)->encoding(), "UTF-8");
+  ReadResult letters = ReadReader(**utf8);
+  ASSERT_EQ(letters.records.size(), 2u);
+  ExpectRecords({letters.records[1]}, {{3, {"z@x", "Zoë"}}}, "cut pipe");
+}
+
+TEST_F(CsvFileTest, Windows1252FileAcrossManyBlocks) {
+  constexpr int kRecords = 20000;
+  std::string content = "id;name\r\n";
+  for (int i = 0; i < kRecords; ++i) content += std::to_string(i) + ";J\xFCrgen \x80" + std::to_string(i) + "\r\n";
+  Result<std::unique_ptr<CsvReader>> reader = CsvReader::Open(Write(content));
+  ASSERT_TRUE(reader.ok()) << reader.status().ToString();
+  CsvRecord record;
+  for (int i = 0; i < kRecords; ++i) {
+    ASSERT_TRUE((*reader)->Next(record).value()) << "ended before record " << i;
+    ASSERT_EQ(Join(record.fields), Join({std::to_string(i), "Jürgen €" + std::to_string(i)})) << record.problem;
+    ASSERT_EQ(record.line, static_cast<std::size_t>(i + 2));
+  }
+  EXPECT_FALSE((*reader)->Next(record).value());
 }
 
 }  // namespace

@@ -83,5 +83,45 @@ TEST_F(BackupWriterTest, SavesAndNumbersCollidingNames) {
   EXPECT_EQ(content.str(), "Subject: x\r\n\r\nbody\r\n");
 }
 
+TEST_F(BackupWriterTest, ALinkPlantedAtTheTaskTitleFailsTheBackup) {
+  // sent/<task title> made a link to elsewhere by someone who can write in the backup folder.
+  const std::string elsewhere = dir_.Path("elsewhere");
+  std::filesystem::create_directories(elsewhere);
+  std::filesystem::create_directories(dir_.Path("backup"));
+  std::filesystem::create_directory_symlink(elsewhere, dir_.Path("backup/November"));
+  BackupWriter writer = Writer("{%task_title%}/{%recipient%}.eml");
+  MessageData message;
+  message.Append("Subject: x\r\n\r\nbody\r\n");
+  Result<std::string> saved = writer.Save(Values("x", "anna@example.com"), message);
+  ASSERT_FALSE(saved.ok());
+  EXPECT_EQ(saved.status().code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(saved.status().message(), dir_.Path("backup/November") + ": a symbolic link; herald writes below " +
+                                          dir_.Path("backup") + " without following links or leaving it");
+  EXPECT_TRUE(std::filesystem::is_empty(elsewhere));
+}
+
+TEST_F(BackupWriterTest, DotDotFromPlaceholdersStaysBelowTheFolder) {
+  BackupWriter writer = Writer("{%name%}/../{%name%}.eml");
+  MessageData message;
+  message.Append("x");
+  Result<std::string> saved = writer.Save(Values("../../..", "anna@example.com"), message);
+  ASSERT_TRUE(saved.ok()) << saved.status().message();
+  EXPECT_EQ(*saved, dir_.Path("backup/_.._/_.._...eml"));
+  EXPECT_EQ(std::filesystem::path(*saved).lexically_normal().string(), *saved);
+  EXPECT_EQ(writer.RelativePath(Values("..", "anna@example.com")), "eml");
+}
+
+TEST_F(BackupWriterTest, TheBackupFolderItselfMayBeALink) {
+  const std::string share = dir_.Path("share");
+  std::filesystem::create_directories(share);
+  std::filesystem::create_directory_symlink(share, dir_.Path("backup"));
+  BackupWriter writer = Writer("{%task_title%}/{%recipient%}.eml");
+  MessageData message;
+  message.Append("x");
+  Result<std::string> saved = writer.Save(Values("x", "anna@example.com"), message);
+  ASSERT_TRUE(saved.ok()) << saved.status().message();
+  EXPECT_TRUE(std::filesystem::is_regular_file(share + "/November/anna@example.com.eml"));
+}
+
 }  // namespace
 }  // namespace herald

@@ -67,6 +67,22 @@ TEST(PickupTransportTest, WritesOneCompleteEmlFilePerMessage) {
                                              "Subject: 2\r\n\r\nQUJD\r\nend\r\n"}));
 }
 
+TEST(PickupTransportTest, ThePickupFolderMayBeALink) {
+  TempDir dir;
+  fs::create_directories(dir.Path("spool/pickup"));
+  fs::create_directory_symlink(dir.Path("spool/pickup"), dir.Path("pickup"));
+  PickupTransport transport(dir.Path("pickup"));
+  ConnectResult connected = RunAwaitable(transport.Connect(""));
+  ASSERT_NE(connected.connection, nullptr) << connected.failure.text;
+  Envelope envelope{"news@example.com", {"a@example.com"}, false};
+  auto body = std::make_shared<const std::string>("y");
+  std::vector<Outcome> outcomes =
+      RunAwaitable(connected.connection->Send(envelope, Message("Subject: x\r\n\r\n", body, "")));
+  ASSERT_EQ(outcomes.size(), 1u);
+  EXPECT_TRUE(outcomes[0].delivered()) << outcomes[0].text;
+  EXPECT_EQ(Files(dir.Path("spool/pickup")).size(), 1u);
+}
+
 TEST(PickupTransportTest, FolderThatCannotBeCreatedFailsTheAccount) {
   TempDir dir;
   std::string blocker = dir.Write("file", "not a folder");
