@@ -258,7 +258,7 @@ class RejectedRowsTest(FolderTest):
         super().setUp()
         self.task = os.path.join(self.dir, "task.toml")
         write(self.task, '[message]\nfrom = "news@example.com"\nsubject = "News"\ntext = "Hello {%name%}"\n'
-                         '[recipients]\nfile = "recipients.csv"\n')
+                         '[recipients]\nfile = "recipients.csv"\nencoding = "utf-8"\n')
 
     def write_list(self, text):
         with open(os.path.join(self.dir, "recipients.csv"), "wb") as f:

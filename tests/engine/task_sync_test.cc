@@ -72,7 +72,9 @@ TEST_F(TaskSyncTest, RowsThatCannotBeRecipientsAreKeptAsRejectedAndNeverSent) {
                   "carla@example.org,Carla,extra\n"
                   "d\xffra@example.org,Dora\n"
                   "eve@example.org,Eve\n");
-  LoadConfig();
+  // Read as UTF-8 whatever the file holds (with "auto", a list whose only non-ASCII octet is not
+  // UTF-8 is read as Windows-1252), so that the row with the octet 0xFF is invalid text.
+  LoadConfig("encoding = \"utf-8\"\n");
   RunReport report = Run();
   EXPECT_EQ(report.sent, 2u);
   EXPECT_EQ(report.counts[RecipientStatus::kRejected], 4u);
